@@ -1,0 +1,192 @@
+/// The manifest model (`apiVersion: gmemctl/v1`, `kind: GuestMemory`). Plain values: the loader fills
+/// them from YAML and records where each field came from in `sourceMap`, so that later checks (for
+/// example against a kernel profile in Engine) can point at the exact line and column.
+
+public enum VMType: String, Sendable, Hashable, Codable, CaseIterable {
+    case `default` = "default"
+    case swProtected = "sw-protected"
+    case sevSnp = "sev-snp"
+    case tdx = "tdx"
+
+    /// Whether guests of this type can have private memory at all (a `default` VM never can).
+    public var hasPrivateMemory: Bool { self != .default }
+}
+
+public enum MemoryState: String, Sendable, Hashable, Codable, CaseIterable {
+    case `private` = "private"
+    case shared = "shared"
+
+    public var opposite: MemoryState { self == .private ? .shared : .private }
+}
+
+public enum BackendType: String, Sendable, Hashable, Codable, CaseIterable {
+    /// guest_memfd (private) plus a separate shared backing.
+    case legacy = "legacy"
+    /// One mmap-able guest_memfd serving both states.
+    case inPlace = "in-place"
+    /// In-place when the host can convert in place, else legacy.
+    case auto = "auto"
+}
+
+public enum SharedSource: String, Sendable, Hashable, Codable, CaseIterable {
+    case anonymous = "anonymous"
+    case memfd = "memfd"
+    case hugetlb = "hugetlb"
+}
+
+/// The shared backing of a legacy block.
+public struct SharedBacking: Sendable, Hashable, Codable {
+    public var source: SharedSource
+    /// Page size of a hugetlb backing (e.g. 2 MiB, 1 GiB); nil for other sources.
+    public var pageSize: UInt64?
+    /// Populate the backing up front.
+    public var prealloc: Bool
+
+    public init(source: SharedSource = .anonymous, pageSize: UInt64? = nil, prealloc: Bool = false) {
+        self.source = source
+        self.pageSize = pageSize
+        self.prealloc = prealloc
+    }
+}
+
+public struct Backend: Sendable, Hashable, Codable {
+    public var type: BackendType
+    /// Shared backing used when the block is (or resolves to) legacy; defaults to anonymous memory.
+    public var shared: SharedBacking
+
+    public init(type: BackendType, shared: SharedBacking = SharedBacking()) {
+        self.type = type
+        self.shared = shared
+    }
+}
+
+public struct Block: Sendable, Hashable, Codable {
+    public var name: String
+    public var size: UInt64
+    public var backend: Backend
+
+    public init(name: String, size: UInt64, backend: Backend) {
+        self.name = name
+        self.size = size
+        self.backend = backend
+    }
+}
+
+/// A window `[offset, offset+size)` of a block placed at guest physical address `gpa` (a memslot).
+public struct Mapping: Sendable, Hashable, Codable {
+    public var block: String
+    public var offset: UInt64
+    public var size: UInt64
+    public var gpa: UInt64
+
+    public init(block: String, offset: UInt64, size: UInt64, gpa: UInt64) {
+        self.block = block
+        self.offset = offset
+        self.size = size
+        self.gpa = gpa
+    }
+
+    public var gpaRange: Range<UInt64> { gpa..<(gpa + size) }
+    public var offsetRange: Range<UInt64> { offset..<(offset + size) }
+}
+
+/// A guest-physical range `[gpa, gpa+size)`.
+public struct GuestRange: Sendable, Hashable, Codable {
+    public var gpa: UInt64
+    public var size: UInt64
+
+    public init(gpa: UInt64, size: UInt64) {
+        self.gpa = gpa
+        self.size = size
+    }
+
+    public var range: Range<UInt64> { gpa..<(gpa + size) }
+}
+
+public struct LayoutSpec: Sendable, Hashable, Codable {
+    public var defaultState: MemoryState
+    public var shared: [GuestRange]
+    public var `private`: [GuestRange]
+
+    public init(defaultState: MemoryState = .private, shared: [GuestRange] = [], private: [GuestRange] = []) {
+        self.defaultState = defaultState
+        self.shared = shared
+        self.private = `private`
+    }
+}
+
+public struct Listener: Sendable, Hashable, Codable {
+    public var name: String
+    public init(name: String) { self.name = name }
+}
+
+public struct Metadata: Sendable, Hashable, Codable {
+    public var name: String
+    public init(name: String) { self.name = name }
+}
+
+public struct VMSpec: Sendable, Hashable, Codable {
+    public var type: VMType
+    public init(type: VMType = .default) { self.type = type }
+}
+
+public struct Spec: Sendable, Hashable, Codable {
+    public var vm: VMSpec
+    public var blocks: [Block]
+    public var mappings: [Mapping]
+    public var layout: LayoutSpec
+    public var listeners: [Listener]
+
+    public init(vm: VMSpec = VMSpec(), blocks: [Block] = [], mappings: [Mapping] = [],
+                layout: LayoutSpec = LayoutSpec(), listeners: [Listener] = []) {
+        self.vm = vm
+        self.blocks = blocks
+        self.mappings = mappings
+        self.layout = layout
+        self.listeners = listeners
+    }
+}
+
+/// Where each field of a manifest came from, keyed by field path (`spec.blocks[0].backend.type`).
+public struct SourceMap: Sendable, Hashable, Codable {
+    public var file: String
+    public var ranges: [String: SourceRange]
+
+    public init(file: String, ranges: [String: SourceRange] = [:]) {
+        self.file = file
+        self.ranges = ranges
+    }
+
+    /// The range of `path`, else of its nearest recorded ancestor (`a.b[2].c` -> `a.b[2]` -> `a.b` -> `a`).
+    public func range(for path: String) -> SourceRange? {
+        var current = path
+        while !current.isEmpty {
+            if let found = ranges[current] { return found }
+            guard let cut = current.lastIndex(where: { $0 == "." || $0 == "[" }) else { break }
+            current = String(current[..<cut])
+        }
+        return ranges[""]
+    }
+}
+
+public struct Manifest: Sendable, Hashable, Codable {
+    public static let apiVersion = "gmemctl/v1"
+    public static let kind = "GuestMemory"
+
+    public var metadata: Metadata
+    public var spec: Spec
+    public var sourceMap: SourceMap
+
+    public init(metadata: Metadata, spec: Spec, sourceMap: SourceMap = SourceMap(file: "<memory>")) {
+        self.metadata = metadata
+        self.spec = spec
+        self.sourceMap = sourceMap
+    }
+
+    public func block(named name: String) -> Block? { spec.blocks.first { $0.name == name } }
+
+    /// A diagnostic located at `path` in this manifest's source.
+    public func diagnostic(_ severity: Severity = .error, at path: String, summary: String, detail: String = "") -> Diagnostic {
+        Diagnostic(severity, summary: summary, detail: detail, path: path, range: sourceMap.range(for: path))
+    }
+}
