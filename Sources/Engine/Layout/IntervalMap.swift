@@ -1,0 +1,294 @@
+/// A run-length map from `UInt64` addresses to values. Partial: addresses in no run are "unset".
+///
+/// Runs are always maximal (no empty run, no two touching runs with equal values), so two maps are equal
+/// exactly when they map every address to the same value. Costs depend on the number of runs, never on the
+/// number of addresses: runs live in a chunked sorted array (chunks of at most `chunkCapacity` runs, plus an
+/// index of chunk start keys), so an edit shifts one small chunk instead of the whole run list.
+/// Copy-on-write through the underlying arrays keeps it a plain value type.
+///
+/// Hot paths are `@inlinable` so that clients specialize them for their `Value` (unspecialized generics
+/// across a module boundary would be several times slower).
+public struct IntervalMap<Value: Equatable & Sendable>: Sendable {
+    /// One maximal run: every address in `range` maps to `value`.
+    public struct Run: Equatable, Sendable {
+        public var range: Range<UInt64>
+        public var value: Value
+
+        @inlinable
+        public init(range: Range<UInt64>, value: Value) {
+            self.range = range
+            self.value = value
+        }
+    }
+
+    /// Sorted, non-empty chunks of runs; chunk `i` holds runs that all precede those of chunk `i + 1`.
+    @usableFromInline var chunks: [[Run]]
+    /// `chunkStarts[i] == chunks[i][0].range.lowerBound`: binary-searched to find a chunk.
+    @usableFromInline var chunkStarts: [UInt64]
+    /// Total number of runs.
+    @usableFromInline var count: Int
+    /// Maximum number of runs per chunk (a chunk over it is split in two; small neighbours are merged).
+    @usableFromInline let chunkCapacity: Int
+
+    /// Default chunk capacity, chosen by `gmemctl-bench layout` measurements (see docs of the benchmark).
+    public static var defaultChunkCapacity: Int { 128 }
+
+    /// An empty map (every address unset).
+    @inlinable
+    public init() {
+        self.init(chunkCapacity: Self.defaultChunkCapacity)
+    }
+
+    /// An empty map with a given chunk capacity (tests use tiny capacities to exercise splits and merges).
+    @inlinable
+    init(chunkCapacity: Int) {
+        self.chunks = []
+        self.chunkStarts = []
+        self.count = 0
+        self.chunkCapacity = Swift.max(4, chunkCapacity)
+    }
+
+    /// A map built from `runs` assigned in order (later runs overwrite earlier ones where they overlap).
+    /// Sorted, non-overlapping input is appended in linear time.
+    @inlinable
+    public init(runs: [(Range<UInt64>, Value)]) {
+        self.init()
+        for (range, value) in runs { assignOrAppend(value, to: range) }
+    }
+
+    /// A map with every address of `range` set to `value`.
+    @inlinable
+    public static func filled(_ range: Range<UInt64>, with value: Value) -> IntervalMap {
+        var map = IntervalMap()
+        map.assign(value, to: range)
+        return map
+    }
+
+    /// Number of maximal runs.
+    @inlinable public var runCount: Int { count }
+
+    /// Whether no address is set.
+    @inlinable public var isEmpty: Bool { count == 0 }
+
+    /// All runs in ascending order.
+    @inlinable public var runs: [Run] {
+        var result: [Run] = []
+        result.reserveCapacity(count)
+        for chunk in chunks { result.append(contentsOf: chunk) }
+        return result
+    }
+
+    /// All runs in ascending order, without copying them into an array.
+    @inlinable public var runSequence: RunSequence { RunSequence(chunks: chunks) }
+
+    /// The value at `address`, or nil when it is unset.
+    @inlinable
+    public func value(at address: UInt64) -> Value? {
+        let position = firstRun(endingAfter: address)
+        guard let run = self.run(at: position), run.range.lowerBound <= address else { return nil }
+        return run.value
+    }
+
+    /// The runs that intersect `range`, clipped to it, ascending.
+    @inlinable
+    public func runs(in range: Range<UInt64>) -> [Run] {
+        var result: [Run] = []
+        forEachRun(in: range) { result.append($0) }
+        return result
+    }
+
+    /// Whether every address of `range` is set to `value` (true for an empty range).
+    @inlinable
+    public func isUniform(_ range: Range<UInt64>, value: Value) -> Bool {
+        if range.isEmpty { return true }
+        let position = firstRun(endingAfter: range.lowerBound)
+        guard let run = self.run(at: position) else { return false }
+        // Runs are maximal, so one run must cover the whole range.
+        return run.value == value && run.range.lowerBound <= range.lowerBound
+            && run.range.upperBound >= range.upperBound
+    }
+
+    /// The unset parts of `range`, ascending.
+    @inlinable
+    public func gaps(in range: Range<UInt64>) -> [Range<UInt64>] {
+        var result: [Range<UInt64>] = []
+        var cursor = range.lowerBound
+        forEachRun(in: range) { run in
+            if cursor < run.range.lowerBound { result.append(cursor..<run.range.lowerBound) }
+            cursor = run.range.upperBound
+        }
+        if cursor < range.upperBound { result.append(cursor..<range.upperBound) }
+        return result
+    }
+
+    /// Calls `body` with each run intersecting `range`, clipped to it, ascending.
+    @inlinable
+    public func forEachRun(in range: Range<UInt64>, _ body: (Run) throws -> Void) rethrows {
+        if range.isEmpty { return }
+        var position = firstRun(endingAfter: range.lowerBound)
+        while position.chunk < chunks.count {
+            let chunk = chunks[position.chunk]
+            while position.index < chunk.count {
+                let run = chunk[position.index]
+                if run.range.lowerBound >= range.upperBound { return }
+                let clipped = Swift.max(run.range.lowerBound, range.lowerBound)..<Swift.min(run.range.upperBound, range.upperBound)
+                try body(Run(range: clipped, value: run.value))
+                position.index += 1
+            }
+            position = Position(chunk: position.chunk + 1, index: 0)
+        }
+    }
+}
+
+// MARK: - Positions and searches
+
+extension IntervalMap {
+    /// Where a run sits: chunk number and index in that chunk. The end of the map is
+    /// `(chunks.count - 1, lastChunk.count)`, or `(0, 0)` when the map is empty.
+    @usableFromInline
+    struct Position: Equatable {
+        @usableFromInline var chunk: Int
+        @usableFromInline var index: Int
+
+        @inlinable init(chunk: Int, index: Int) {
+            self.chunk = chunk
+            self.index = index
+        }
+    }
+
+    /// The last chunk whose first run starts at or before `address` (0 when there is none).
+    @inlinable
+    func chunkIndex(for address: UInt64) -> Int {
+        var low = 0, high = chunkStarts.count
+        while low < high {
+            let mid = (low + high) / 2
+            if chunkStarts[mid] <= address { low = mid + 1 } else { high = mid }
+        }
+        return Swift.max(0, low - 1)
+    }
+
+    /// The first run whose end is beyond `address` (i.e. containing it or after it), in canonical form.
+    @inlinable
+    func firstRun(endingAfter address: UInt64) -> Position {
+        if chunks.isEmpty { return Position(chunk: 0, index: 0) }
+        let c = chunkIndex(for: address)
+        let index = chunks[c].withUnsafeBufferPointer { runs -> Int in
+            var low = 0, high = runs.count
+            while low < high {
+                let mid = (low + high) / 2
+                if runs[mid].range.upperBound <= address { low = mid + 1 } else { high = mid }
+            }
+            return low
+        }
+        return canonical(Position(chunk: c, index: index))
+    }
+
+    /// The first run that starts beyond `address`, in canonical form.
+    @inlinable
+    func firstRun(startingAfter address: UInt64) -> Position {
+        if chunks.isEmpty { return Position(chunk: 0, index: 0) }
+        let c = chunkIndex(for: address)
+        let index = chunks[c].withUnsafeBufferPointer { runs -> Int in
+            var low = 0, high = runs.count
+            while low < high {
+                let mid = (low + high) / 2
+                if runs[mid].range.lowerBound <= address { low = mid + 1 } else { high = mid }
+            }
+            return low
+        }
+        return canonical(Position(chunk: c, index: index))
+    }
+
+    /// One past a chunk's last run is the next chunk's first run, except at the very end.
+    @inlinable
+    func canonical(_ position: Position) -> Position {
+        if position.index == chunks[position.chunk].count && position.chunk + 1 < chunks.count {
+            return Position(chunk: position.chunk + 1, index: 0)
+        }
+        return position
+    }
+
+    @inlinable
+    func run(at position: Position) -> Run? {
+        guard position.chunk < chunks.count, position.index < chunks[position.chunk].count else { return nil }
+        return chunks[position.chunk][position.index]
+    }
+
+    /// The run just before `position`, if any.
+    @inlinable
+    func position(before position: Position) -> Position? {
+        if position.index > 0 { return Position(chunk: position.chunk, index: position.index - 1) }
+        if position.chunk == 0 { return nil }
+        return Position(chunk: position.chunk - 1, index: chunks[position.chunk - 1].count - 1)
+    }
+}
+
+// MARK: - Iteration
+
+extension IntervalMap {
+    /// The runs of a map in ascending order.
+    public struct RunSequence: Sequence {
+        @usableFromInline let chunks: [[Run]]
+
+        @inlinable init(chunks: [[Run]]) { self.chunks = chunks }
+
+        @inlinable public func makeIterator() -> Iterator { Iterator(chunks: chunks) }
+
+        public struct Iterator: IteratorProtocol {
+            @usableFromInline let chunks: [[Run]]
+            @usableFromInline var chunk = 0
+            @usableFromInline var index = 0
+
+            @inlinable init(chunks: [[Run]]) { self.chunks = chunks }
+
+            @inlinable
+            public mutating func next() -> Run? {
+                while chunk < chunks.count {
+                    if index < chunks[chunk].count {
+                        defer { index += 1 }
+                        return chunks[chunk][index]
+                    }
+                    chunk += 1
+                    index = 0
+                }
+                return nil
+            }
+        }
+    }
+}
+
+// MARK: - Equality
+
+extension IntervalMap: Equatable {
+    /// Equal iff every address maps to the same value; chunk boundaries do not matter.
+    @inlinable
+    public static func == (lhs: IntervalMap, rhs: IntervalMap) -> Bool {
+        guard lhs.count == rhs.count else { return false }
+        var left = lhs.runSequence.makeIterator()
+        var right = rhs.runSequence.makeIterator()
+        while let a = left.next() {
+            guard let b = right.next(), a == b else { return false }
+        }
+        return true
+    }
+}
+
+extension IntervalMap: Hashable where Value: Hashable {
+    @inlinable
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(count)
+        for run in runSequence {
+            hasher.combine(run.range.lowerBound)
+            hasher.combine(run.range.upperBound)
+            hasher.combine(run.value)
+        }
+    }
+}
+
+extension IntervalMap.Run: Hashable where Value: Hashable {}
+
+extension IntervalMap.Run: CustomStringConvertible {
+    public var description: String {
+        "0x\(String(range.lowerBound, radix: 16))..<0x\(String(range.upperBound, radix: 16)): \(value)"
+    }
+}
