@@ -1,0 +1,76 @@
+/// Semantic checks of a manifest: the rules that hold for every host (alignment, ranges inside their
+/// blocks and inside mapped memory, no overlaps, unique names, private memory only on VM types that
+/// have it). What a particular kernel supports is the Engine's business, not this file's.
+///
+/// Every problem is reported, in source order.
+public func validate(_ manifest: Manifest, pageSize: UInt64 = 4096) -> [Diagnostic] {
+    ManifestValidator(manifest: manifest, pageSize: pageSize, skipping: []).run()
+}
+
+extension Manifest {
+    /// Semantic diagnostics of this manifest (see `validate(_:pageSize:)`).
+    public func validate(pageSize: UInt64 = 4096) -> [Diagnostic] {
+        Config.validate(self, pageSize: pageSize)
+    }
+}
+
+struct ManifestValidator {
+    let manifest: Manifest
+    let pageSize: UInt64
+    /// Field paths the loader could not read: items containing them are not checked again.
+    let skipping: Set<String>
+    var diagnostics: [Diagnostic] = []
+
+    init(manifest: Manifest, pageSize: UInt64, skipping: Set<String>) {
+        self.manifest = manifest
+        self.pageSize = pageSize
+        self.skipping = skipping
+    }
+
+    var spec: Spec { manifest.spec }
+
+    consuming func run() -> [Diagnostic] {
+        checkBlocks()
+        checkMappings()
+        checkLayout()
+        checkListeners()
+        return sortedBySource(diagnostics)
+    }
+
+    // MARK: reporting
+
+    mutating func error(_ path: String, _ summary: String, _ detail: String = "") {
+        diagnostics.append(manifest.diagnostic(.error, at: path, summary: summary, detail: detail))
+    }
+
+    mutating func warning(_ path: String, _ summary: String, _ detail: String = "") {
+        diagnostics.append(manifest.diagnostic(.warning, at: path, summary: summary, detail: detail))
+    }
+
+    /// Whether `path` or anything inside or above it failed to load.
+    func isTainted(_ path: String) -> Bool {
+        skipping.contains { other in
+            other == path || other.hasPrefix(path + ".") || other.hasPrefix(path + "[")
+                || path.hasPrefix(other + ".") || path.hasPrefix(other + "[")
+        }
+    }
+
+    /// "line 7" of a path, for pointing from one diagnostic to the other party of a conflict.
+    func whereIs(_ path: String) -> String {
+        guard let range = manifest.sourceMap.range(for: path) else { return path }
+        return "\(path), line \(range.start.line)"
+    }
+
+    /// Reports `value` at `path` unless it is a multiple of `unit`, naming the nearest valid values.
+    mutating func checkAligned(_ value: UInt64, to unit: UInt64, at path: String, what: String, unitName: String, severity: Severity = .error) {
+        guard unit > 0, value % unit != 0 else { return }
+        let below = value - value % unit
+        let (above, overflow) = below.addingReportingOverflow(unit)
+        let options = overflow ? formatHex(below) : "\(formatHex(below)) or \(formatHex(above))"
+        let summary = "\(what) \(formatHex(value)) is not aligned to \(unitName)"
+        let detail = "use a multiple of \(formatSize(unit)) (\(formatHex(unit))), e.g. \(options)"
+        diagnostics.append(manifest.diagnostic(severity, at: path, summary: summary, detail: detail))
+    }
+
+    var pageSizeName: String { "the \(formatSize(pageSize)) page size" }
+}
