@@ -1,0 +1,222 @@
+import Config
+
+/// A failed step: which operation, what the kernel said, and what that means for the user.
+public struct ExecutionError: Error, Sendable, CustomStringConvertible {
+    public var operation: Operation
+    public var kernelError: KernelError?
+    public var message: String
+
+    public init(operation: Operation, kernelError: KernelError? = nil, message: String) {
+        self.operation = operation
+        self.kernelError = kernelError
+        self.message = message
+    }
+
+    public var description: String {
+        guard let kernelError else { return message }
+        return "\(message): \(kernelError)"
+    }
+}
+
+/// Decides whether a listener accepts an event; a listener that rejects an `unmap` stops the conversion
+/// before the kernel is asked.
+public typealias ListenerDelivery = @Sendable (ListenerEvent) -> String?
+
+/// Carries out operations for one guest on a kernel and keeps the tracked live state true after every
+/// step, so that whatever happens, `state` says what exists.
+public final class GuestRuntime {
+    public let kernel: KernelInterface
+    public let capabilities: Capabilities
+    public private(set) var state: LiveState
+    /// Called for each listener event; returns a rejection reason, or nil to accept.
+    public var delivery: ListenerDelivery?
+
+    public init(kernel: KernelInterface, capabilities: Capabilities, state: LiveState) {
+        self.kernel = kernel
+        self.capabilities = capabilities
+        self.state = state
+    }
+
+    public func setListeners(_ listeners: [String]) { state.listeners = listeners }
+    public func recordFailure(_ text: String?) { state.lastFailure = text }
+
+    /// Performs one operation; on failure nothing of the state changes except what the kernel really did.
+    public func perform(_ operation: Operation) throws(ExecutionError) {
+        do {
+            try execute(operation)
+        } catch let error as ExecutionError {
+            throw error
+        } catch let error as KernelError {
+            throw ExecutionError(operation: operation, kernelError: error, message: KernelErrorExplainer.explain(operation, error))
+        } catch {
+            throw ExecutionError(operation: operation, message: "\(operation.call) failed: \(error)")
+        }
+    }
+
+    private func vmFD(for operation: Operation) throws -> Int32 {
+        guard let fd = state.vmFD else { throw ExecutionError(operation: operation, message: "no VM exists for guest \(state.name)") }
+        return fd
+    }
+
+    private func liveBlock(_ name: String, for operation: Operation) throws -> LiveBlock {
+        guard let block = state.block(named: name) else {
+            throw ExecutionError(operation: operation, message: "block \(name) does not exist on the host")
+        }
+        return block
+    }
+
+    private func execute(_ operation: Operation) throws {
+        switch operation {
+        case .createVM(let type):
+            let fd = try kernel.createVM(type: type.kvmValue)
+            state.vmFD = fd
+            state.vmType = type
+
+        case .createSharedBacking(let name, let backing, let size):
+            var block = LiveBlock(name: name, size: size, backend: .legacy(backing), guestMemfdFlags: 0)
+            if backing.source != .anonymous {
+                let hugePage = backing.source == .hugetlb ? backing.pageSize : nil
+                block.sharedFD = try kernel.createMemfd(name: "gmemctl:\(state.name):\(name)", size: size, hugePageSize: hugePage)
+            }
+            state.blocks.append(block)
+
+        case .createGuestMemfd(let name, let size, let flags, let backend):
+            let fd = try kernel.createGuestMemfd(vm: try vmFD(for: operation), size: size, flags: flags)
+            if state.block(named: name) == nil {
+                state.blocks.append(LiveBlock(name: name, size: size, backend: backend, guestMemfdFlags: flags))
+            }
+            state.updateBlock(name) {
+                $0.guestMemfd = fd
+                $0.guestMemfdFlags = flags
+            }
+
+        case .mapHostMemory(let name, let memory, let size):
+            let block = try liveBlock(name, for: operation)
+            switch memory {
+            case .guestMemfd:
+                guard let fd = block.guestMemfd else { throw ExecutionError(operation: operation, message: "block \(name) has no guest_memfd") }
+                let address = try kernel.mmap(fd: fd, length: size, offset: 0, shared: true, hugePageSize: nil)
+                state.updateBlock(name) { $0.guestMemfdAddress = address }
+            case .sharedBacking:
+                // Anonymous backings are private anonymous memory, as QEMU's default RAM.
+                let address = try kernel.mmap(fd: block.sharedFD, length: size, offset: 0, shared: block.sharedFD != nil, hugePageSize: nil)
+                state.updateBlock(name) { $0.sharedAddress = address }
+            }
+
+        case .bindMemslot(let slot, let mapping, let memory):
+            let block = try liveBlock(mapping.block, for: operation)
+            guard let gmem = block.guestMemfd else {
+                throw ExecutionError(operation: operation, message: "block \(mapping.block) has no guest_memfd")
+            }
+            let base = memory == .guestMemfd ? block.guestMemfdAddress : block.sharedAddress
+            guard let base else { throw ExecutionError(operation: operation, message: "block \(mapping.block) has no host mapping") }
+            let region = MemoryRegion2(slot: slot, flags: KVMConstants.memGuestMemfd, guestPhysAddr: mapping.gpa,
+                                       memorySize: mapping.size, userspaceAddr: base + mapping.offset,
+                                       guestMemfdOffset: mapping.offset, guestMemfd: UInt32(bitPattern: gmem))
+            try kernel.setUserMemoryRegion2(vm: try vmFD(for: operation), region)
+            state.memslots.append(LiveMemslot(slot: slot, mapping: mapping, flags: region.flags, userspaceAddress: region.userspaceAddr))
+            // What a fresh slot holds: the guest_memfd's own state for in-place blocks; for legacy blocks the
+            // kernel's per-VM default (shared) until attributes say otherwise. Per-gmem attributes (2026) start
+            // private unless INIT_SHARED.
+            let initial = initialState(of: block)
+            state.updateBlock(mapping.block) { $0.layout.assign(initial, to: mapping.offsetRange) }
+
+        case .deleteMemslot(let slot, let mapping):
+            let region = MemoryRegion2(slot: slot, flags: KVMConstants.memGuestMemfd, guestPhysAddr: mapping.gpa,
+                                       memorySize: 0, userspaceAddr: 0)
+            try kernel.setUserMemoryRegion2(vm: try vmFD(for: operation), region)
+            state.memslots.removeAll { $0.slot == slot }
+            let stillVisible = state.memslots.contains { $0.mapping.block == mapping.block && $0.mapping.offsetRange.overlaps(mapping.offsetRange) }
+            if !stillVisible { state.updateBlock(mapping.block) { $0.layout.remove(mapping.offsetRange) } }
+
+        case .setVMAttributes(let gpa, let size, let to):
+            try kernel.setMemoryAttributes(vm: try vmFD(for: operation), address: gpa, size: size,
+                                           attributes: to == .private ? KVMConstants.memoryAttributePrivate : 0, flags: 0)
+            for slice in state.addressMap.blockRanges(forGPA: gpa..<(gpa + size)) {
+                state.updateBlock(slice.block) { $0.layout.assign(to, to: slice.offsets) }
+            }
+
+        case .convertGuestMemfd(let name, let offset, let size, let to, let abi):
+            let block = try liveBlock(name, for: operation)
+            guard let gmem = block.guestMemfd else { throw ExecutionError(operation: operation, message: "block \(name) has no guest_memfd") }
+            switch abi {
+            case .gmemConvertPOC:
+                try kernel.gmemConvert(gmem: gmem, offset: offset, size: size, toPrivate: to == .private)
+            default:
+                try kernel.setMemoryAttributes2(gmem: gmem, offset: offset, size: size,
+                                                attributes: to == .private ? KVMConstants.memoryAttributePrivate : 0, flags: 0)
+            }
+            state.updateBlock(name) { live in
+                for run in live.layout.runs(in: offset..<(offset + size)) { live.layout.assign(to, to: run.range) }
+            }
+
+        case .discard(let name, let memory, let offset, let size, let method):
+            let block = try liveBlock(name, for: operation)
+            switch (memory, method) {
+            case (.guestMemfd, _):
+                guard let fd = block.guestMemfd else { return }
+                try kernel.fallocate(fd: fd, mode: KVMConstants.fallocPunchHole | KVMConstants.fallocKeepSize, offset: offset, length: size)
+            case (.sharedBacking, .punchHole):
+                guard let fd = block.sharedFD else { return }
+                try kernel.fallocate(fd: fd, mode: KVMConstants.fallocPunchHole | KVMConstants.fallocKeepSize, offset: offset, length: size)
+            case (.sharedBacking, .madviseDontneed):
+                guard let address = block.sharedAddress else { return }
+                try kernel.madvise(address: address + offset, length: size, advice: KVMConstants.madvDontneed)
+            }
+
+        case .populate(let name, let memory, let offset, let size):
+            let block = try liveBlock(name, for: operation)
+            switch memory {
+            case .guestMemfd:
+                guard let fd = block.guestMemfd else { return }
+                try kernel.fallocate(fd: fd, mode: KVMConstants.fallocKeepSize, offset: offset, length: size)
+            case .sharedBacking:
+                guard let address = block.sharedAddress else { return }
+                try kernel.madvise(address: address + offset, length: size, advice: KVMConstants.madvPopulateWrite)
+            }
+
+        case .notify(let listener, let kind, let gpa, let size):
+            let event = ListenerEvent(sequence: UInt64(state.events.count + 1), listener: listener, kind: kind, gpa: gpa, size: size)
+            if let rejection = delivery?(event) {
+                throw ExecutionError(operation: operation, message: "listener \(listener) rejected \(kind.rawValue) of \(hex(gpa))+\(hex(size)): \(rejection)")
+            }
+            state.events.append(event)
+
+        case .destroyBlock(let name):
+            guard let block = state.block(named: name) else { return }
+            // Release everything even if one step fails, then report the first failure.
+            var firstError: Error?
+            func attempt(_ body: () throws -> Void) { do { try body() } catch { if firstError == nil { firstError = error } } }
+            if let address = block.guestMemfdAddress { attempt { try kernel.munmap(address: address, length: block.size) } }
+            if let address = block.sharedAddress { attempt { try kernel.munmap(address: address, length: block.size) } }
+            if let fd = block.guestMemfd { attempt { try kernel.close(fd) } }
+            if let fd = block.sharedFD { attempt { try kernel.close(fd) } }
+            state.blocks.removeAll { $0.name == name }
+            if let firstError { throw firstError }
+
+        case .destroyVM:
+            guard let fd = state.vmFD else { return }
+            state.vmFD = nil
+            state.vmType = nil
+            try kernel.close(fd)
+        }
+    }
+
+    /// The state a freshly bound slot of `block` is in.
+    private func initialState(of block: LiveBlock) -> MemoryState {
+        switch block.backend {
+        case .inPlace:
+            let shared: UInt64 = capabilities.guestMemfdFlagSet == .poc2025
+                ? (block.guestMemfdFlags & KVMConstants.pocGmemFlagInitPrivate == 0 ? 1 : 0)
+                : block.guestMemfdFlags & KVMConstants.gmemFlagInitShared
+            return shared != 0 ? .shared : .private
+        case .legacy:
+            guard let type = state.vmType, let vm = capabilities.vmType(type) else { return .shared }
+            // Per-gmem attributes (2026 series) track state in the guest_memfd, which starts private.
+            if !vm.hasVMAttributes && vm.conversion == .gmemAttributes2 {
+                return block.guestMemfdFlags & KVMConstants.gmemFlagInitShared != 0 ? .shared : .private
+            }
+            return .shared
+        }
+    }
+}

@@ -1,0 +1,264 @@
+import Config
+
+/// Pure planning: (desired state, observed state, capabilities) -> ordered operations, following
+/// ARCHITECTURE.md section 4 and the ordering fix of the seed's review. No I/O, no host.
+public enum Planner {
+    public static func plan(desired: DesiredState, observed: LiveState, capabilities: Capabilities) throws(PlanError) -> Plan {
+        guard let vm = capabilities.vmType(desired.vmType) else {
+            throw PlanError("VM type \(desired.vmType.rawValue) is not offered by \(capabilities.name)")
+        }
+        if observed.exists, let liveType = observed.vmType, liveType != desired.vmType {
+            throw PlanError("the live VM of \(desired.name) is \(liveType.rawValue), the manifest asks for \(desired.vmType.rawValue)",
+                            hint: "a VM cannot change type: run `gmemctl destroy` first")
+        }
+        var plan = Plan(guest: desired.name)
+        plan.listeners = desired.listeners
+        for block in desired.blocks { plan.resolutions[block.name] = block.resolution }
+        var live = observed
+        if !observed.exists {
+            plan.operations.append(.createVM(type: desired.vmType))
+        }
+
+        // Blocks whose kernel objects or memslots differ from the manifest are rebuilt: guest_memfd memslots
+        // are immutable (the kernel refuses to modify them) and a guest_memfd cannot be resized.
+        let desiredNames = Set(desired.blocks.map(\.name))
+        for liveBlock in observed.blocks {
+            let wanted = desired.block(named: liveBlock.name)
+            let wantedMappings = desired.mappings.filter { $0.block == liveBlock.name }
+            let liveMappings = observed.memslots.filter { $0.mapping.block == liveBlock.name }.map(\.mapping)
+            let keep = wanted.map { sameObjects(live: liveBlock, desired: $0) } == true
+                && Set(wantedMappings) == Set(liveMappings)
+            guard !keep else { continue }
+            if desiredNames.contains(liveBlock.name) {
+                plan.notes.append("block \(liveBlock.name) is rebuilt (its size, backend or mappings changed): its contents are lost")
+            } else {
+                plan.notes.append("block \(liveBlock.name) is not in the manifest and is removed")
+            }
+            teardown(block: liveBlock.name, live: &live, into: &plan)
+        }
+
+        for block in desired.blocks where live.block(named: block.name) == nil {
+            build(block, desired: desired, vm: vm, live: &live, into: &plan)
+        }
+
+        let newListeners = desired.listeners.filter { !live.listeners.contains($0) }
+        for block in desired.blocks {
+            guard let liveBlock = live.block(named: block.name), let target = desired.blockLayouts[block.name] else { continue }
+            let steps = conversionSteps(block: liveBlock, from: liveBlock.layout, to: target, vm: vm,
+                                        addressMap: live.addressMap, listeners: desired.listeners.filter { live.listeners.contains($0) })
+            plan.operations += steps.operations
+            plan.transitions += steps.transitions
+            live.updateBlock(block.name) { $0.layout = target }
+        }
+        // A listener that joins learns the shared ranges as they will be once the plan has run.
+        for listener in newListeners {
+            for block in desired.blocks {
+                guard let layout = desired.blockLayouts[block.name] else { continue }
+                for run in layout.runs where run.value == .shared {
+                    for window in live.addressMap.gpaRanges(block: block.name, offsets: run.range) {
+                        plan.operations.append(.notify(listener: listener, kind: .map, gpa: window.gpaRange.lowerBound,
+                                                       size: UInt64(window.gpaRange.count)))
+                    }
+                }
+            }
+        }
+        if !plan.operations.isEmpty {
+            plan.notes.append("host addresses and file descriptors are assigned at apply; plan names them by block")
+        }
+        return plan
+    }
+
+    /// The plan that removes a guest entirely.
+    public static func destroy(observed: LiveState) -> Plan {
+        var plan = Plan(guest: observed.name)
+        var live = observed
+        for block in observed.blocks {
+            teardown(block: block.name, live: &live, into: &plan)
+        }
+        if observed.exists { plan.operations.append(.destroyVM) }
+        return plan
+    }
+
+    /// The steps that convert `range` (guest-physical) to `state` at run time, as a guest's request would
+    /// (KVM_EXIT_MEMORY_FAULT, TDX MapGPA). Parts already in that state cost nothing.
+    public static func convert(gpa range: Range<UInt64>, to state: MemoryState, observed: LiveState,
+                               capabilities: Capabilities) throws(PlanError) -> Plan {
+        guard let vmType = observed.vmType, observed.exists else {
+            throw PlanError("guest \(observed.name) does not exist on this host", hint: "run `gmemctl apply` first")
+        }
+        guard let vm = capabilities.vmType(vmType) else {
+            throw PlanError("VM type \(vmType.rawValue) is not offered by \(capabilities.name)")
+        }
+        let addressMap = observed.addressMap
+        let holes = addressMap.unmappedParts(ofGPA: range)
+        if let hole = holes.first {
+            throw PlanError("range \(hex(range.lowerBound))-\(hex(range.upperBound - 1)) is not all guest memory: \(hex(hole.lowerBound))-\(hex(hole.upperBound - 1)) has no memslot")
+        }
+        var plan = Plan(guest: observed.name)
+        var targets: [String: Layout] = [:]
+        for slice in addressMap.blockRanges(forGPA: range) {
+            guard let block = observed.block(named: slice.block) else { continue }
+            var target = targets[slice.block] ?? block.layout
+            target.assign(state, to: slice.offsets)
+            targets[slice.block] = target
+        }
+        for block in observed.blocks {
+            guard let target = targets[block.name] else { continue }
+            let steps = conversionSteps(block: block, from: block.layout, to: target, vm: vm,
+                                        addressMap: addressMap, listeners: observed.listeners)
+            if steps.transitions.contains(where: { _ in true }), !canConvert(block: block, vm: vm) {
+                throw PlanError("block \(block.name) cannot convert on \(capabilities.name) (\(vmType.rawValue) VM, conversion: \(vm.conversion.rawValue))",
+                                hint: missingConversionHint(block: block, vm: vm))
+            }
+            plan.operations += steps.operations
+            plan.transitions += steps.transitions
+        }
+        return plan
+    }
+
+    // MARK: - Building and tearing down
+
+    static func sameObjects(live: LiveBlock, desired: DesiredBlock) -> Bool {
+        live.size == desired.size && live.backend == desired.backend && live.guestMemfdFlags == desired.guestMemfdFlags
+    }
+
+    private static func build(_ block: DesiredBlock, desired: DesiredState, vm: VMTypeCapabilities,
+                              live: inout LiveState, into plan: inout Plan) {
+        let memory: HostMemory
+        switch block.backend {
+        case .legacy(let shared):
+            plan.operations.append(.createSharedBacking(block: block.name, backing: shared, size: block.size))
+            plan.operations.append(.mapHostMemory(block: block.name, memory: .sharedBacking, size: block.size))
+            plan.operations.append(.createGuestMemfd(block: block.name, size: block.size, flags: block.guestMemfdFlags, backend: block.backend))
+            memory = .sharedBacking
+        case .inPlace:
+            plan.operations.append(.createGuestMemfd(block: block.name, size: block.size, flags: block.guestMemfdFlags, backend: block.backend))
+            plan.operations.append(.mapHostMemory(block: block.name, memory: .guestMemfd, size: block.size))
+            memory = .guestMemfd
+        }
+        var layout = Layout()
+        let mappings = desired.mappings.filter { $0.block == block.name }
+        for mapping in mappings {
+            let slot = live.nextFreeSlot
+            plan.operations.append(.bindMemslot(slot: slot, mapping: mapping, memory: memory))
+            live.memslots.append(LiveMemslot(slot: slot, mapping: mapping, flags: KVMConstants.memGuestMemfd, userspaceAddress: 0))
+            layout.assign(block.initialState, to: mapping.offsetRange)
+        }
+        // Legacy slots of a VM with per-VM attributes start shared in the kernel; mark them private as QEMU does
+        // when it registers a guest_memfd slot. The listeners never saw these ranges shared, so no event.
+        if case .legacy = block.backend, block.initialState == .private, vm.hasVMAttributes {
+            for mapping in mappings {
+                plan.operations.append(.setVMAttributes(gpa: mapping.gpa, size: mapping.size, to: .private))
+            }
+        }
+        if case .legacy(let shared) = block.backend, shared.prealloc {
+            plan.operations.append(.populate(block: block.name, memory: .sharedBacking, offset: 0, size: block.size))
+        }
+        // Memory that starts shared is announced to the listeners once it is bound.
+        if block.initialState == .shared {
+            for listener in desired.listeners where live.listeners.contains(listener) {
+                for mapping in mappings {
+                    plan.operations.append(.notify(listener: listener, kind: .map, gpa: mapping.gpa, size: mapping.size))
+                }
+            }
+        }
+        var liveBlock = LiveBlock(name: block.name, size: block.size, backend: block.backend, guestMemfdFlags: block.guestMemfdFlags)
+        liveBlock.layout = layout
+        live.blocks.append(liveBlock)
+    }
+
+    private static func teardown(block name: String, live: inout LiveState, into plan: inout Plan) {
+        // Devices must stop using shared memory before it goes away.
+        if let block = live.block(named: name) {
+            for listener in live.listeners {
+                for run in block.layout.runs where run.value == .shared {
+                    for window in live.addressMap.gpaRanges(block: name, offsets: run.range) {
+                        plan.operations.append(.notify(listener: listener, kind: .unmap, gpa: window.gpaRange.lowerBound,
+                                                       size: UInt64(window.gpaRange.count)))
+                    }
+                }
+            }
+        }
+        for memslot in live.memslots where memslot.mapping.block == name {
+            plan.operations.append(.deleteMemslot(slot: memslot.slot, mapping: memslot.mapping))
+        }
+        live.memslots.removeAll { $0.mapping.block == name }
+        plan.operations.append(.destroyBlock(block: name))
+        live.blocks.removeAll { $0.name == name }
+    }
+
+    // MARK: - Conversions
+
+    /// How a block converts on this VM: in-place blocks through the guest_memfd ABI; legacy blocks through
+    /// per-VM attributes where the VM has them, else through per-gmem attributes (2026 series).
+    static func mechanism(block: LiveBlock, vm: VMTypeCapabilities) -> ConversionABI? {
+        if block.backend.isInPlace {
+            return vm.conversion.convertsInPlace ? vm.conversion : nil
+        }
+        if vm.hasVMAttributes { return .vmAttributes }
+        if vm.conversion == .gmemAttributes2 { return .gmemAttributes2 }
+        return nil
+    }
+
+    static func canConvert(block: LiveBlock, vm: VMTypeCapabilities) -> Bool { mechanism(block: block, vm: vm) != nil }
+
+    static func missingConversionHint(block: LiveBlock, vm: VMTypeCapabilities) -> String {
+        if !vm.vmType.hasPrivateMemory {
+            return "a default VM never has private memory; use vm.type sw-protected, sev-snp or tdx"
+        }
+        if block.backend.isInPlace {
+            return "in-place conversion needs KVM_CAP_GMEM_CONVERSION (2025 POC) or KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES (2026 series)"
+        }
+        return "needs KVM_CAP_MEMORY_ATTRIBUTES with PRIVATE (Linux 6.8+ on a VM type with private memory)"
+    }
+
+    struct Steps {
+        var operations: [Operation] = []
+        var transitions: [BlockTransition] = []
+    }
+
+    /// The ordered operations for every maximal transition of one block. To private: listeners `unmap`
+    /// first, then convert, then discard the shared copy (legacy, except hugetlb). To shared: convert, then
+    /// listeners `map`, then discard the private copy (legacy). In-place blocks discard nothing.
+    static func conversionSteps(block: LiveBlock, from: Layout, to: Layout, vm: VMTypeCapabilities,
+                                addressMap: AddressMap, listeners: [String]) -> Steps {
+        var steps = Steps()
+        let mechanism = mechanism(block: block, vm: vm) ?? vm.conversion
+        for transition in Layout.transitions(from: from, to: to) {
+            guard let target = transition.to else { continue }
+            let offsets = transition.range
+            let windows = addressMap.gpaRanges(block: block.name, offsets: offsets).map(\.gpaRange)
+            steps.transitions.append(BlockTransition(block: block.name, offset: offsets.lowerBound, size: UInt64(offsets.count),
+                                                     from: transition.from, to: target, gpaRanges: windows))
+            let notifications: [Operation] = listeners.flatMap { listener in
+                windows.map { Operation.notify(listener: listener, kind: target == .private ? .unmap : .map,
+                                               gpa: $0.lowerBound, size: UInt64($0.count)) }
+            }
+            let convert: [Operation]
+            if mechanism == .vmAttributes {
+                convert = windows.map { .setVMAttributes(gpa: $0.lowerBound, size: UInt64($0.count), to: target) }
+            } else {
+                convert = [.convertGuestMemfd(block: block.name, offset: offsets.lowerBound, size: UInt64(offsets.count),
+                                              to: target, abi: mechanism)]
+            }
+            var discard: [Operation] = []
+            if case .legacy(let shared) = block.backend {
+                if target == .shared {
+                    discard = [.discard(block: block.name, memory: .guestMemfd, offset: offsets.lowerBound,
+                                        size: UInt64(offsets.count), method: .punchHole)]
+                } else if shared.source != .hugetlb {
+                    // hugetlb shared backings are preallocated and stay (the seed's rule).
+                    discard = [.discard(block: block.name, memory: .sharedBacking, offset: offsets.lowerBound,
+                                        size: UInt64(offsets.count),
+                                        method: shared.source == .anonymous ? .madviseDontneed : .punchHole)]
+                }
+            }
+            if target == .private {
+                steps.operations += notifications + convert + discard
+            } else {
+                steps.operations += convert + notifications + discard
+            }
+        }
+        return steps
+    }
+}
