@@ -18,7 +18,7 @@ extension ManifestValidator {
                 checkAligned(block.size, to: pageSize, at: "\(path).size", what: "block size", unitName: pageSizeName)
             }
             checkBacking(block, path: path)
-            if !spec.mappings.contains(where: { $0.block == block.name }) {
+            if !isTainted("spec.mappings") && !spec.mappings.contains(where: { $0.block == block.name }) {
                 warning("\(path).name", "block `\(block.name)` is not mapped",
                         "no mapping places it in the guest; add a mapping with `block: \(block.name)` or remove the block")
             }

@@ -43,7 +43,9 @@ struct NodeReader {
                 let hint = Suggestion.nearest(to: key, in: known)
                 if let hint { suggested.insert(hint) }
                 error("unknown key `\(key)`" + (hint.map { "; did you mean `\($0)`?" } ?? ""),
-                      detail: "\(what) accepts: \(known.joined(separator: ", "))", path: fieldPath, node: pair.key, taint: hint != nil)
+                      detail: "\(what) accepts: \(known.joined(separator: ", "))", path: fieldPath, node: pair.key, taint: false)
+                // The misspelt field is as good as unreadable: checks that need it stand down.
+                if let hint { tainted.insert(path.isEmpty ? hint : "\(path).\(hint)") }
                 continue
             }
             if result[key] != nil {

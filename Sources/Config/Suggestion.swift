@@ -2,6 +2,10 @@
 enum Suggestion {
     /// The candidate nearest to `word` by edit distance, if it is near enough to be a likely typo.
     static func nearest(to word: String, in candidates: [String]) -> String? {
+        // A truncated spelling (`sev` for `sev-snp`) is a likely mistake however far its distance.
+        if word.count >= 2, let extended = candidates.first(where: { $0.lowercased().hasPrefix(word.lowercased()) && $0 != word }) {
+            return extended
+        }
         let limit = max(2, word.count / 3)
         let scored = candidates.map { ($0, editDistance(word.lowercased(), $0.lowercased())) }
         guard let best = scored.min(by: { $0.1 < $1.1 }), best.1 <= limit else { return nil }
