@@ -89,6 +89,29 @@ extension KVMIntegration {
             }
         }
 
+        /// kvm-uapi.md 1.9: on a shadow-paging host (PRE_FAULT cap 0, like this PVM host) a gmem-only slot
+        /// bound with `userspace_addr = 0` (as the upstream selftest does) is not reachable through the host
+        /// address KVM uses, and the guest's access stops with a named exit instead of reading the page.
+        @Test func gmemOnlySlotWithoutHostAddressFailsOnShadowPaging() throws {
+            let fixture = try KVMFixture()
+            let shadowPaging = try fixture.kernel.checkExtension(236, vm: nil) == 0
+            let gmem = try fixture.guestMemfd(size: Self.highSize, flags: GuestMemfdFlag.mmap | GuestMemfdFlag.initShared)
+            try fixture.bindGuestMemfd(slot: 0, gpa: Self.highGPA, size: Self.highSize, gmem: gmem, offset: 0, userspaceAddr: 0)
+            let runner = try fixture.makeRunner()
+            do {
+                let seen = try runner.probe([GuestProbeTarget(gpa: Self.highGPA)])
+                #expect(!shadowPaging, "a shadow-paging host served a gmem-only slot bound at address 0")
+                #expect(seen == [0], "the first touch of a shared gmem page reads zero")
+            } catch {
+                guard case .unexpectedExit(_, let name, _, _) = error else {
+                    Issue.record("unexpected error \(error)")
+                    return
+                }
+                #expect(shadowPaging, "a TDP host failed the access: \(error)")
+                #expect(["KVM_EXIT_SHUTDOWN", "KVM_EXIT_MMIO"].contains(name), "exit \(name)")
+            }
+        }
+
         @Test func targetsInsideTheScratchAreRefused() throws {
             let fixture = try KVMFixture()
             let runner = try fixture.makeRunner()

@@ -8,7 +8,8 @@
 /// the scratch range (below 1 MiB and at/above 4 GiB alike; long mode, identity-mapped with 2 MiB pages).
 ///
 /// Shadow-paging hosts (PVM, kvm-uapi.md 1.9): the caller's gmem-only slots must be bound with the host's
-/// mmap of the guest_memfd as `userspace_addr`, not 0, or the guest triple-faults (`KVM_EXIT_SHUTDOWN`).
+/// mmap of the guest_memfd as `userspace_addr`, not 0: otherwise the guest's page walks through them
+/// triple-fault (`KVM_EXIT_SHUTDOWN`) and its data accesses exit as MMIO (`KVM_EXIT_MMIO`, seen here).
 ///
 /// The vCPU is created once and reused for every probe; it lives until the VM is destroyed, so create one
 /// runner per VM (or give each its own `vcpuID`). The scratch memslot is deleted on deinit.

@@ -118,7 +118,7 @@ final class GuestVCPU {
             return "port 0x\(String(ckvm_run_io_port(run), radix: 16)) in, size \(ckvm_run_io_size(run))"
         case UInt32(KVM_EXIT_MMIO):
             let kind = ckvm_run_mmio_is_write(run) != 0 ? "write" : "read"
-            return "MMIO \(kind) at GPA 0x\(String(ckvm_run_mmio_phys_addr(run), radix: 16)), \(ckvm_run_mmio_len(run)) bytes (no memslot there?)"
+            return "MMIO \(kind) at GPA 0x\(String(ckvm_run_mmio_phys_addr(run), radix: 16)), \(ckvm_run_mmio_len(run)) bytes (no memslot there, or a gmem-only slot bound with userspace_addr 0 on a shadow-paging host)"
         case UInt32(KVM_EXIT_FAIL_ENTRY):
             return "hardware entry failure reason 0x\(String(ckvm_run_fail_entry_reason(run), radix: 16))"
         case UInt32(KVM_EXIT_INTERNAL_ERROR):
