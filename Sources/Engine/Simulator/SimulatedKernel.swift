@@ -1,0 +1,192 @@
+/// A faithful model of the kernel's guest_memfd rules for one `Capabilities` value (a profile or a probed
+/// kernel): the same calls as `KVMKernel`, the same successes and errnos (kvm-uapi.md section 5), with
+/// state kept in interval maps so a 1 TiB guest costs nothing until touched. On top of the protocol it
+/// offers test hooks (pins, deterministic fault injection, a call log) and persistence (`snapshot()` /
+/// `init(state:)`). Not thread-safe: like a process's fd table, one owner drives it.
+public final class SimulatedKernel: KernelInterface {
+    private var state: SimulatedKernelState
+    /// Every call answered since creation (or `clearCallLog()`), in order. Not part of the saved state.
+    public private(set) var callLog: [SimulatedCallRecord] = []
+
+    public init(capabilities: Capabilities) {
+        state = SimulatedKernelState(capabilities: capabilities)
+    }
+
+    /// Resumes a saved kernel: same objects, fds, mapping addresses and pending faults.
+    public init(state: SimulatedKernelState) {
+        self.state = state
+    }
+
+    public func snapshot() -> SimulatedKernelState { state }
+
+    public var capabilities: Capabilities { state.capabilities }
+    public var pageSize: UInt64 { state.pageSize }
+    /// The simulated `/dev/kvm` fd: system-scope `checkExtension` answers on it; VM ioctls on it give EINVAL.
+    public var deviceDescriptor: Int32 { state.deviceDescriptor }
+
+    // MARK: - Hooks
+
+    /// Arms a fault; see `SimulatedFault` for the counting rule.
+    public func injectFault(_ fault: SimulatedFault) {
+        state.faults.append(PendingFault(fault: fault, remaining: fault.occurrence))
+    }
+
+    public var pendingFaults: [SimulatedFault] { state.faults.map(\.fault) }
+
+    public func clearFaults() { state.faults.removeAll() }
+
+    public func clearCallLog() { callLog.removeAll() }
+
+    /// Elevates the refcount of the (shared) guest_memfd page at `offset`, as a long-term host pin does:
+    /// converting it to private fails with EAGAIN and `error_offset` = `offset` until `unpin`.
+    public func pin(gmem fd: Int32, offset: UInt64) throws(SimulatedHookError) {
+        try state.pin(gmem: fd, offset: offset)
+    }
+
+    public func unpin(gmem fd: Int32, offset: UInt64) throws(SimulatedHookError) {
+        try state.unpin(gmem: fd, offset: offset)
+    }
+
+    // MARK: - Running one call
+
+    /// Fires a due injected fault instead of the call, or runs it; logs the outcome either way. Errors
+    /// raised by the rules get the call's name and arguments here.
+    private func perform<Result>(_ call: SimulatedCall, _ arguments: @autoclosure () -> String,
+                                 _ body: (inout SimulatedKernelState) throws(KernelError) -> Result) throws(KernelError) -> Result {
+        if let fault = takeDueFault(for: call) {
+            let error = KernelError(call: call.rawValue, arguments: arguments(), failure: fault.failure, errorOffset: fault.errorOffset)
+            callLog.append(SimulatedCallRecord(call: call, arguments: error.arguments, failure: error.failure, injected: true))
+            throw error
+        }
+        do throws(KernelError) {
+            let result = try body(&state)
+            callLog.append(SimulatedCallRecord(call: call, arguments: arguments(), failure: nil, injected: false))
+            return result
+        } catch {
+            var named = error
+            named.call = call.rawValue
+            named.arguments = arguments()
+            callLog.append(SimulatedCallRecord(call: call, arguments: named.arguments, failure: named.failure, injected: false))
+            throw named
+        }
+    }
+
+    /// Counts `call` against every matching fault; returns (and disarms) the earliest one that is due.
+    private func takeDueFault(for call: SimulatedCall) -> SimulatedFault? {
+        var due: Int?
+        for index in state.faults.indices where state.faults[index].fault.matches(call) {
+            if state.faults[index].remaining > 1 {
+                state.faults[index].remaining -= 1
+            } else if due == nil {
+                due = index
+            }
+        }
+        guard let due else { return nil }
+        return state.faults.remove(at: due).fault
+    }
+
+    private typealias Format = KVMArgumentFormat
+
+    // MARK: - KernelInterface
+
+    public func checkExtension(_ capability: UInt32, vm: Int32?) throws(KernelError) -> Int64 {
+        try perform(.checkExtension, "\(vm.map { "vm fd \($0)" } ?? "/dev/kvm"), \(Format.capability(capability))") {
+            (state: inout SimulatedKernelState) throws(KernelError) in try state.checkExtension(capability, vm: vm)
+        }
+    }
+
+    public func createVM(type: UInt64) throws(KernelError) -> Int32 {
+        try perform(.createVM, Format.vmType(type)) { (state: inout SimulatedKernelState) throws(KernelError) in
+            try state.createVM(type: type)
+        }
+    }
+
+    public func createGuestMemfd(vm: Int32, size: UInt64, flags: UInt64) throws(KernelError) -> Int32 {
+        try perform(.createGuestMemfd, "vm fd \(vm), size=\(Format.hex(size)), flags=\(Format.hex(flags))") {
+            (state: inout SimulatedKernelState) throws(KernelError) in try state.createGuestMemfd(vm: vm, size: size, flags: flags)
+        }
+    }
+
+    public func createMemfd(name: String, size: UInt64, hugePageSize: UInt64?) throws(KernelError) -> Int32 {
+        try perform(.createMemfd, "\"\(name)\", size=\(Format.hex(size))\(hugePageSize.map { ", MFD_HUGETLB(\(Format.hex($0)))" } ?? "")") {
+            (state: inout SimulatedKernelState) throws(KernelError) in try state.createMemfd(name: name, size: size, hugePageSize: hugePageSize)
+        }
+    }
+
+    public func mmap(fd: Int32?, length: UInt64, offset: UInt64, shared: Bool, hugePageSize: UInt64?) throws(KernelError) -> UInt64 {
+        let flags = (shared ? "MAP_SHARED" : "MAP_PRIVATE") + (fd == nil ? "|MAP_ANONYMOUS" : "")
+            + (hugePageSize.map { "|MAP_HUGETLB(\(Format.hex($0)))" } ?? "")
+        return try perform(.mmap, "NULL, \(Format.hex(length)), \(flags), fd \(fd ?? -1), \(Format.hex(offset))") {
+            (state: inout SimulatedKernelState) throws(KernelError) in
+            try state.mmap(fd: fd, length: length, offset: offset, shared: shared, hugePageSize: hugePageSize)
+        }
+    }
+
+    public func munmap(address: UInt64, length: UInt64) throws(KernelError) {
+        try perform(.munmap, "\(Format.hex(address)), \(Format.hex(length))") { (state: inout SimulatedKernelState) throws(KernelError) in
+            try state.munmap(address: address, length: length)
+        }
+    }
+
+    public func setUserMemoryRegion2(vm: Int32, _ region: MemoryRegion2) throws(KernelError) {
+        try perform(.setUserMemoryRegion2, "vm fd \(vm), \(Format.region(region))") { (state: inout SimulatedKernelState) throws(KernelError) in
+            try state.setUserMemoryRegion2(vm: vm, region)
+        }
+    }
+
+    public func setMemoryAttributes(vm: Int32, address: UInt64, size: UInt64, attributes: UInt64, flags: UInt64) throws(KernelError) {
+        let arguments = "vm fd \(vm), address=\(Format.hex(address)), size=\(Format.hex(size)), attributes=\(Format.memoryAttributes(attributes)), flags=\(Format.hex(flags))"
+        try perform(.setMemoryAttributes, arguments) { (state: inout SimulatedKernelState) throws(KernelError) in
+            try state.setMemoryAttributes(vm: vm, address: address, size: size, attributes: attributes, flags: flags)
+        }
+    }
+
+    public func gmemConvert(gmem: Int32, offset: UInt64, size: UInt64, toPrivate: Bool) throws(KernelError) {
+        try perform(toPrivate ? .gmemConvertPrivate : .gmemConvertShared,
+                    "gmem fd \(gmem), offset=\(Format.hex(offset)), size=\(Format.hex(size))") {
+            (state: inout SimulatedKernelState) throws(KernelError) in
+            try state.gmemConvert(gmem: gmem, offset: offset, size: size, toPrivate: toPrivate)
+        }
+    }
+
+    public func setMemoryAttributes2(gmem: Int32, offset: UInt64, size: UInt64, attributes: UInt64, flags: UInt64) throws(KernelError) {
+        let arguments = "gmem fd \(gmem), offset=\(Format.hex(offset)), size=\(Format.hex(size)), attributes=\(Format.memoryAttributes(attributes)), flags=\(Format.hex(flags))"
+        try perform(.setMemoryAttributes2, arguments) { (state: inout SimulatedKernelState) throws(KernelError) in
+            try state.setMemoryAttributes2(gmem: gmem, offset: offset, size: size, attributes: attributes, flags: flags)
+        }
+    }
+
+    public func fallocate(fd: Int32, mode: Int32, offset: UInt64, length: UInt64) throws(KernelError) {
+        try perform(.fallocate, "fd \(fd), \(Format.fallocateMode(mode)), offset=\(Format.hex(offset)), length=\(Format.hex(length))") {
+            (state: inout SimulatedKernelState) throws(KernelError) in try state.fallocate(fd: fd, mode: mode, offset: offset, length: length)
+        }
+    }
+
+    public func madvise(address: UInt64, length: UInt64, advice: Int32) throws(KernelError) {
+        try perform(.madvise, "\(Format.hex(address)), \(Format.hex(length)), \(Format.madviseAdvice(advice))") {
+            (state: inout SimulatedKernelState) throws(KernelError) in try state.madvise(address: address, length: length, advice: advice)
+        }
+    }
+
+    public func read(address: UInt64, count: Int) throws(KernelError) -> [UInt8] {
+        try perform(.read, "\(Format.hex(address)), \(count) bytes") { (state: inout SimulatedKernelState) throws(KernelError) in
+            try state.read(address: address, count: count)
+        }
+    }
+
+    public func write(address: UInt64, bytes: [UInt8]) throws(KernelError) {
+        try perform(.write, "\(Format.hex(address)), \(bytes.count) bytes") { (state: inout SimulatedKernelState) throws(KernelError) in
+            try state.write(address: address, bytes: bytes)
+        }
+    }
+
+    public func residentPages(address: UInt64, length: UInt64) throws(KernelError) -> UInt64 {
+        try perform(.residentPages, "\(Format.hex(address)), \(Format.hex(length))") { (state: inout SimulatedKernelState) throws(KernelError) in
+            try state.residentPages(address: address, length: length)
+        }
+    }
+
+    public func close(_ fd: Int32) throws(KernelError) {
+        try perform(.close, "fd \(fd)") { (state: inout SimulatedKernelState) throws(KernelError) in try state.close(fd) }
+    }
+}
