@@ -1,6 +1,6 @@
 import Config
 import Testing
-@testable import Engine
+@_spi(Tuning) @testable import Engine
 
 private let GiB: UInt64 = 1 << 30
 

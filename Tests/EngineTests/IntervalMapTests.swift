@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Engine
+@_spi(Tuning) @testable import Engine
 
 /// Deterministic random numbers for property tests (SplitMix64, fixed seeds).
 struct LayoutSplitMix64: RandomNumberGenerator {
