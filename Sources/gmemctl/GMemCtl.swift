@@ -15,6 +15,9 @@ struct GMemCtl: ParsableCommand {
             Example:
               gmemctl validate examples/shared-in-place.yaml
             """,
-        subcommands: [Validate.self, Schema.self]
+        subcommands: [
+            Validate.self, CapsCommand.self, ProfilesCommand.self, PlanCommand.self, ApplyCommand.self,
+            DiffCommand.self, GetCommand.self, ConvertCommand.self, DestroyCommand.self, Schema.self,
+        ]
     )
 }

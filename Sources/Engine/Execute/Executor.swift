@@ -5,9 +5,9 @@ import Glibc
 
 /// What an apply did: every step that ran, the one that failed (if any), and the ones never tried.
 public struct ApplyReport: Sendable {
-    public var completed: [Operation] = []
+    public var completed: [PlanOperation] = []
     public var failure: ExecutionError?
-    public var notRun: [Operation] = []
+    public var notRun: [PlanOperation] = []
     /// `EAGAIN` retries taken (transient refcounts on to-private conversions).
     public var retries: Int = 0
     /// Compensating `map` events sent after a failed to-private conversion, so listeners match reality.
@@ -23,10 +23,10 @@ public struct ApplyReport: Sendable {
 public struct Executor {
     public var maxRetries: Int
     public var retryDelayMicroseconds: UInt32
-    public var progress: (@Sendable (_ done: Int, _ total: Int, _ operation: Operation) -> Void)?
+    public var progress: (@Sendable (_ done: Int, _ total: Int, _ operation: PlanOperation) -> Void)?
 
     public init(maxRetries: Int = 5, retryDelayMicroseconds: UInt32 = 1_000,
-                progress: (@Sendable (Int, Int, Operation) -> Void)? = nil) {
+                progress: (@Sendable (Int, Int, PlanOperation) -> Void)? = nil) {
         self.maxRetries = maxRetries
         self.retryDelayMicroseconds = retryDelayMicroseconds
         self.progress = progress
@@ -35,7 +35,7 @@ public struct Executor {
     public func apply(_ plan: Plan, on runtime: GuestRuntime) -> ApplyReport {
         var report = ApplyReport()
         // unmap notifications sent for the conversion that has not happened yet.
-        var pendingUnmaps: [Operation] = []
+        var pendingUnmaps: [PlanOperation] = []
         for (index, operation) in plan.operations.enumerated() {
             progress?(index, plan.operations.count, operation)
             do {
@@ -62,7 +62,7 @@ public struct Executor {
         return report
     }
 
-    private func performWithRetry(_ operation: Operation, on runtime: GuestRuntime, report: inout ApplyReport) throws(ExecutionError) {
+    private func performWithRetry(_ operation: PlanOperation, on runtime: GuestRuntime, report: inout ApplyReport) throws(ExecutionError) {
         var attempt = 0
         while true {
             do {
@@ -78,16 +78,16 @@ public struct Executor {
         }
     }
 
-    private func isUnmap(_ operation: Operation) -> Bool {
+    private func isUnmap(_ operation: PlanOperation) -> Bool {
         if case .notify(_, .unmap, _, _) = operation { return true }
         return false
     }
 
     /// Re-announces as shared the ranges whose `unmap` was sent for a conversion that did not happen.
-    private func compensate(_ unmaps: [Operation], on runtime: GuestRuntime) -> [ListenerEvent] {
+    private func compensate(_ unmaps: [PlanOperation], on runtime: GuestRuntime) -> [ListenerEvent] {
         var sent: [ListenerEvent] = []
         for case .notify(let listener, _, let gpa, let size) in unmaps {
-            let undo = Operation.notify(listener: listener, kind: .map, gpa: gpa, size: size)
+            let undo = PlanOperation.notify(listener: listener, kind: .map, gpa: gpa, size: size)
             if (try? runtime.perform(undo)) != nil, let event = runtime.state.events.last { sent.append(event) }
         }
         return sent

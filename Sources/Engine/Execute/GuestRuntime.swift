@@ -2,11 +2,11 @@ import Config
 
 /// A failed step: which operation, what the kernel said, and what that means for the user.
 public struct ExecutionError: Error, Sendable, CustomStringConvertible {
-    public var operation: Operation
+    public var operation: PlanOperation
     public var kernelError: KernelError?
     public var message: String
 
-    public init(operation: Operation, kernelError: KernelError? = nil, message: String) {
+    public init(operation: PlanOperation, kernelError: KernelError? = nil, message: String) {
         self.operation = operation
         self.kernelError = kernelError
         self.message = message
@@ -41,7 +41,7 @@ public final class GuestRuntime {
     public func recordFailure(_ text: String?) { state.lastFailure = text }
 
     /// Performs one operation; on failure nothing of the state changes except what the kernel really did.
-    public func perform(_ operation: Operation) throws(ExecutionError) {
+    public func perform(_ operation: PlanOperation) throws(ExecutionError) {
         do {
             try execute(operation)
         } catch let error as ExecutionError {
@@ -53,19 +53,19 @@ public final class GuestRuntime {
         }
     }
 
-    private func vmFD(for operation: Operation) throws -> Int32 {
+    private func vmFD(for operation: PlanOperation) throws -> Int32 {
         guard let fd = state.vmFD else { throw ExecutionError(operation: operation, message: "no VM exists for guest \(state.name)") }
         return fd
     }
 
-    private func liveBlock(_ name: String, for operation: Operation) throws -> LiveBlock {
+    private func liveBlock(_ name: String, for operation: PlanOperation) throws -> LiveBlock {
         guard let block = state.block(named: name) else {
             throw ExecutionError(operation: operation, message: "block \(name) does not exist on the host")
         }
         return block
     }
 
-    private func execute(_ operation: Operation) throws {
+    private func execute(_ operation: PlanOperation) throws {
         switch operation {
         case .createVM(let type):
             let fd = try kernel.createVM(type: type.kvmValue)

@@ -1,7 +1,7 @@
 /// Turns a kernel errno on a gmemctl operation into a sentence that says what went wrong in the user's terms
 /// (the rules are kvm-uapi.md's errno tables).
 enum KernelErrorExplainer {
-    static func explain(_ operation: Operation, _ error: KernelError) -> String {
+    static func explain(_ operation: PlanOperation, _ error: KernelError) -> String {
         let errno = error.errno
         switch operation {
         case .createVM(let type):

@@ -3,7 +3,7 @@ import Config
 /// The ordered operations that bring a host's state for one guest to the desired state.
 public struct Plan: Sendable, Hashable {
     public var guest: String
-    public var operations: [Operation]
+    public var operations: [PlanOperation]
     /// How each block's backend was resolved (always said, so `auto` is never a surprise).
     public var resolutions: [String: String]
     /// Things a reader must know: replaced blocks, values only apply can know, skipped work.
@@ -13,7 +13,7 @@ public struct Plan: Sendable, Hashable {
     /// The listeners registered once the plan has run (nil: unchanged).
     public var listeners: [String]?
 
-    public init(guest: String, operations: [Operation] = [], resolutions: [String: String] = [:],
+    public init(guest: String, operations: [PlanOperation] = [], resolutions: [String: String] = [:],
                 notes: [String] = [], transitions: [BlockTransition] = [], listeners: [String]? = nil) {
         self.guest = guest
         self.listeners = listeners

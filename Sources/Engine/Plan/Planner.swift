@@ -213,7 +213,7 @@ public enum Planner {
     }
 
     struct Steps {
-        var operations: [Operation] = []
+        var operations: [PlanOperation] = []
         var transitions: [BlockTransition] = []
     }
 
@@ -230,18 +230,18 @@ public enum Planner {
             let windows = addressMap.gpaRanges(block: block.name, offsets: offsets).map(\.gpaRange)
             steps.transitions.append(BlockTransition(block: block.name, offset: offsets.lowerBound, size: UInt64(offsets.count),
                                                      from: transition.from, to: target, gpaRanges: windows))
-            let notifications: [Operation] = listeners.flatMap { listener in
-                windows.map { Operation.notify(listener: listener, kind: target == .private ? .unmap : .map,
+            let notifications: [PlanOperation] = listeners.flatMap { listener in
+                windows.map { PlanOperation.notify(listener: listener, kind: target == .private ? .unmap : .map,
                                                gpa: $0.lowerBound, size: UInt64($0.count)) }
             }
-            let convert: [Operation]
+            let convert: [PlanOperation]
             if mechanism == .vmAttributes {
                 convert = windows.map { .setVMAttributes(gpa: $0.lowerBound, size: UInt64($0.count), to: target) }
             } else {
                 convert = [.convertGuestMemfd(block: block.name, offset: offsets.lowerBound, size: UInt64(offsets.count),
                                               to: target, abi: mechanism)]
             }
-            var discard: [Operation] = []
+            var discard: [PlanOperation] = []
             if case .legacy(let shared) = block.backend {
                 if target == .shared {
                     discard = [.discard(block: block.name, memory: .guestMemfd, offset: offsets.lowerBound,

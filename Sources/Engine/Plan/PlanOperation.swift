@@ -2,7 +2,7 @@ import Config
 
 /// One step of a plan, at the level of kernel calls and listener notifications. Objects are named by block
 /// (fds and host addresses exist only once apply has created them, and plans say so).
-public enum Operation: Sendable, Hashable, Codable {
+public enum PlanOperation: Sendable, Hashable, Codable {
     case createVM(type: VMType)
     /// `KVM_CREATE_GUEST_MEMFD`.
     case createGuestMemfd(block: String, size: UInt64, flags: UInt64, backend: ResolvedBackend)

@@ -1,0 +1,34 @@
+import Config
+
+/// Where operations are carried out: the real kernel or the simulator. A host holds the live state of any
+/// number of guests, keyed by manifest name.
+public protocol Host: AnyObject {
+    /// For messages: `kvm (/dev/kvm)`, `sim:linux-6.18 (state /path)`.
+    var label: String { get }
+    var capabilities: Capabilities { get }
+    var kernel: KernelInterface { get }
+    /// Whether live objects outlive this process (the simulator's state file does; real KVM objects die with
+    /// the process that holds them).
+    var outlivesProcess: Bool { get }
+
+    func guestNames() -> [String]
+    /// The tracked state of a guest (an empty, non-existent state if the host has none).
+    func guest(named name: String) -> LiveState
+    func store(_ state: LiveState)
+    func remove(guest name: String)
+    /// Makes the current state durable (the simulator writes its state file).
+    func commit() throws(HostError)
+}
+
+public struct HostError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+extension Host {
+    /// A runtime for one guest on this host; store its state back with `store(runtime.state)`.
+    public func runtime(for name: String) -> GuestRuntime {
+        GuestRuntime(kernel: kernel, capabilities: capabilities, state: guest(named: name))
+    }
+}

@@ -1,0 +1,110 @@
+import Config
+
+/// The workflows every front end (CLI, agent) runs: plan, apply, diff, convert, destroy of one guest on one
+/// host. Plan and apply share one code path: apply executes exactly the plan that `plan` shows.
+public struct Provisioner {
+    public let host: Host
+    public var executor: Executor
+
+    public init(host: Host, executor: Executor = Executor()) {
+        self.host = host
+        self.executor = executor
+    }
+
+    /// The manifest made concrete for this host, or every capability diagnostic.
+    public func desiredState(_ manifest: Manifest) throws(DesiredStateError) -> DesiredState {
+        try DesiredState(manifest: manifest, capabilities: host.capabilities)
+    }
+
+    public func plan(_ manifest: Manifest) throws(ProvisionError) -> Plan {
+        let desired = try wrap { () throws(DesiredStateError) in try desiredState(manifest) }
+        return try wrap { () throws(PlanError) in
+            try Planner.plan(desired: desired, observed: host.guest(named: desired.name), capabilities: host.capabilities)
+        }
+    }
+
+    public func diff(_ manifest: Manifest) throws(ProvisionError) -> StateDiff {
+        let desired = try wrap { () throws(DesiredStateError) in try desiredState(manifest) }
+        return StateDiff(desired: desired, observed: host.guest(named: desired.name))
+    }
+
+    /// Plans and applies; the host's state is stored and committed whether or not every step succeeded,
+    /// so what the host holds is never lost or misreported.
+    public func apply(_ manifest: Manifest, prefault: Bool = false) throws(ProvisionError) -> (Plan, ApplyReport) {
+        var plan = try self.plan(manifest)
+        if prefault { plan.operations += prefaultOperations(plan: plan, manifest: manifest) }
+        let report = try run(plan)
+        return (plan, report)
+    }
+
+    /// Converts a guest-physical range at run time, as a guest's request would.
+    public func convert(guest: String, gpa: Range<UInt64>, to state: MemoryState) throws(ProvisionError) -> (Plan, ApplyReport) {
+        let plan = try wrap { () throws(PlanError) in
+            try Planner.convert(gpa: gpa, to: state, observed: host.guest(named: guest), capabilities: host.capabilities)
+        }
+        return (plan, try run(plan))
+    }
+
+    /// Tears a guest down: listeners told, memslots deleted, memory released, VM closed.
+    public func destroy(guest: String) throws(ProvisionError) -> (Plan, ApplyReport) {
+        let observed = host.guest(named: guest)
+        guard observed.exists || !observed.blocks.isEmpty else {
+            throw ProvisionError(message: "guest \(guest) does not exist on \(host.label)", diagnostics: [])
+        }
+        let plan = Planner.destroy(observed: observed)
+        let report = try run(plan)
+        if report.succeeded { host.remove(guest: guest) }
+        try commit()
+        return (plan, report)
+    }
+
+    private func run(_ plan: Plan) throws(ProvisionError) -> ApplyReport {
+        let runtime = host.runtime(for: plan.guest)
+        let report = executor.apply(plan, on: runtime)
+        host.store(runtime.state)
+        try commit()
+        return report
+    }
+
+    private func commit() throws(ProvisionError) {
+        do { try host.commit() } catch { throw ProvisionError(message: error.message, diagnostics: []) }
+    }
+
+    /// Populating every block up front: guest_memfd by fallocate, shared backings by MADV_POPULATE_WRITE.
+    private func prefaultOperations(plan: Plan, manifest: Manifest) -> [PlanOperation] {
+        var operations: [PlanOperation] = []
+        for block in manifest.spec.blocks {
+            let resolved = plan.operations.contains { if case .createGuestMemfd(block.name, _, _, .inPlace) = $0 { return true }; return false }
+            let inPlace = resolved || host.guest(named: manifest.metadata.name).block(named: block.name)?.backend.isInPlace == true
+            operations.append(.populate(block: block.name, memory: inPlace ? .guestMemfd : .sharedBacking, offset: 0, size: block.size))
+        }
+        return operations
+    }
+
+    private func wrap<T, E: Error>(_ body: () throws(E) -> T) throws(ProvisionError) -> T {
+        do {
+            return try body()
+        } catch let error as DesiredStateError {
+            throw ProvisionError(message: "the host cannot provide what the manifest needs", diagnostics: error.diagnostics)
+        } catch let error as PlanError {
+            throw ProvisionError(message: error.description, diagnostics: [])
+        } catch {
+            throw ProvisionError(message: "\(error)", diagnostics: [])
+        }
+    }
+}
+
+/// Why a workflow could not run: a message, and the manifest diagnostics behind it where there are any.
+public struct ProvisionError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var diagnostics: [Diagnostic]
+
+    public init(message: String, diagnostics: [Diagnostic]) {
+        self.message = message
+        self.diagnostics = diagnostics
+    }
+
+    public var description: String {
+        ([message] + diagnostics.map(\.description)).joined(separator: "\n")
+    }
+}

@@ -1,0 +1,110 @@
+import ArgumentParser
+import Config
+import Engine
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where commands act: `--host auto|kvm|sim:PROFILE`, with the simulator's state file and the opt-in for
+/// unmerged kernel ABIs.
+struct HostOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp(
+        "Host: auto (/dev/kvm when it can be opened, else the simulator), kvm, or sim:PROFILE (see `gmemctl profiles`).",
+        valueName: "host"))
+    var host: String = "auto"
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Simulator state file (default: $XDG_STATE_HOME/gmemctl/sim-PROFILE.json); the simulator's guests live there between commands.",
+        valueName: "path"))
+    var state: String?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Opt in to an unmerged kernel ABI on kvm: gmem-convert-poc or gmem-attributes2 (their capability numbers are unstable, so they are never guessed).",
+        valueName: "abi"))
+    var kvmABI: String?
+
+    @Option(name: .long, help: .hidden)
+    var simFault: [String] = []
+
+    func validate() throws {
+        if let kvmABI, ConversionABI(rawValue: kvmABI)?.convertsInPlace != true {
+            throw ValidationError("--kvm-abi takes gmem-convert-poc or gmem-attributes2, not \(kvmABI)")
+        }
+        if host != "auto" && host != "kvm" && !host.hasPrefix("sim:") {
+            throw ValidationError("--host takes auto, kvm or sim:PROFILE, not \(host)")
+        }
+        if host.hasPrefix("sim:"), Profiles.named(String(host.dropFirst(4))) == nil {
+            throw ValidationError("unknown profile \(host.dropFirst(4)); known: \(Profiles.names.joined(separator: ", "))")
+        }
+    }
+
+    /// Opens the host. `persistent` asks for a simulator backed by its state file.
+    func open(persistent: Bool = true) throws -> Host {
+        switch host {
+        case "kvm":
+            return try openKVM()
+        case "auto":
+            let (available, reason) = KVMKernel.canOpen()
+            if available { return try openKVM() }
+            let profile = Profiles.linux618PVM
+            printNote("using the simulator (sim:\(profile.name)): \(reason)")
+            return try openSimulator(profile, persistent: persistent)
+        default:
+            guard let profile = Profiles.named(String(host.dropFirst(4))) else {
+                throw ValidationError("unknown profile \(host.dropFirst(4))")
+            }
+            return try openSimulator(profile, persistent: persistent)
+        }
+    }
+
+    private func openKVM() throws -> Host {
+        do {
+            return try KVMHost(optIn: kvmABI.flatMap(ConversionABI.init(rawValue:)))
+        } catch {
+            throw CLIError("cannot use /dev/kvm: \(error)")
+        }
+    }
+
+    private func openSimulator(_ profile: Capabilities, persistent: Bool) throws -> Host {
+        let simulated: SimulatedHost
+        if persistent {
+            simulated = try SimulatedHost(profile: profile, stateFile: state ?? SimulatedHost.defaultStateFile(profile: profile.name))
+        } else {
+            simulated = SimulatedHost(profile: profile)
+        }
+        for text in simFault {
+            simulated.simulator.injectFault(try SimFaultSpec.parse(text))
+        }
+        return simulated
+    }
+}
+
+/// `--sim-fault CALL:N:ERRNO` (hidden, for tests): fail the Nth call named CALL with ERRNO.
+enum SimFaultSpec {
+    static func parse(_ text: String) throws -> SimulatedFault {
+        let parts = text.split(separator: ":").map(String.init)
+        guard parts.count == 3, let occurrence = Int(parts[1]), let errno = Int32(parts[2]),
+              let call = SimulatedCall(rawValue: parts[0]) else {
+            throw ValidationError("--sim-fault takes CALL:N:ERRNO, e.g. KVM_SET_MEMORY_ATTRIBUTES:2:12")
+        }
+        return SimulatedFault(call: call, occurrence: occurrence, errno: errno)
+    }
+}
+
+/// An error message for people, exit code 1.
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+func printNote(_ text: String) {
+    var stderr = StandardError()
+    print("note: \(text)", to: &stderr)
+}
+
+struct StandardError: TextOutputStream {
+    mutating func write(_ string: String) {
+        var bytes = Array(string.utf8)
+        _ = Glibc.write(STDERR_FILENO, &bytes, bytes.count)
+    }
+}

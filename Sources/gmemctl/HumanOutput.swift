@@ -1,0 +1,121 @@
+import Config
+import Engine
+
+/// Text for people: plans like `terraform plan`, diffs and live state as short aligned lines.
+enum HumanOutput {
+    static func plan(_ plan: Plan, host: Host) -> String {
+        var lines: [String] = ["Plan for guest \(plan.guest) on \(host.label):"]
+        for (block, reason) in plan.resolutions.sorted(by: { $0.key < $1.key }) {
+            lines.append("  block \(block): \(reason)")
+        }
+        if !plan.transitions.isEmpty {
+            lines.append("Transitions:")
+            for transition in plan.transitions { lines.append("  ~ " + describe(transition)) }
+        }
+        if plan.operations.isEmpty {
+            lines.append("No changes: the host matches the manifest.")
+        } else {
+            lines.append("Operations (\(plan.operations.count), in order):")
+            lines += operations(plan.operations, flagSet: host.capabilities.guestMemfdFlagSet)
+        }
+        for note in plan.notes { lines.append("note: \(note)") }
+        return lines.joined(separator: "\n")
+    }
+
+    static func operations(_ operations: [PlanOperation], flagSet: GuestMemfdFlagSet) -> [String] {
+        let width = String(operations.count).count
+        return operations.enumerated().map { index, operation in
+            let number = String(index + 1).leftPadded(to: width)
+            return "  \(number). \(operation.call) \(operation.arguments(flagSet: flagSet))"
+        }
+    }
+
+    static func describe(_ transition: BlockTransition) -> String {
+        let end = transition.offset + transition.size - 1
+        let windows = transition.gpaRanges.map { "gpa \(hex($0.lowerBound))-\(hex($0.upperBound - 1))" }.joined(separator: ", ")
+        return "\(transition.block) [\(hex(transition.offset))-\(hex(end))] \(transition.from?.rawValue ?? "new") -> \(transition.to.rawValue) (\(formatSize(transition.size)); \(windows))"
+    }
+
+    static func report(_ report: ApplyReport, flagSet: GuestMemfdFlagSet) -> String {
+        var lines: [String] = []
+        let total = report.completed.count + report.notRun.count + (report.failure == nil ? 0 : 1)
+        if let failure = report.failure {
+            lines.append("error: step \(report.completed.count + 1) of \(total) failed: \(failure)")
+            lines.append("done: \(report.completed.count) steps; not run: \(report.notRun.count) steps")
+            for operation in report.notRun.prefix(10) {
+                lines.append("  not run: \(operation.call) \(operation.arguments(flagSet: flagSet))")
+            }
+            if report.notRun.count > 10 { lines.append("  ... and \(report.notRun.count - 10) more") }
+            for event in report.compensations {
+                lines.append("  listener \(event.listener) told map \(hex(event.gpa))+\(hex(event.size)) again (the conversion did not happen)")
+            }
+            lines.append("The host's state was recorded as it is; `gmemctl diff` shows what remains to do.")
+        } else {
+            lines.append("Applied \(report.completed.count) steps" + (report.retries > 0 ? " (\(report.retries) EAGAIN retries)" : "") + ".")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func diff(_ diff: StateDiff, host: Host) -> String {
+        guard diff.hasChanges else { return "No drift: guest \(diff.guest) on \(host.label) matches the manifest." }
+        var lines = ["Drift for guest \(diff.guest) on \(host.label):"]
+        for entry in diff.entries {
+            let sign: String
+            switch entry.change {
+            case .missing: sign = "+"
+            case .extra: sign = "-"
+            case .changed: sign = "~"
+            }
+            var text = "  \(sign) \(entry.kind) \(entry.name)"
+            switch entry.change {
+            case .missing: text += ": missing (wanted \(entry.expected ?? "present"))"
+            case .extra: text += ": not in the manifest (\(entry.actual ?? "present"))"
+            case .changed: text += ": is \(entry.actual ?? "?"), manifest says \(entry.expected ?? "?")"
+            }
+            if !entry.gpaRanges.isEmpty { text += " at gpa " + entry.gpaRanges.joined(separator: ", ") }
+            lines.append(text)
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func live(_ state: LiveState, observation: GuestObservation?, host: Host) -> String {
+        guard state.exists || !state.blocks.isEmpty else { return "guest \(state.name): not on \(host.label)" }
+        var lines = ["guest \(state.name) on \(host.label):"]
+        lines.append("  vm: \(state.vmType?.rawValue ?? "?") fd \(state.vmFD.map(String.init) ?? "-")")
+        for block in state.blocks {
+            let observed = observation?.blocks.first { $0.name == block.name }
+            var text = "  block \(block.name): \(block.backend.name), \(formatSize(block.size)), gmem fd \(block.guestMemfd.map(String.init) ?? "-") flags \(KVMConstants.describeGuestMemfdFlags(block.guestMemfdFlags, in: host.capabilities.guestMemfdFlagSet))"
+            if let fd = block.sharedFD { text += ", shared fd \(fd)" }
+            if let address = block.hostAddress { text += ", host \(hex(address))" }
+            if let observed { text += ", resident \(formatSize(observed.residentBytes))" }
+            lines.append(text)
+            let privateBytes = block.layout.runs.filter { $0.value == .private }.reduce(UInt64(0)) { $0 + UInt64($1.range.count) }
+            let sharedBytes = block.layout.runs.filter { $0.value == .shared }.reduce(UInt64(0)) { $0 + UInt64($1.range.count) }
+            lines.append("    layout: \(block.layout.runCount) runs, private \(formatSize(privateBytes)), shared \(formatSize(sharedBytes))")
+        }
+        for memslot in state.memslots.sorted(by: { $0.slot < $1.slot }) {
+            let mapping = memslot.mapping
+            lines.append("  memslot \(memslot.slot): gpa \(hex(mapping.gpa))-\(hex(mapping.gpa + mapping.size - 1)) -> \(mapping.block)+\(hex(mapping.offset)) userspace \(hex(memslot.userspaceAddress))")
+        }
+        if !state.listeners.isEmpty { lines.append("  listeners: \(state.listeners.joined(separator: ", ")) (\(state.events.count) events)") }
+        if let failure = state.lastFailure { lines.append("  last operation did not finish: \(failure)") }
+        return lines.joined(separator: "\n")
+    }
+}
+
+func hex(_ value: UInt64) -> String { "0x" + String(value, radix: 16) }
+
+extension String {
+    func leftPadded(to width: Int) -> String { String(repeating: " ", count: max(0, width - count)) + self }
+}
+
+extension HumanOutput {
+    static func verification(_ report: VerificationReport) -> String {
+        var lines = ["Verification: \(report.checks.filter(\.passed).count) of \(report.checks.count) checks passed"]
+        for check in report.checks {
+            lines.append("  \(check.passed ? "ok  " : "FAIL") \(check.kind.rawValue) \(check.block) gpa \(hex(check.gpa)): expected \(check.expected), observed \(check.observed)")
+        }
+        for skipped in report.skipped { lines.append("  skipped: \(skipped)") }
+        return lines.joined(separator: "\n")
+    }
+}
