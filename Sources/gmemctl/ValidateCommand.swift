@@ -1,5 +1,6 @@
 import ArgumentParser
 import Config
+import Engine
 
 struct Validate: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -10,6 +11,7 @@ struct Validate: ParsableCommand {
             Examples:
               gmemctl validate examples/shared-in-place.yaml
               gmemctl validate examples/*.yaml --output json
+              gmemctl validate examples/in-place-mixed.yaml --target linux-6.18 --target gmem-attributes2
 
             Exit codes:
               0   every file is valid (warnings allowed)
@@ -24,15 +26,48 @@ struct Validate: ParsableCommand {
     @Option(help: "Output format: human (compiler style) or json (the shape of `terraform validate -json`).")
     var output: OutputFormat = .human
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Also check against a kernel: a profile name (see `gmemctl profiles`) or `host` for this machine's /dev/kvm. Repeatable.",
+        valueName: "profile"))
+    var target: [String] = []
+
     func validate() throws {
+        for name in target where name != "host" && Profiles.named(name) == nil {
+            throw ValidationError("unknown target \(name); known profiles: \(Profiles.names.joined(separator: ", ")), or host")
+        }
         if files.isEmpty { throw ValidationError("give at least one manifest file, e.g. `gmemctl validate examples/shared-in-place.yaml`") }
     }
 
     func run() throws {
         let loaded = Self.load(files)
-        // Later checks (e.g. against a target profile) append their diagnostics here, per file.
-        let reports = loaded.map { FileDiagnostics(file: $0.file, diagnostics: $0.result.diagnostics) }
+        let targets = try target.map(Self.capabilities(of:))
+        let reports = loaded.map { file, result in
+            var diagnostics = result.diagnostics
+            // A manifest that does not load cannot be checked against a kernel; its own errors come first.
+            if result.isValid, let manifest = result.manifest {
+                for caps in targets {
+                    diagnostics += CapabilityCheck.check(manifest, against: caps).map { diagnostic in
+                        var targeted = diagnostic
+                        targeted.summary = "[\(caps.name)] " + diagnostic.summary
+                        return targeted
+                    }
+                }
+            }
+            return FileDiagnostics(file: file, diagnostics: diagnostics)
+        }
         try DiagnosticOutput.emit(reports, format: output)
+    }
+
+    /// A named profile, or `host`: the capabilities probed from /dev/kvm.
+    static func capabilities(of target: String) throws -> Capabilities {
+        if let profile = Profiles.named(target) { return profile }
+        do {
+            var probed = try KVMHost().capabilities
+            probed.name = "host"
+            return probed
+        } catch {
+            throw CLIError("cannot probe this host for --target host: \(error)")
+        }
     }
 
     /// Loads and validates each file (schema and host-independent semantic rules).

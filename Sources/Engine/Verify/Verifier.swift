@@ -42,27 +42,14 @@ public enum Verifier {
                 continue
             }
             for run in block.layout.runs {
-                let windows = addressMap.gpaRanges(block: block.name, offsets: run.range)
-                // Probe the first and the last page of every run.
-                let pages = Set([run.range.lowerBound, run.range.upperBound - kernel.pageSize]).sorted()
-                for offset in pages {
-                    let address = base + offset
-                    let gpa = windows.first { $0.offsets.contains(offset) }.map { $0.gpaRange.lowerBound + (offset - $0.offsets.lowerBound) } ?? 0
-                    let expectAccessible = run.value == .shared || !block.backend.isInPlace
-                    let outcome: String
-                    do {
-                        try kernel.write(address: address, bytes: [hostMarker])
-                        let back = try kernel.read(address: address, count: 1)
-                        outcome = back == [hostMarker] ? "accessible" : "accessible, read back \(back)"
-                    } catch {
-                        outcome = error.failure == .sigbus ? "SIGBUS" : "\(error)"
-                    }
-                    report.checks.append(VerificationCheck(
-                        kind: .hostAccess, block: block.name, gpa: gpa,
-                        expected: expectAccessible ? "accessible" : "SIGBUS", observed: outcome,
-                        passed: outcome == (expectAccessible ? "accessible" : "SIGBUS")))
-                    if run.value == .shared, outcome == "accessible", !windows.isEmpty {
-                        guestTargets.append((block.name, gpa, address))
+                // Probe the first and last page of the run in every guest window that shows it.
+                for window in addressMap.gpaRanges(block: block.name, offsets: run.range) {
+                    let pages = Set([window.offsets.lowerBound, window.offsets.upperBound - kernel.pageSize]).sorted()
+                    for offset in pages {
+                        let gpa = window.gpaRange.lowerBound + (offset - window.offsets.lowerBound)
+                        let check = probeHost(block: block, address: base + offset, gpa: gpa, state: run.value, kernel: kernel)
+                        report.checks.append(check)
+                        if run.value == .shared, check.passed { guestTargets.append((block.name, gpa, base + offset)) }
                     }
                 }
             }
@@ -73,6 +60,24 @@ public enum Verifier {
             report.skipped.append("guest access: needs a vCPU on the real kernel (this host is simulated)")
         }
         return report
+    }
+
+    /// Writes and reads back a marker through the host mapping: shared pages (and every page of a legacy
+    /// block's shared backing) must be accessible, private pages of an in-place guest_memfd must SIGBUS.
+    private static func probeHost(block: LiveBlock, address: UInt64, gpa: UInt64, state: MemoryState,
+                                  kernel: KernelInterface) -> VerificationCheck {
+        let expectAccessible = state == .shared || !block.backend.isInPlace
+        let outcome: String
+        do {
+            try kernel.write(address: address, bytes: [hostMarker])
+            let back = try kernel.read(address: address, count: 1)
+            outcome = back == [hostMarker] ? "accessible" : "accessible, read back \(back)"
+        } catch {
+            outcome = error.failure == .sigbus ? "SIGBUS" : "\(error)"
+        }
+        let expected = expectAccessible ? "accessible" : "SIGBUS"
+        return VerificationCheck(kind: .hostAccess, block: block.name, gpa: gpa, expected: expected, observed: outcome,
+                                 passed: outcome == expected)
     }
 
     private static func verifyInGuest(_ targets: [(block: String, gpa: UInt64, host: UInt64)], state: LiveState,
