@@ -4,8 +4,9 @@ import Glibc
 import Config
 @_spi(Tuning) import Engine
 
-/// `gmemctl-bench layout [--ranges N] [--tib T] [--anchor PATH] [--capacity C]`: the layout interval map
-/// against the per-page bitmap anchor on identical random ranges, at T TiB and at 16 TiB.
+/// `gmemctl-bench layout [--ranges N] [--tib T] [--anchor PATH|none] [--capacity C]`: the layout interval
+/// map against the per-page bitmap anchor on identical random ranges, at T TiB and at 16 TiB
+/// (`--anchor none` measures gmemctl alone, e.g. under `perf stat`).
 let layoutBenchmark = Benchmark(
     name: "layout",
     summary: "random range assignments and transitions vs the C bitmap anchor; alternating 2 MiB layout; GPA<->block conversion",
@@ -18,7 +19,8 @@ private func runLayoutBenchmark(_ options: BenchOptions) throws {
     let ranges = try options.integer("ranges", default: 1_000_000)
     let tib = try options.integer("tib", default: 1)
     let capacity = try options.integer("capacity", default: Layout.defaultChunkCapacity)
-    let anchor = try BitmapAnchor.build(source: options.string("anchor") ?? "../shared/bench/bitmap_anchor.c")
+    let anchorSource = options.string("anchor") ?? "../shared/bench/bitmap_anchor.c"
+    let anchor = anchorSource == "none" ? nil : try BitmapAnchor.build(source: anchorSource)
     print("layout benchmark: \(ranges) random ranges of 1-1024 pages of 4 KiB, chunk capacity \(capacity)")
     let sizes = tib == 16 ? [16] : [tib, 16]
     for size in sizes {
@@ -44,13 +46,13 @@ private func randomLayout(ranges: Int, pages: UInt64, capacity: Int) -> Layout {
     return layout
 }
 
-private func compareWithAnchor(_ anchor: BitmapAnchor, ranges: Int, tib: Int, capacity: Int) throws {
+private func compareWithAnchor(_ anchor: BitmapAnchor?, ranges: Int, tib: Int, capacity: Int) throws {
     let pages = UInt64(tib) * tebibyte / pageSize
     // The anchor first: a spawned child's maxrss starts from this process's peak (exec keeps the larger
     // of the two), so it is measured while this process is still small.
     resetPeakResident()
     let baseline = peakResidentMiB()
-    let figures = try anchor.run(ranges: ranges, tib: tib)
+    let figures = try anchor?.run(ranges: ranges, tib: tib)
     resetPeakResident()
     let (layout, applySeconds) = seconds { randomLayout(ranges: ranges, pages: pages, capacity: capacity) }
     let (transitions, diffSeconds) = seconds { Layout.transitions(from: Layout(), to: layout) }
@@ -62,6 +64,7 @@ private func compareWithAnchor(_ anchor: BitmapAnchor, ranges: Int, tib: Int, ca
     print("\(tib) TiB (\(pages) pages):")
     print("  gmemctl layout: apply \(formatted(applySeconds)) s, transitions \(formatted(diffSeconds)) s, total \(formatted(total)) s, "
           + "\(layout.runCount) runs, \(transitions.count) transitions from empty, peak RSS \(peak.map { formatted($0, 1) } ?? "?") MiB")
+    guard let figures else { return }
     print("  bitmap anchor:  apply \(formatted(figures.applySeconds)) s, diff scan \(formatted(figures.diffSeconds)) s, total \(formatted(figures.totalSeconds)) s, "
           + "\(figures.transitionRuns) transition runs, peak RSS \(formatted(figures.peakResidentMiB, 1)) MiB"
           + " (floor: this process's \(baseline.map { formatted($0, 1) } ?? "?") MiB at spawn)")

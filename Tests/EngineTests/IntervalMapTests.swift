@@ -187,6 +187,26 @@ func expectWellFormed<V>(_ map: IntervalMap<V>, sourceLocation: SourceLocation =
     }
 }
 
+@Suite struct IntervalMapSearchTests {
+    /// The galloping search must find the boundary from any guess, however wrong.
+    @Test func searchFromAnyGuessFindsTheFirstRunNotBefore() {
+        for count in 0..<20 {
+            var runs: [IntMap.Run] = []
+            for i in 0..<UInt64(count) { runs.append(IntMap.Run(range: (2 * i)..<(2 * i + 1), value: 0)) }
+            runs.withUnsafeBufferPointer { buffer in
+                let limit = UInt64(2 * count + 1)
+                for threshold in 0...limit {
+                    let expected = runs.firstIndex { $0.range.lowerBound >= threshold } ?? count
+                    for guess in 0...count {
+                        let found = IntMap.firstIndex(in: buffer, near: guess) { $0.range.lowerBound < threshold }
+                        #expect(found == expected, "count \(count) threshold \(threshold) guess \(guess)")
+                    }
+                }
+            }
+        }
+    }
+}
+
 // MARK: - Property tests against a per-address reference model
 
 @Suite struct IntervalMapPropertyTests {

@@ -179,13 +179,9 @@ extension IntervalMap {
     func firstRun(endingAfter address: UInt64) -> Position {
         if chunks.isEmpty { return Position(chunk: 0, index: 0) }
         let c = chunkIndex(for: address)
-        let index = chunks[c].withUnsafeBufferPointer { runs -> Int in
-            var low = 0, high = runs.count
-            while low < high {
-                let mid = (low + high) / 2
-                if runs[mid].range.upperBound <= address { low = mid + 1 } else { high = mid }
-            }
-            return low
+        let guess = interpolatedIndex(of: address, inChunk: c)
+        let index = chunks[c].withUnsafeBufferPointer { runs in
+            Self.firstIndex(in: runs, near: guess) { $0.range.upperBound <= address }
         }
         return canonical(Position(chunk: c, index: index))
     }
@@ -195,15 +191,57 @@ extension IntervalMap {
     func firstRun(startingAfter address: UInt64) -> Position {
         if chunks.isEmpty { return Position(chunk: 0, index: 0) }
         let c = chunkIndex(for: address)
-        let index = chunks[c].withUnsafeBufferPointer { runs -> Int in
-            var low = 0, high = runs.count
-            while low < high {
-                let mid = (low + high) / 2
-                if runs[mid].range.lowerBound <= address { low = mid + 1 } else { high = mid }
-            }
-            return low
+        let guess = interpolatedIndex(of: address, inChunk: c)
+        let index = chunks[c].withUnsafeBufferPointer { runs in
+            Self.firstIndex(in: runs, near: guess) { $0.range.lowerBound <= address }
         }
         return canonical(Position(chunk: c, index: index))
+    }
+
+    /// Where `address` would sit in chunk `c` if its runs were spread evenly between the chunk's start
+    /// and the next chunk's start. Searching from there touches one or two cache lines of the chunk
+    /// instead of the ~log2(lines) misses of a plain binary search (the dominant cost of an edit).
+    @inlinable
+    func interpolatedIndex(of address: UInt64, inChunk c: Int) -> Int {
+        let count = chunks[c].count
+        guard c + 1 < chunkStarts.count, address > chunkStarts[c] else { return address > chunkStarts[c] ? count / 2 : 0 }
+        let span = Double(chunkStarts[c + 1] - chunkStarts[c])
+        let guess = Int(Double(address - chunkStarts[c]) / span * Double(count))
+        return Swift.min(Swift.max(guess, 0), count - 1)
+    }
+
+    /// The first index of `runs` where `isBefore` turns false (`runs.count` if never), for `isBefore`
+    /// true on a prefix. Gallops outwards from `guess`, then binary-searches: O(log distance).
+    @inlinable
+    static func firstIndex(in runs: UnsafeBufferPointer<Run>, near guess: Int, isBefore: (Run) -> Bool) -> Int {
+        let count = runs.count
+        var low: Int, high: Int
+        if guess < count && isBefore(runs[guess]) {
+            // The answer is after `guess`.
+            low = guess + 1
+            high = count
+            var step = 1
+            while low + step - 1 < count {
+                let probe = low + step - 1
+                if isBefore(runs[probe]) { low = probe + 1; step *= 2 } else { high = probe; break }
+            }
+        } else {
+            // The answer is at or before `guess`.
+            low = 0
+            high = Swift.min(guess, count)
+            var step = 1
+            while high - step >= 0 {
+                let probe = high - step
+                if isBefore(runs[probe]) { low = probe + 1; break }
+                high = probe
+                step *= 2
+            }
+        }
+        while low < high {
+            let mid = (low + high) / 2
+            if isBefore(runs[mid]) { low = mid + 1 } else { high = mid }
+        }
+        return low
     }
 
     /// One past a chunk's last run is the next chunk's first run, except at the very end.
