@@ -10,6 +10,8 @@ struct BitmapAnchor {
         var diffSeconds: Double
         var transitionRuns: Int
         var peakResidentMiB: Double
+        /// CPU time of the whole anchor process (its own figures are wall clock).
+        var processCPUSeconds: Double
         var totalSeconds: Double { applySeconds + diffSeconds }
     }
 
@@ -43,6 +45,7 @@ struct BitmapAnchor {
               let runs = number(before: "transition", offset: 1) else {
             throw BenchError(description: "cannot parse anchor output: \(result.output)")
         }
-        return Figures(applySeconds: apply, diffSeconds: diff, transitionRuns: Int(runs), peakResidentMiB: result.peakResidentMiB)
+        return Figures(applySeconds: apply, diffSeconds: diff, transitionRuns: Int(runs), peakResidentMiB: result.peakResidentMiB,
+                       processCPUSeconds: result.cpuSeconds)
     }
 }

@@ -7,6 +7,8 @@ struct ChildResult {
     var status: Int32
     var output: String
     var peakResidentMiB: Double
+    /// User + system CPU time of the child.
+    var cpuSeconds: Double
 }
 
 /// Runs `argv` (path first) and waits for it with wait4, so the resource usage is this child's alone.
@@ -30,7 +32,8 @@ func runChild(_ argv: [String]) throws -> ChildResult {
         guard errno == EINTR else { throw BenchError(description: "wait4 failed: \(String(cString: strerror(errno)))") }
     }
     let exitStatus = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-    return ChildResult(status: exitStatus, output: try readFile(outputPath), peakResidentMiB: Double(usage.ru_maxrss) / 1024)
+    return ChildResult(status: exitStatus, output: try readFile(outputPath), peakResidentMiB: Double(usage.ru_maxrss) / 1024,
+                       cpuSeconds: cpuSeconds(usage))
 }
 
 func readFile(_ path: String) throws -> String {

@@ -54,21 +54,22 @@ private func compareWithAnchor(_ anchor: BitmapAnchor?, ranges: Int, tib: Int, c
     let baseline = peakResidentMiB()
     let figures = try anchor?.run(ranges: ranges, tib: tib)
     resetPeakResident()
-    let (layout, applySeconds) = seconds { randomLayout(ranges: ranges, pages: pages, capacity: capacity) }
-    let (transitions, diffSeconds) = seconds { Layout.transitions(from: Layout(), to: layout) }
+    let (layout, applyTime) = measure { randomLayout(ranges: ranges, pages: pages, capacity: capacity) }
+    let (transitions, diffTime) = measure { Layout.transitions(from: Layout(), to: layout) }
     let peak = peakResidentMiB()
     // The anchor diffs against an all-zero bitmap: its runs are the maximal runs of bit 1 (shared).
     let sharedRuns = layout.runSequence.reduce(0) { $0 + ($1.value == .shared ? 1 : 0) }
-    let total = applySeconds + diffSeconds
+    let total = applyTime + diffTime
     print("")
     print("\(tib) TiB (\(pages) pages):")
-    print("  gmemctl layout: apply \(formatted(applySeconds)) s, transitions \(formatted(diffSeconds)) s, total \(formatted(total)) s, "
+    print("  gmemctl layout: apply \(applyTime.text), transitions \(diffTime.text), total \(total.text), "
           + "\(layout.runCount) runs, \(transitions.count) transitions from empty, peak RSS \(peak.map { formatted($0, 1) } ?? "?") MiB")
     guard let figures else { return }
-    print("  bitmap anchor:  apply \(formatted(figures.applySeconds)) s, diff scan \(formatted(figures.diffSeconds)) s, total \(formatted(figures.totalSeconds)) s, "
+    print("  bitmap anchor:  apply \(formatted(figures.applySeconds)) s, diff scan \(formatted(figures.diffSeconds)) s, total \(formatted(figures.totalSeconds)) s (process cpu \(formatted(figures.processCPUSeconds)) s), "
           + "\(figures.transitionRuns) transition runs, peak RSS \(formatted(figures.peakResidentMiB, 1)) MiB"
           + " (floor: this process's \(baseline.map { formatted($0, 1) } ?? "?") MiB at spawn)")
-    print("  ratio anchor/gmemctl: \(formatted(figures.totalSeconds / total, 2))x"
+    print("  ratio anchor/gmemctl: wall \(formatted(figures.totalSeconds / total.wall, 2))x, "
+          + "cpu \(formatted(figures.processCPUSeconds / total.cpu, 2))x"
           + "; shared runs \(sharedRuns) vs anchor runs \(figures.transitionRuns): \(sharedRuns == figures.transitionRuns ? "match" : "MISMATCH")")
 }
 
@@ -76,7 +77,7 @@ private func compareWithAnchor(_ anchor: BitmapAnchor?, ranges: Int, tib: Int, c
 private func alternating(tib: Int, capacity: Int) {
     let step: UInt64 = 2 << 20
     let end = UInt64(tib) * tebibyte
-    let (layout, buildSeconds) = seconds {
+    let (layout, buildTime) = measure {
         var layout = Layout(chunkCapacity: capacity)
         var state = MemoryState.private
         for start in stride(from: UInt64(0), to: end, by: Int(step)) {
@@ -85,12 +86,12 @@ private func alternating(tib: Int, capacity: Int) {
         }
         return layout
     }
-    let (fromEmpty, emptySeconds) = seconds { Layout.transitions(from: Layout(), to: layout) }
-    let (fromPrivate, privateSeconds) = seconds { Layout.transitions(from: .filled(0..<end, with: .private), to: layout) }
+    let (fromEmpty, emptyTime) = measure { Layout.transitions(from: Layout(), to: layout) }
+    let (fromPrivate, privateTime) = measure { Layout.transitions(from: .filled(0..<end, with: .private), to: layout) }
     print("")
-    print("\(tib) TiB alternating every 2 MiB: build \(formatted(buildSeconds)) s (\(layout.runCount) runs), "
-          + "transitions from empty \(formatted(emptySeconds)) s (\(fromEmpty.count)), "
-          + "from all-private \(formatted(privateSeconds)) s (\(fromPrivate.count))")
+    print("\(tib) TiB alternating every 2 MiB: build \(buildTime.text) (\(layout.runCount) runs), "
+          + "transitions from empty \(emptyTime.text) (\(fromEmpty.count)), "
+          + "from all-private \(privateTime.text) (\(fromPrivate.count))")
 }
 
 /// The random layout translated to an x86-style block (split at 2 GiB around a 2 GiB hole) and back.
@@ -104,9 +105,9 @@ private func conversion(ranges: Int, tib: Int, capacity: Int) {
     // Map the random layout (over [0, size)) into the mapped GPA space: shift everything above 2 GiB.
     let source = randomLayout(ranges: ranges, pages: size / pageSize, capacity: capacity)
     let blocks = ["ram": source]
-    let (gpa, toGPASeconds) = seconds { addressMap.gpaLayout(fromBlockLayouts: blocks) }
-    let (back, toBlockSeconds) = seconds { try? addressMap.blockLayouts(fromGPALayout: gpa) }
+    let (gpa, toGPATime) = measure { addressMap.gpaLayout(fromBlockLayouts: blocks) }
+    let (back, toBlockTime) = measure { try? addressMap.blockLayouts(fromGPALayout: gpa) }
     print("")
-    print("conversion of \(source.runCount) runs over 2 mappings: block->gpa \(formatted(toGPASeconds)) s, "
-          + "gpa->block \(formatted(toBlockSeconds)) s, round trip \(back?["ram"] == source ? "exact" : "DIFFERS")")
+    print("conversion of \(source.runCount) runs over 2 mappings: block->gpa \(toGPATime.text), "
+          + "gpa->block \(toBlockTime.text), round trip \(back?["ram"] == source ? "exact" : "DIFFERS")")
 }

@@ -2,13 +2,34 @@
 import Glibc
 #endif
 
-/// Seconds taken by `body`, on the monotonic clock.
-func seconds<T>(_ body: () throws -> T) rethrows -> (T, Double) {
+/// Time taken: wall clock, and CPU time of this process (user + system), which stays meaningful when
+/// other work competes for the cores.
+struct Timing {
+    var wall: Double
+    var cpu: Double
+
+    static func + (a: Timing, b: Timing) -> Timing { Timing(wall: a.wall + b.wall, cpu: a.cpu + b.cpu) }
+    var text: String { "\(formatted(wall)) s (cpu \(formatted(cpu)) s)" }
+}
+
+func measure<T>(_ body: () throws -> T) rethrows -> (T, Timing) {
     var start = timespec(), end = timespec()
+    let cpuStart = processCPUSeconds()
     clock_gettime(CLOCK_MONOTONIC, &start)
     let result = try body()
     clock_gettime(CLOCK_MONOTONIC, &end)
-    return (result, Double(end.tv_sec - start.tv_sec) + Double(end.tv_nsec - start.tv_nsec) * 1e-9)
+    let wall = Double(end.tv_sec - start.tv_sec) + Double(end.tv_nsec - start.tv_nsec) * 1e-9
+    return (result, Timing(wall: wall, cpu: processCPUSeconds() - cpuStart))
+}
+
+func processCPUSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return cpuSeconds(usage)
+}
+
+func cpuSeconds(_ usage: rusage) -> Double {
+    Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1e-6
 }
 
 /// This process's peak resident set (VmHWM) in MiB, from /proc/self/status.
