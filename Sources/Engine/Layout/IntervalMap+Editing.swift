@@ -9,7 +9,7 @@ extension IntervalMap {
         let low = range.lowerBound, high = range.upperBound
         // Runs that overlap or touch [low, high): end >= low ... start <= high.
         let first = low == 0 ? Position(chunk: 0, index: 0) : firstRun(endingAfter: low - 1)
-        let end = firstRun(startingAfter: high)
+        let end = firstRun(startingAfter: high, from: first)
         var merged = range
         var replacement = SmallRuns()
         if precedes(first, end), let last = position(before: end) {
@@ -45,7 +45,7 @@ extension IntervalMap {
         let low = range.lowerBound, high = range.upperBound
         // Runs that overlap [low, high): end > low ... start < high.
         let first = firstRun(endingAfter: low)
-        let end = firstRun(startingAfter: high - 1)
+        let end = firstRun(startingAfter: high - 1, from: first)
         guard precedes(first, end), let last = position(before: end) else { return }
         let head = chunks[first.chunk][first.index]
         let tail = chunks[last.chunk][last.index]

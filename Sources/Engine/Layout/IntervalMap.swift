@@ -244,6 +244,20 @@ extension IntervalMap {
         return low
     }
 
+    /// The first run that starts beyond `address`, searching forward from `origin` (a position at or
+    /// before the answer): edits cover few runs, so this usually stays in `origin`'s chunk.
+    @inlinable
+    func firstRun(startingAfter address: UInt64, from origin: Position) -> Position {
+        let c = origin.chunk
+        guard c < chunks.count, c + 1 == chunks.count || chunkStarts[c + 1] > address else {
+            return firstRun(startingAfter: address)
+        }
+        let index = chunks[c].withUnsafeBufferPointer { runs in
+            Self.firstIndex(in: runs, near: origin.index) { $0.range.lowerBound <= address }
+        }
+        return canonical(Position(chunk: c, index: index))
+    }
+
     /// One past a chunk's last run is the next chunk's first run, except at the very end.
     @inlinable
     func canonical(_ position: Position) -> Position {
