@@ -166,12 +166,13 @@ extension IntervalMap {
     /// The last chunk whose first run starts at or before `address` (0 when there is none).
     @inlinable
     func chunkIndex(for address: UInt64) -> Int {
-        var low = 0, high = chunkStarts.count
-        while low < high {
-            let mid = (low + high) / 2
-            if chunkStarts[mid] <= address { low = mid + 1 } else { high = mid }
+        chunkStarts.withUnsafeBufferPointer { starts in
+            guard let first = starts.first, let last = starts.last, address > first, last > first else { return 0 }
+            // Interpolate between the first and last chunk starts, then gallop (as inside chunks).
+            let guess = Int(Double(address - first) / Double(last - first) * Double(starts.count - 1))
+            let after = Self.firstIndex(in: starts, near: Swift.min(guess, starts.count - 1)) { $0 <= address }
+            return Swift.max(0, after - 1)
         }
-        return Swift.max(0, low - 1)
     }
 
     /// The first run whose end is beyond `address` (i.e. containing it or after it), in canonical form.
@@ -213,7 +214,8 @@ extension IntervalMap {
     /// The first index of `runs` where `isBefore` turns false (`runs.count` if never), for `isBefore`
     /// true on a prefix. Gallops outwards from `guess`, then binary-searches: O(log distance).
     @inlinable
-    static func firstIndex(in runs: UnsafeBufferPointer<Run>, near guess: Int, isBefore: (Run) -> Bool) -> Int {
+    static func firstIndex<Element>(in runs: UnsafeBufferPointer<Element>, near guess: Int,
+                                    isBefore: (Element) -> Bool) -> Int {
         let count = runs.count
         var low: Int, high: Int
         if guess < count && isBefore(runs[guess]) {
