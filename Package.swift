@@ -10,6 +10,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // The system libyaml (Debian: libyaml-dev), wrapped once in Config/YAML.
@@ -28,6 +29,8 @@ let package = Package(
             dependencies: [
                 "Config", "CKVM",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         // The CLI: argument parsing, output formatting, exit codes. No logic of its own.
@@ -45,5 +48,7 @@ let package = Package(
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Config"]),
         .testTarget(name: "KVMTests", dependencies: ["Engine", "Config", "CKVM"]),
         .testTarget(name: "CLITests", dependencies: ["Config"]),
+        // The agent as a real process on a Unix socket: protocol, listeners, concurrency, robustness.
+        .testTarget(name: "AgentTests", dependencies: ["Engine", "Config"]),
     ]
 )

@@ -20,6 +20,7 @@ struct ApplyCommand: ParsableCommand {
 
     @Argument(help: "The manifest.") var file: String
     @OptionGroup var hostOptions: HostOptions
+    @OptionGroup var agentOptions: AgentOptions
     @Option(help: "Output format: human or json.") var output: OutputFormat = .human
     @Flag(help: "Build, report and tear down in this process (the only mode on the real kernel without an agent).")
     var ephemeral = false
@@ -43,6 +44,10 @@ struct ApplyCommand: ParsableCommand {
 
     func run() throws {
         let manifest = try ManifestInput.load(file, format: output)
+        if !ephemeral, let session = try agentSession() {
+            try applyThroughAgent(session)
+            return
+        }
         let host = try hostOptions.open(persistent: !ephemeral)
         if !host.outlivesProcess && !ephemeral {
             throw CLIError("\(host.label) keeps guests only while this process runs; use --ephemeral (build, verify, tear down), or the simulator (--host sim:PROFILE)")
@@ -77,5 +82,45 @@ struct ApplyCommand: ParsableCommand {
                                            teardown: teardown.map { ReportJSON($0, flagSet: flagSet) }))
         }
         if !report.succeeded || verification?.passed == false || teardown?.succeeded == false { throw ExitCode.failure }
+    }
+}
+
+extension ApplyCommand {
+    /// The agent to apply through: a running one; else, where guests would die with this process (kvm) or
+    /// where `--agent` names a socket, one started now. Nil: apply here as before (the simulator's state file).
+    private func agentSession() throws -> AgentSession? {
+        if agentOptions.noAgent { return nil }
+        let path = agentOptions.socketPath
+        if AgentProbe.state(of: path) == .live { return try AgentSession.find(agentOptions, host: hostOptions) }
+        let onKVM = hostOptions.host == "kvm" || (hostOptions.host == "auto" && KVMKernel.canOpen().available)
+        guard onKVM || agentOptions.socket != nil else { return nil }
+        var arguments = ["--host", onKVM ? "kvm" : hostOptions.host]
+        if let state = hostOptions.state, !onKVM { arguments += ["--state", state] }
+        if let abi = hostOptions.kvmABI { arguments += ["--kvm-abi", abi] }
+        let session = try AgentSpawn.start(socket: path, hostArguments: arguments)
+        printNote("started an agent (pid \(session.hello.pid), instance \(session.hello.instance)) on \(path) for \(session.hello.hostLabel); it holds the guests until `gmemctl agent stop`")
+        return session
+    }
+
+    private func applyThroughAgent(_ session: AgentSession) throws {
+        var request = try AgentRequest.manifest(.apply, file: file)
+        request.prefault = prefault
+        request.verify = verify
+        let result = try session.call(request, as: ApplyResult.self, file: file, format: output)
+        let live = result.guest.live
+        if live.exists { session.remember(guest: live.name, exists: true) }
+        let host = session.hostView
+        switch output {
+        case .human:
+            print(HumanOutput.plan(result.plan, host: host))
+            print(HumanOutput.report(result.report, flagSet: host.flagSet))
+            print(HumanOutput.live(live, observation: result.guest.observation, host: host))
+            if let verification = result.verification { print(HumanOutput.verification(verification)) }
+        case .json:
+            try JSONOutput.print(ApplyJSON(host: host.label, guest: result.plan.guest, changes: result.plan.hasChanges,
+                                           plan: PlanJSON(result.plan, host: host), report: ReportJSON(result.report, flagSet: host.flagSet),
+                                           live: live, observation: result.guest.observation, verification: result.verification, teardown: nil))
+        }
+        if !result.report.succeeded || result.verification?.passed == false { throw ExitCode.failure }
     }
 }

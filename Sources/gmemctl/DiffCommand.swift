@@ -18,6 +18,7 @@ struct DiffCommand: ParsableCommand {
 
     @Argument(help: "The manifest.") var file: String
     @OptionGroup var hostOptions: HostOptions
+    @OptionGroup var agentOptions: AgentOptions
     @Option(help: "Output format: human or json.") var output: OutputFormat = .human
 
     struct DiffJSON: Encodable {
@@ -30,6 +31,11 @@ struct DiffCommand: ParsableCommand {
 
     func run() throws {
         let manifest = try ManifestInput.load(file, format: output)
+        if let session = try AgentSession.find(agentOptions, host: hostOptions) {
+            let result = try session.call(try .manifest(.diff, file: file), as: DiffResult.self, file: file, format: output)
+            try emit(result.diff, host: session.hostView)
+            return
+        }
         let host = try hostOptions.open()
         let diff: StateDiff
         do {
@@ -37,6 +43,10 @@ struct DiffCommand: ParsableCommand {
         } catch {
             try ManifestInput.report(error, file: file, format: output)
         }
+        try emit(diff, host: HostView(host))
+    }
+
+    private func emit(_ diff: StateDiff, host: HostView) throws {
         switch output {
         case .human: print(HumanOutput.diff(diff, host: host))
         case .json: try JSONOutput.print(DiffJSON(host: host.label, guest: diff.guest, changes: diff.hasChanges, entries: diff.entries))

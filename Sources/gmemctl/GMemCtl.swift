@@ -17,7 +17,8 @@ struct GMemCtl: ParsableCommand {
             """,
         subcommands: [
             Validate.self, CapsCommand.self, ProfilesCommand.self, PlanCommand.self, ApplyCommand.self,
-            DiffCommand.self, GetCommand.self, ConvertCommand.self, DestroyCommand.self, Schema.self,
+            DiffCommand.self, GetCommand.self, ConvertCommand.self, DestroyCommand.self, EventsCommand.self, AgentCommand.self,
+            Schema.self,
         ]
     )
 }

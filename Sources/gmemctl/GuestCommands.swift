@@ -16,6 +16,7 @@ struct GetCommand: ParsableCommand {
 
     @Argument(help: "Guest name (metadata.name); all guests when omitted.") var name: String?
     @OptionGroup var hostOptions: HostOptions
+    @OptionGroup var agentOptions: AgentOptions
     @Option(help: "Output format: human or json.") var output: OutputFormat = .human
 
     struct GuestJSON: Encodable {
@@ -30,21 +31,29 @@ struct GetCommand: ParsableCommand {
     }
 
     func run() throws {
+        if let session = try AgentSession.find(agentOptions, host: hostOptions) {
+            let result = try session.call(.guest(.get, name: name), as: GetResult.self, format: output)
+            for guest in result.guests { session.remember(guest: guest.live.name, exists: true) }
+            try emit(result.guests.map { GuestJSON(live: $0.live, observation: $0.observation) }, host: session.hostView)
+            return
+        }
         let host = try hostOptions.open()
         let names = name.map { [$0] } ?? host.guestNames()
         let guests = names.map { host.guest(named: $0) }
         if let name, !(guests.first?.exists ?? false) {
             throw CLIError("guest \(name) does not exist on \(host.label)" + (host.outlivesProcess ? "" : "; live KVM objects die with the process that made them"))
         }
+        try emit(guests.map { GuestJSON(live: $0, observation: Observer.observe($0, kernel: host.kernel)) }, host: HostView(host))
+    }
+
+    private func emit(_ guests: [GuestJSON], host: HostView) throws {
         switch output {
         case .json:
-            try JSONOutput.print(GetJSON(host: host.label, guests: guests.map {
-                GuestJSON(live: $0, observation: Observer.observe($0, kernel: host.kernel))
-            }))
+            try JSONOutput.print(GetJSON(host: host.label, guests: guests))
         case .human:
             if guests.isEmpty { print("no guests on \(host.label)") }
             for guest in guests {
-                print(HumanOutput.live(guest, observation: Observer.observe(guest, kernel: host.kernel), host: host))
+                print(HumanOutput.live(guest.live, observation: guest.observation, host: host))
             }
         }
     }
@@ -63,9 +72,17 @@ struct DestroyCommand: ParsableCommand {
 
     @Argument(help: "Guest name (metadata.name).") var name: String
     @OptionGroup var hostOptions: HostOptions
+    @OptionGroup var agentOptions: AgentOptions
     @Option(help: "Output format: human or json.") var output: OutputFormat = .human
 
     func run() throws {
+        if let session = try AgentSession.find(agentOptions, host: hostOptions) {
+            let result = try session.call(.guest(.destroy, name: name), as: RunResult.self, format: output)
+            if result.report.succeeded { session.remember(guest: name, exists: false) }
+            try ConversionOutput.emit(plan: result.plan, report: result.report, host: session.hostView, format: output)
+            if !result.report.succeeded { throw ExitCode.failure }
+            return
+        }
         let host = try hostOptions.open()
         let (plan, report): (Plan, ApplyReport)
         do {
@@ -96,6 +113,7 @@ struct ConvertCommand: ParsableCommand {
     @Option(help: "Size (e.g. 2MiB, 0x200000).") var size: String
     @Option(help: "Target state: private or shared.") var to: String
     @OptionGroup var hostOptions: HostOptions
+    @OptionGroup var agentOptions: AgentOptions
     @Option(help: "Output format: human or json.") var output: OutputFormat = .human
 
     func run() throws {
@@ -103,6 +121,14 @@ struct ConvertCommand: ParsableCommand {
         guard let length = try? parseSize(size), length > 0 else { throw ValidationError("--size: \(size) is not a size (e.g. 2MiB)") }
         guard let state = MemoryState(rawValue: to) else { throw ValidationError("--to takes private or shared, not \(to)") }
         guard start.addingReportingOverflow(length).overflow == false else { throw ValidationError("--gpa + --size overflows") }
+        if let session = try AgentSession.find(agentOptions, host: hostOptions) {
+            var request = AgentRequest.guest(.convert, name: name)
+            (request.gpa, request.size, request.to) = (start, length, state)
+            let result = try session.call(request, as: RunResult.self, format: output)
+            try ConversionOutput.emit(plan: result.plan, report: result.report, host: session.hostView, format: output)
+            if !result.report.succeeded { throw ExitCode.failure }
+            return
+        }
         let host = try hostOptions.open()
         let (plan, report): (Plan, ApplyReport)
         do {
@@ -123,7 +149,11 @@ enum ConversionOutput {
     }
 
     static func emit(plan: Plan, report: ApplyReport, host: Host, format: OutputFormat) throws {
-        let flagSet = host.capabilities.guestMemfdFlagSet
+        try emit(plan: plan, report: report, host: HostView(host), format: format)
+    }
+
+    static func emit(plan: Plan, report: ApplyReport, host: HostView, format: OutputFormat) throws {
+        let flagSet = host.flagSet
         switch format {
         case .human:
             print(HumanOutput.plan(plan, host: host))

@@ -1,9 +1,23 @@
 import Config
 import Engine
 
+/// What output needs of a host: its label and the names of its guest_memfd flags. A local host gives
+/// them, and so does an agent's hello.
+struct HostView {
+    var label: String
+    var flagSet: GuestMemfdFlagSet
+}
+
+extension HostView {
+    init(_ host: Host) { self.init(label: host.label, flagSet: host.capabilities.guestMemfdFlagSet) }
+    init(_ hello: HelloResult) { self.init(label: hello.hostLabel, flagSet: hello.flagSet) }
+}
+
 /// Text for people: plans like `terraform plan`, diffs and live state as short aligned lines.
 enum HumanOutput {
-    static func plan(_ plan: Plan, host: Host) -> String {
+    static func plan(_ plan: Plan, host: Host) -> String { self.plan(plan, host: HostView(host)) }
+
+    static func plan(_ plan: Plan, host: HostView) -> String {
         var lines: [String] = ["Plan for guest \(plan.guest) on \(host.label):"]
         for (block, reason) in plan.resolutions.sorted(by: { $0.key < $1.key }) {
             lines.append("  block \(block): \(reason)")
@@ -16,7 +30,7 @@ enum HumanOutput {
             lines.append("No changes: the host matches the manifest.")
         } else {
             lines.append("Operations (\(plan.operations.count), in order):")
-            lines += operations(plan.operations, flagSet: host.capabilities.guestMemfdFlagSet)
+            lines += operations(plan.operations, flagSet: host.flagSet)
         }
         for note in plan.notes { lines.append("note: \(note)") }
         return lines.joined(separator: "\n")
@@ -56,7 +70,9 @@ enum HumanOutput {
         return lines.joined(separator: "\n")
     }
 
-    static func diff(_ diff: StateDiff, host: Host) -> String {
+    static func diff(_ diff: StateDiff, host: Host) -> String { self.diff(diff, host: HostView(host)) }
+
+    static func diff(_ diff: StateDiff, host: HostView) -> String {
         guard diff.hasChanges else { return "No drift: guest \(diff.guest) on \(host.label) matches the manifest." }
         var lines = ["Drift for guest \(diff.guest) on \(host.label):"]
         for entry in diff.entries {
@@ -79,12 +95,16 @@ enum HumanOutput {
     }
 
     static func live(_ state: LiveState, observation: GuestObservation?, host: Host) -> String {
+        live(state, observation: observation, host: HostView(host))
+    }
+
+    static func live(_ state: LiveState, observation: GuestObservation?, host: HostView) -> String {
         guard state.exists || !state.blocks.isEmpty else { return "guest \(state.name): not on \(host.label)" }
         var lines = ["guest \(state.name) on \(host.label):"]
         lines.append("  vm: \(state.vmType?.rawValue ?? "?") fd \(state.vmFD.map(String.init) ?? "-")")
         for block in state.blocks {
             let observed = observation?.blocks.first { $0.name == block.name }
-            var text = "  block \(block.name): \(block.backend.name), \(formatSize(block.size)), gmem fd \(block.guestMemfd.map(String.init) ?? "-") flags \(KVMConstants.describeGuestMemfdFlags(block.guestMemfdFlags, in: host.capabilities.guestMemfdFlagSet))"
+            var text = "  block \(block.name): \(block.backend.name), \(formatSize(block.size)), gmem fd \(block.guestMemfd.map(String.init) ?? "-") flags \(KVMConstants.describeGuestMemfdFlags(block.guestMemfdFlags, in: host.flagSet))"
             if let fd = block.sharedFD { text += ", shared fd \(fd)" }
             if let address = block.hostAddress { text += ", host \(hex(address))" }
             if let observed { text += ", resident \(formatSize(observed.residentBytes))" }

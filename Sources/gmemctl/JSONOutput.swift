@@ -37,13 +37,15 @@ struct PlanJSON: Encodable {
     var operations: [OperationJSON]
     var notes: [String]
 
-    init(_ plan: Plan, host: Engine.Host) {
+    init(_ plan: Plan, host: Engine.Host) { self.init(plan, host: HostView(host)) }
+
+    init(_ plan: Plan, host: HostView) {
         self.host = host.label
         guest = plan.guest
         changes = plan.hasChanges
         resolutions = plan.resolutions
         transitions = plan.transitions.map(TransitionJSON.init)
-        operations = plan.operations.map { OperationJSON($0, flagSet: host.capabilities.guestMemfdFlagSet) }
+        operations = plan.operations.map { OperationJSON($0, flagSet: host.flagSet) }
         notes = plan.notes
     }
 }

@@ -18,10 +18,16 @@ struct PlanCommand: ParsableCommand {
 
     @Argument(help: "The manifest.") var file: String
     @OptionGroup var hostOptions: HostOptions
+    @OptionGroup var agentOptions: AgentOptions
     @Option(help: "Output format: human or json.") var output: OutputFormat = .human
 
     func run() throws {
         let manifest = try ManifestInput.load(file, format: output)
+        if let session = try AgentSession.find(agentOptions, host: hostOptions) {
+            let result = try session.call(try .manifest(.plan, file: file), as: PlanResult.self, file: file, format: output)
+            try emit(result.plan, host: session.hostView)
+            return
+        }
         let host = try hostOptions.open()
         let plan: Plan
         do {
@@ -29,6 +35,10 @@ struct PlanCommand: ParsableCommand {
         } catch {
             try ManifestInput.report(error, file: file, format: output)
         }
+        try emit(plan, host: HostView(host))
+    }
+
+    private func emit(_ plan: Plan, host: HostView) throws {
         switch output {
         case .human: print(HumanOutput.plan(plan, host: host))
         case .json: try JSONOutput.print(PlanJSON(plan, host: host))

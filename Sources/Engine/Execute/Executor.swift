@@ -4,7 +4,7 @@ import Glibc
 #endif
 
 /// What an apply did: every step that ran, the one that failed (if any), and the ones never tried.
-public struct ApplyReport: Sendable {
+public struct ApplyReport: Sendable, Codable {
     public var completed: [PlanOperation] = []
     public var failure: ExecutionError?
     public var notRun: [PlanOperation] = []

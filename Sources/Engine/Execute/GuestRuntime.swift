@@ -1,7 +1,7 @@
 import Config
 
 /// A failed step: which operation, what the kernel said, and what that means for the user.
-public struct ExecutionError: Error, Sendable, CustomStringConvertible {
+public struct ExecutionError: Error, Sendable, Codable, CustomStringConvertible {
     public var operation: PlanOperation
     public var kernelError: KernelError?
     public var message: String

@@ -1,7 +1,7 @@
 import Config
 
 /// The ordered operations that bring a host's state for one guest to the desired state.
-public struct Plan: Sendable, Hashable {
+public struct Plan: Sendable, Hashable, Codable {
     public var guest: String
     public var operations: [PlanOperation]
     /// How each block's backend was resolved (always said, so `auto` is never a surprise).

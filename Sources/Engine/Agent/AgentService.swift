@@ -1,0 +1,288 @@
+import Config
+import Foundation
+import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The agent's behaviour, independent of the transport: takes request lines from connections and answers
+/// them. Requests for one guest run one at a time on that guest's queue; different guests run in parallel.
+/// Work is never tied to the connection that asked: a client that goes away mid-request does not cancel it,
+/// and the outcome is recorded on the guest (`lastFailure`, or the new state) for `get` to show.
+public final class AgentService: @unchecked Sendable {
+    public let hello: HelloResult
+    private let host: Host
+    private let provisioner: Provisioner
+    private let links: ListenerLinks
+    private let logger: Logger
+    private let lock = NSLock()
+    private var slots: [String: GuestSlot] = [:]
+    private var stopping = false
+    /// Called once when a client asks the agent to stop (after its answer is sent).
+    public var onStopRequested: (@Sendable () -> Void)?
+
+    /// - Parameters:
+    ///   - hostSpec: the host as `--host` takes it (`kvm`, `sim:PROFILE`), for clients to match.
+    ///   - host: used from many threads; wrap it in `SerializedHost` unless it is safe as it is.
+    public init(hostSpec: String, host: Host, listenerTimeout: TimeInterval = 30, logger: Logger) {
+        self.host = host
+        provisioner = Provisioner(host: host)
+        links = ListenerLinks(timeout: listenerTimeout)
+        self.logger = logger
+        let formatter = ISO8601DateFormatter()
+        hello = HelloResult(protocolVersion: AgentProtocol.version, instance: AgentService.randomInstanceID(),
+                            host: hostSpec, hostLabel: host.label, flagSet: host.capabilities.guestMemfdFlagSet,
+                            pid: getpid(), startedAt: formatter.string(from: Date()), guests: [])
+    }
+
+    static func randomInstanceID() -> String {
+        (0..<8).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+    }
+
+    // MARK: Lines in
+
+    /// A line the transport framed (without its newline).
+    public func receive(_ line: [UInt8], from connection: AgentConnection) {
+        let request: AgentRequest
+        do {
+            request = try JSONDecoder().decode(AgentRequest.self, from: Data(line))
+        } catch {
+            if let answer = try? JSONDecoder().decode(ListenerAnswer.self, from: Data(line)) {
+                links.answer(answer, from: connection)
+                return
+            }
+            reply(connection, id: nil, error: AgentErrorBody(.badRequest, "not a request: \(Self.describe(error))"))
+            return
+        }
+        guard request.v == AgentProtocol.version else {
+            reply(connection, id: request.id, error: AgentErrorBody(.unsupportedVersion, "protocol version \(request.v) is not served; this agent speaks v\(AgentProtocol.version)"))
+            return
+        }
+        guard let op = AgentOp(rawValue: request.op) else {
+            reply(connection, id: request.id, error: AgentErrorBody(.unknownOp, "unknown op \(request.op); known: \(AgentOp.allCases.map(\.rawValue).joined(separator: ", "))"))
+            return
+        }
+        if lock.withLock({ stopping }) && op != .hello {
+            reply(connection, id: request.id, error: AgentErrorBody(.stopping, "the agent is stopping"))
+            return
+        }
+        logger.debug("request", metadata: ["op": "\(op.rawValue)", "id": "\(request.id?.description ?? "-")", "connection": "\(connection.connectionID)"])
+        dispatch(op, request, from: connection)
+    }
+
+    /// A line over the size limit was skipped.
+    public func receiveTooLong(bytes: Int, from connection: AgentConnection) {
+        logger.warning("line too long", metadata: ["bytes": "\(bytes)", "connection": "\(connection.connectionID)"])
+        reply(connection, id: nil, error: AgentErrorBody(.lineTooLong, "a request line of \(bytes) bytes exceeds the limit of \(AgentProtocol.maxLineBytes) bytes; it was skipped"))
+    }
+
+    public func disconnected(_ connection: AgentConnection) {
+        links.disconnected(connection)
+        for slot in lock.withLock({ Array(slots.values) }) {
+            slot.queue.async { slot.unfollow(connection.connectionID) }
+        }
+    }
+
+    // MARK: Ops
+
+    private func dispatch(_ op: AgentOp, _ request: AgentRequest, from connection: AgentConnection) {
+        let id = request.id
+        switch op {
+        case .hello:
+            var hello = self.hello
+            hello.guests = host.guestNames()
+            reply(connection, id: id, result: hello)
+        case .plan, .diff, .apply:
+            guard let manifest = loadManifest(request, connection: connection) else { return }
+            onGuest(manifest.metadata.name, connection, id) { slot in
+                try self.run(op, manifest: manifest, request: request, slot: slot, connection: connection)
+            }
+        case .get:
+            if let name = request.name {
+                onGuest(name, connection, id) { _ in
+                    let live = self.host.guest(named: name)
+                    guard live.exists || !live.blocks.isEmpty else { throw self.notFound(name) }
+                    self.reply(connection, id: id, result: GetResult(hostLabel: self.host.label, guests: [self.view(live)]))
+                }
+            } else {
+                DispatchQueue.global().async {
+                    let views = self.host.guestNames().map { name in self.slot(name).queue.sync { self.view(self.host.guest(named: name)) } }
+                    self.reply(connection, id: id, result: GetResult(hostLabel: self.host.label, guests: views))
+                }
+            }
+        case .convert:
+            guard let name = required(request.name, "name", request, connection),
+                  let gpa = required(request.gpa, "gpa", request, connection),
+                  let size = required(request.size, "size", request, connection),
+                  let to = required(request.to, "to", request, connection) else { return }
+            guard size > 0, !gpa.addingReportingOverflow(size).overflow else {
+                reply(connection, id: id, error: AgentErrorBody(.badRequest, "gpa + size must be a non-empty range without overflow"))
+                return
+            }
+            onGuest(name, connection, id) { slot in
+                guard self.host.guest(named: name).exists else { throw self.notFound(name) }
+                let run = try self.provisioner.convert(guest: name, gpa: gpa..<(gpa + size), to: to, delivery: self.links.delivery(for: name))
+                slot.record(run.finalState.events)
+                self.log(run, op: op)
+                self.reply(connection, id: id, result: RunResult(hostLabel: self.host.label, plan: run.plan, report: run.report))
+            }
+        case .destroy:
+            guard let name = required(request.name, "name", request, connection) else { return }
+            onGuest(name, connection, id) { slot in
+                let live = self.host.guest(named: name)
+                guard live.exists || !live.blocks.isEmpty else { throw self.notFound(name) }
+                let run = try self.provisioner.destroy(guest: name, delivery: self.links.delivery(for: name))
+                slot.record(run.finalState.events)
+                self.log(run, op: op)
+                self.reply(connection, id: id, result: RunResult(hostLabel: self.host.label, plan: run.plan, report: run.report))
+            }
+        case .events:
+            guard let name = required(request.name, "name", request, connection) else { return }
+            onGuest(name, connection, id) { slot in
+                if slot.log.isEmpty && !self.host.guest(named: name).exists && !(request.follow ?? false) { throw self.notFound(name) }
+                let follow = request.follow ?? false
+                self.reply(connection, id: id, result: EventsResult(guest: name, events: slot.events(since: request.since ?? 0), following: follow))
+                if follow { slot.follow(connection, requestID: id) }
+            }
+        case .listen:
+            guard let name = required(request.name, "name", request, connection),
+                  let listener = required(request.listener, "listener", request, connection) else { return }
+            guard links.register(guest: name, listener: listener, connection: connection) else {
+                reply(connection, id: id, error: AgentErrorBody(.listenerTaken, "listener \(listener) of guest \(name) is already connected"))
+                return
+            }
+            logger.info("listener connected", metadata: ["guest": "\(name)", "listener": "\(listener)", "connection": "\(connection.connectionID)"])
+            reply(connection, id: id, result: ListenResult(guest: name, listener: listener))
+        case .stop:
+            let first = lock.withLock { () -> Bool in
+                defer { stopping = true }
+                return !stopping
+            }
+            reply(connection, id: id, result: StopResult(guests: host.guestNames()))
+            if first { onStopRequested?() }
+        }
+    }
+
+    private func run(_ op: AgentOp, manifest: Manifest, request: AgentRequest, slot: GuestSlot, connection: AgentConnection) throws {
+        let id = request.id
+        switch op {
+        case .plan:
+            reply(connection, id: id, result: PlanResult(hostLabel: host.label, plan: try provisioner.plan(manifest)))
+        case .diff:
+            reply(connection, id: id, result: DiffResult(hostLabel: host.label, diff: try provisioner.diff(manifest)))
+        default:
+            let run = try provisioner.apply(manifest, prefault: request.prefault ?? false, delivery: links.delivery(for: manifest.metadata.name))
+            slot.record(run.finalState.events)
+            log(run, op: op)
+            let verification = (request.verify ?? false) && run.report.succeeded
+                ? Verifier.verify(run.finalState, kernel: (host as? SerializedHost)?.verificationKernel ?? host.kernel) : nil
+            reply(connection, id: id, result: ApplyResult(hostLabel: host.label, plan: run.plan, report: run.report,
+                                                          guest: view(run.finalState), verification: verification))
+        }
+    }
+
+    /// Destroys every guest through the Provisioner (KVM objects released), each on its own queue, after
+    /// the requests already queued for it. Returns what could not be destroyed cleanly.
+    public func destroyAll() -> [String] {
+        lock.withLock { stopping = true }
+        var failures: [String] = []
+        for name in host.guestNames() {
+            let slot = self.slot(name)
+            slot.queue.sync {
+                do {
+                    let run = try provisioner.destroy(guest: name, delivery: links.delivery(for: name))
+                    slot.record(run.finalState.events)
+                    if let failure = run.report.failure { failures.append("\(name): \(failure)") }
+                    logger.info("guest destroyed", metadata: ["guest": "\(name)", "ok": "\(run.report.succeeded)"])
+                } catch {
+                    failures.append("\(name): \(error)")
+                }
+            }
+        }
+        return failures
+    }
+
+    // MARK: Helpers
+
+    private func slot(_ name: String) -> GuestSlot {
+        lock.withLock {
+            if let slot = slots[name] { return slot }
+            let slot = GuestSlot(name: name)
+            slots[name] = slot
+            return slot
+        }
+    }
+
+    /// Runs `body` on the guest's queue; a thrown error becomes the error response.
+    private func onGuest(_ name: String, _ connection: AgentConnection, _ id: AgentRequestID?, _ body: @escaping @Sendable (GuestSlot) throws -> Void) {
+        let slot = self.slot(name)
+        slot.queue.async {
+            do {
+                try body(slot)
+            } catch let error as AgentErrorBody {
+                self.reply(connection, id: id, error: error)
+            } catch let error as ProvisionError {
+                self.reply(connection, id: id, error: AgentErrorBody(.failed, error.message, diagnostics: error.diagnostics.isEmpty ? nil : error.diagnostics))
+            } catch {
+                self.reply(connection, id: id, error: AgentErrorBody(.failed, "\(error)"))
+            }
+        }
+    }
+
+    private func loadManifest(_ request: AgentRequest, connection: AgentConnection) -> Manifest? {
+        guard let text = required(request.manifest, "manifest", request, connection) else { return nil }
+        let file = request.file ?? "<manifest>"
+        let loaded = ManifestLoader.load(yaml: text, file: file, pageSize: host.kernel.pageSize)
+        guard loaded.isValid, let manifest = loaded.manifest else {
+            reply(connection, id: request.id, error: AgentErrorBody(.invalidManifest, "\(file) is not a valid manifest", diagnostics: loaded.diagnostics))
+            return nil
+        }
+        return manifest
+    }
+
+    private func required<T>(_ value: T?, _ field: String, _ request: AgentRequest, _ connection: AgentConnection) -> T? {
+        if value == nil { reply(connection, id: request.id, error: AgentErrorBody(.badRequest, "op \(request.op) needs field \"\(field)\"")) }
+        return value
+    }
+
+    private func notFound(_ name: String) -> AgentErrorBody {
+        AgentErrorBody(.notFound, "guest \(name) does not exist on \(host.label) (agent instance \(hello.instance), started \(hello.startedAt))")
+    }
+
+    private func view(_ live: LiveState) -> GuestView {
+        GuestView(live: live, observation: Observer.observe(live, kernel: host.kernel))
+    }
+
+    private func log(_ run: WorkflowRun, op: AgentOp) {
+        var metadata: Logger.Metadata = ["op": "\(op.rawValue)", "guest": "\(run.plan.guest)", "steps": "\(run.report.completed.count)"]
+        if let failure = run.report.failure {
+            metadata["failure"] = "\(failure)"
+            logger.warning("operation failed", metadata: metadata)
+        } else {
+            logger.info("operation done", metadata: metadata)
+        }
+    }
+
+    private func reply<R: Codable & Sendable>(_ connection: AgentConnection, id: AgentRequestID?, result: R) {
+        connection.send(AgentLine.encode(AgentResponse(id: id, result: result)))
+    }
+
+    private func reply(_ connection: AgentConnection, id: AgentRequestID?, error: AgentErrorBody) {
+        connection.send(AgentLine.encode(AgentResponse<Empty>(id: id, error: error)))
+    }
+
+    static func describe(_ error: Error) -> String {
+        switch error as? DecodingError {
+        case .dataCorrupted(let context)?: return "malformed JSON (\(context.debugDescription))"
+        case .keyNotFound(let key, _)?: return "missing field \"\(key.stringValue)\""
+        case .typeMismatch(_, let context)?, .valueNotFound(_, let context)?:
+            return "wrong type at \(context.codingPath.map(\.stringValue).joined(separator: ".")): \(context.debugDescription)"
+        default: return "\(error)"
+        }
+    }
+}
+
+/// The result of a response that has none (errors).
+public struct Empty: Sendable, Codable {
+    public init() {}
+}

@@ -1,0 +1,88 @@
+import Foundation
+
+/// The listener connections of the agent: which connection speaks for listener L of guest G, and the
+/// events each is waiting to answer. Delivery blocks the guest's queue (never an event loop) until the
+/// listener answers, disconnects (taken as accepting: nobody is left to object), or the timeout passes
+/// (taken as a rejection: a device that does not answer may still be using the range).
+final class ListenerLinks: @unchecked Sendable {
+    private struct Key: Hashable {
+        var guest: String
+        var listener: String
+    }
+
+    private final class Pending: @unchecked Sendable {
+        let answered = DispatchSemaphore(value: 0)
+        var rejection: String?
+    }
+
+    private let lock = NSLock()
+    private var owners: [Key: AgentConnection] = [:]
+    private var pending: [Key: [UInt64: Pending]] = [:]
+    private let timeout: TimeInterval
+
+    init(timeout: TimeInterval) {
+        self.timeout = timeout
+    }
+
+    /// Registers `connection` as listener `listener` of `guest`; false if another live connection holds it.
+    func register(guest: String, listener: String, connection: AgentConnection) -> Bool {
+        lock.withLock {
+            let key = Key(guest: guest, listener: listener)
+            if let owner = owners[key], owner !== connection { return false }
+            // One connection may speak for several listeners, but each listener has one voice.
+            owners[key] = connection
+            return true
+        }
+    }
+
+    /// The connection is gone: its listeners stop being asked, and whatever they had not answered is accepted.
+    func disconnected(_ connection: AgentConnection) {
+        let released: [Pending] = lock.withLock {
+            let keys = owners.filter { $0.value === connection }.map(\.key)
+            var released: [Pending] = []
+            for key in keys {
+                owners[key] = nil
+                released += pending.removeValue(forKey: key).map { Array($0.values) } ?? []
+            }
+            return released
+        }
+        for waiter in released { waiter.answered.signal() }
+    }
+
+    /// A listener's answer, read from its connection.
+    func answer(_ answer: ListenerAnswer, from connection: AgentConnection) {
+        let waiter: Pending? = lock.withLock {
+            for (key, owner) in owners where owner === connection {
+                if let waiter = pending[key]?.removeValue(forKey: answer.sequence) { return waiter }
+            }
+            return nil
+        }
+        guard let waiter else { return }
+        waiter.rejection = answer.accept ? nil : (answer.reason ?? "rejected")
+        waiter.answered.signal()
+    }
+
+    /// The delivery hook for one guest's runtime: asks the connected listener, if any, about each event.
+    func delivery(for guest: String) -> ListenerDelivery {
+        { [self] event in ask(guest: guest, event: event) }
+    }
+
+    private func ask(guest: String, event: ListenerEvent) -> String? {
+        let key = Key(guest: guest, listener: event.listener)
+        let waiter = Pending()
+        let owner: AgentConnection? = lock.withLock {
+            guard let owner = owners[key] else { return nil }
+            pending[key, default: [:]][event.sequence] = waiter
+            return owner
+        }
+        guard let owner else { return nil }
+        owner.send(AgentLine.encode(AgentEventLine(id: nil, guest: guest, event: event)))
+        if waiter.answered.wait(timeout: .now() + timeout) == .timedOut {
+            let stillPending = lock.withLock { pending[key]?.removeValue(forKey: event.sequence) != nil }
+            if stillPending { return "no answer within \(Int(timeout)) s" }
+            // The answer was taken just as the wait ended: its signal is on its way.
+            waiter.answered.wait()
+        }
+        return waiter.rejection
+    }
+}

@@ -1,0 +1,105 @@
+import ArgumentParser
+import Config
+import Engine
+import Foundation
+
+/// `--agent PATH` and `--no-agent`, for the commands that talk to a running agent when there is one.
+struct AgentOptions: ParsableArguments {
+    @Option(name: .customLong("agent"), help: ArgumentHelp(
+        "The agent's socket (default: $XDG_RUNTIME_DIR/gmemctl/agent.sock, else /tmp/gmemctl-UID/agent.sock). Commands use a running agent there; with this option one must run.",
+        valueName: "path"))
+    var socket: String?
+
+    @Flag(name: .customLong("no-agent"), help: "Act on the host in this process even if an agent runs.")
+    var noAgent = false
+
+    var socketPath: String { socket ?? AgentPaths.defaultSocket() }
+}
+
+/// One command's conversation with a running agent: hello first (to match the host and notice restarts),
+/// then requests whose errors become the CLI's usual messages.
+final class AgentSession {
+    let socket: String
+    let client: AgentClient
+    let hello: HelloResult
+    private var memory: AgentMemory
+
+    var hostView: HostView {
+        HostView(label: "\(hello.hostLabel) via agent \(socket)", flagSet: hello.flagSet)
+    }
+
+    private init(socket: String, client: AgentClient, hello: HelloResult) {
+        self.socket = socket
+        self.client = client
+        self.hello = hello
+        memory = AgentMemory.load()
+        memory.met(socket: socket, instance: hello.instance, startedAt: hello.startedAt)
+        for guest in hello.guests { memory.guestExists(guest, socket: socket) }
+        memory.save()
+    }
+
+    /// The running agent this command should use, or nil to act locally as before agents existed: none
+    /// runs on the default socket, `--no-agent`, or the agent serves another host than `--host` names.
+    static func find(_ options: AgentOptions, host: HostOptions) throws -> AgentSession? {
+        if options.noAgent { return nil }
+        let path = options.socketPath
+        if options.socket == nil && AgentProbe.state(of: path) != .live { return nil }
+        let session = try connect(path)
+        if host.host != "auto" && host.host != session.hello.host {
+            if options.socket != nil {
+                throw CLIError("the agent on \(path) serves \(session.hello.host), not \(host.host); drop --host, or use --no-agent")
+            }
+            printNote("the agent on \(path) serves \(session.hello.host); --host \(host.host) runs in this process")
+            return nil
+        }
+        return session
+    }
+
+    static func connect(_ path: String) throws -> AgentSession {
+        do {
+            let client = try AgentClient(socketPath: path)
+            let hello = try client.call(AgentRequest(op: .hello), as: HelloResult.self)
+            return AgentSession(socket: path, client: client, hello: hello)
+        } catch {
+            throw CLIError("cannot use the agent on \(path): \(error)")
+        }
+    }
+
+    /// Sends a request; an agent error is reported as the CLI reports local errors (exit 1), with manifest
+    /// diagnostics in the file's terms and, for a guest lost in an agent restart, the plain reason.
+    func call<R: Codable & Sendable>(_ request: AgentRequest, as type: R.Type, file: String? = nil, format: OutputFormat) throws -> R {
+        switch Result(catching: { () throws(AgentClientError) in try client.call(request, as: type) }) {
+        case .success(let result):
+            return result
+        case .failure(.agent(let body)):
+            if body.code == .notFound, let name = request.name, let notice = memory.restartNotice(guest: name, socket: socket) {
+                throw CLIError(notice)
+            }
+            try ManifestInput.report(ProvisionError(message: body.message, diagnostics: body.diagnostics ?? []), file: file, format: format)
+        case .failure(let error):
+            throw CLIError("the agent on \(socket): \(error)")
+        }
+    }
+
+    /// Remembers which guests this agent instance holds, for the restart notice.
+    func remember(guest: String, exists: Bool) {
+        if exists { memory.guestExists(guest, socket: socket) } else { memory.guestGone(guest, socket: socket) }
+        memory.save()
+    }
+}
+
+extension AgentRequest {
+    static func manifest(_ op: AgentOp, file: String) throws -> AgentRequest {
+        var request = AgentRequest(op: op)
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw CLIError("cannot read \(file)") }
+        request.manifest = text
+        request.file = file
+        return request
+    }
+
+    static func guest(_ op: AgentOp, name: String?) -> AgentRequest {
+        var request = AgentRequest(op: op)
+        request.name = name
+        return request
+    }
+}

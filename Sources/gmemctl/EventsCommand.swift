@@ -1,0 +1,73 @@
+import ArgumentParser
+import Config
+import Engine
+import Foundation
+
+struct EventsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "events",
+        abstract: "Print a guest's listener events (map/unmap), in order; --follow keeps printing them as they happen.",
+        discussion: """
+            Listeners get `unmap` before a range turns private and `map` after it turns shared. Without an agent the events recorded on the host are printed; following needs an agent.
+
+            Examples:
+              gmemctl events my-guest
+              gmemctl events my-guest --follow --output json
+
+            Exit codes: 0 success, 1 error (no such guest, no agent to follow), 64 usage.
+            """)
+
+    @Argument(help: "Guest name (metadata.name).") var name: String
+    @Flag(help: "Keep printing events as they happen, until interrupted.") var follow = false
+    @Option(help: "Only events with a larger sequence number.") var since: UInt64 = 0
+    @OptionGroup var hostOptions: HostOptions
+    @OptionGroup var agentOptions: AgentOptions
+    @Option(help: "Output format: human (a line per event) or json (an object per line).") var output: OutputFormat = .human
+
+    struct EventJSON: Encodable {
+        var guest: String
+        var sequence: UInt64
+        var listener: String
+        var kind: ListenerEventKind
+        var gpa: UInt64
+        var size: UInt64
+    }
+
+    func run() throws {
+        guard let session = try AgentSession.find(agentOptions, host: hostOptions) else {
+            if follow { throw CLIError("following events needs a running agent (none on \(agentOptions.socketPath))") }
+            let host = try hostOptions.open()
+            let live = host.guest(named: name)
+            guard live.exists || !live.blocks.isEmpty else { throw CLIError("guest \(name) does not exist on \(host.label)") }
+            for event in live.events where event.sequence > since { try emit(event) }
+            return
+        }
+        var request = AgentRequest.guest(.events, name: name)
+        request.since = since
+        request.follow = follow
+        let result = try session.call(request, as: EventsResult.self, format: output)
+        for event in result.events { try emit(event) }
+        guard follow else { return }
+        while true {
+            switch Result(catching: { () throws(AgentClientError) in try session.client.read(AgentEventLine.self) }) {
+            case .success(let line): try emit(line.event)
+            case .failure(.closed): return
+            case .failure(let error): throw CLIError("the agent on \(session.socket): \(error)")
+            }
+        }
+    }
+
+    private func emit(_ event: ListenerEvent) throws {
+        switch output {
+        case .human:
+            print("#\(event.sequence) \(event.kind.rawValue.padding(toLength: 5, withPad: " ", startingAt: 0)) gpa \(hex(event.gpa))-\(hex(event.gpa + event.size - 1)) (\(formatSize(event.size))) listener \(event.listener)")
+        case .json:
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            let data = try encoder.encode(EventJSON(guest: name, sequence: event.sequence, listener: event.listener,
+                                                    kind: event.kind, gpa: event.gpa, size: event.size))
+            print(String(decoding: data, as: UTF8.self))
+        }
+        fflush(nil) // a follower reads line by line
+    }
+}
