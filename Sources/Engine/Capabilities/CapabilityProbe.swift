@@ -74,6 +74,10 @@ public enum CapabilityProbe {
             conversion = optIn
             if optIn == .gmemConvertPOC {
                 acceptedFlags = KVMConstants.pocGmemFlagSupportShared | KVMConstants.pocGmemFlagInitPrivate
+                // KVM_CAP_GMEM_HUGETLB (242, read only under this opt-in) offers the HUGETLB flag.
+                if try kernel.checkExtension(KVMConstants.capPOCGmemHugetlb, vm: vm) != 0 {
+                    acceptedFlags |= KVMConstants.pocGmemFlagHugetlb
+                }
             }
         }
         return VMTypeCapabilities(vmType: type, guestMemfdFlags: acceptedFlags, guestMemfd: guestMemfd,
