@@ -50,10 +50,21 @@ public struct Executor {
                 return report
             }
             report.completed.append(operation)
-            if isUnmap(operation) {
+            switch operation {
+            case .notify(_, .unmap, _, _):
                 pendingUnmaps.append(operation)
-            } else if operation.isConversion {
+            case .setVMAttributes(let gpa, let size, _):
+                // Per-VM attributes convert one window at a time: only that window's unmaps are settled.
+                let converted = gpa..<(gpa + size)
+                pendingUnmaps.removeAll {
+                    guard case .notify(_, _, let start, let length) = $0 else { return true }
+                    return converted.lowerBound <= start && start + length <= converted.upperBound
+                }
+            case .convertGuestMemfd:
+                // One guest_memfd conversion covers every window of the range.
                 pendingUnmaps.removeAll()
+            default:
+                break
             }
         }
         if let listeners = plan.listeners { runtime.setListeners(listeners) }
