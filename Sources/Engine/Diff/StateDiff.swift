@@ -55,7 +55,7 @@ public struct StateDiff: Sendable, Hashable, Codable {
                 entries.append(DiffEntry(change: .missing, kind: "block", name: block.name, expected: describe(block)))
                 continue
             }
-            if !Planner.sameObjects(live: live, desired: block) {
+            if !Planner.sameObjects(live: live, desired: block, conversion: desired.conversion) {
                 entries.append(DiffEntry(change: .changed, kind: "block", name: block.name, expected: describe(block), actual: describe(live)))
                 continue
             }
@@ -95,7 +95,13 @@ public struct StateDiff: Sendable, Hashable, Codable {
     }
 
     private func describe(_ block: LiveBlock) -> String {
-        "\(block.backend.name), \(formatSize(block.size)), gmem flags \(hex(block.guestMemfdFlags))"
+        var text = "\(block.backend.name), \(formatSize(block.size)), gmem flags \(hex(block.guestMemfdFlags))"
+        if block.guestMemfd == nil {
+            text += " (incomplete: no guest_memfd)"
+        } else if block.hostAddress == nil {
+            text += " (incomplete: no host mapping)"
+        }
+        return text
     }
 
     private func describe(_ mapping: Mapping) -> String {

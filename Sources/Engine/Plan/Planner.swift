@@ -26,15 +26,30 @@ public enum Planner {
             let wanted = desired.block(named: liveBlock.name)
             let wantedMappings = desired.mappings.filter { $0.block == liveBlock.name }
             let liveMappings = observed.memslots.filter { $0.mapping.block == liveBlock.name }.map(\.mapping)
-            let keep = wanted.map { sameObjects(live: liveBlock, desired: $0) } == true
+            let keep = wanted.map { sameObjects(live: liveBlock, desired: $0, conversion: desired.conversion) } == true
                 && Set(wantedMappings) == Set(liveMappings)
             guard !keep else { continue }
-            if desiredNames.contains(liveBlock.name) {
+            if desiredNames.contains(liveBlock.name) && !isComplete(liveBlock) {
+                plan.notes.append("block \(liveBlock.name) is rebuilt (an earlier apply stopped before it was complete)")
+            } else if desiredNames.contains(liveBlock.name) {
                 plan.notes.append("block \(liveBlock.name) is rebuilt (its size, backend or mappings changed): its contents are lost")
             } else {
                 plan.notes.append("block \(liveBlock.name) is not in the manifest and is removed")
             }
             teardown(block: liveBlock.name, live: &live, into: &plan)
+        }
+
+        // A listener that leaves must drop its mappings of shared memory now: it will not hear the `unmap`
+        // of a later conversion to private (blocks torn down above have already told it).
+        for listener in observed.listeners where !desired.listeners.contains(listener) {
+            for block in live.blocks {
+                for run in block.layout.runs where run.value == .shared {
+                    for window in live.addressMap.gpaRanges(block: block.name, offsets: run.range) {
+                        plan.operations.append(.notify(listener: listener, kind: .unmap, gpa: window.gpaRange.lowerBound,
+                                                       size: UInt64(window.gpaRange.count)))
+                    }
+                }
+            }
         }
 
         for block in desired.blocks where live.block(named: block.name) == nil {
@@ -118,8 +133,20 @@ public enum Planner {
 
     // MARK: - Building and tearing down
 
-    static func sameObjects(live: LiveBlock, desired: DesiredBlock) -> Bool {
-        live.size == desired.size && live.backend == desired.backend && live.guestMemfdFlags == desired.guestMemfdFlags
+    /// Whether a live block is the block the manifest asks for: same size, backend and guest_memfd flags, and
+    /// complete (a run that failed half-way may leave a block without its guest_memfd or host mapping).
+    /// Under per-gmem attributes (2026 series) INIT_SHARED only picks the starting state, which conversions
+    /// change later, so it does not make a block different.
+    static func sameObjects(live: LiveBlock, desired: DesiredBlock, conversion: ConversionABI) -> Bool {
+        var ignored: UInt64 = 0
+        if conversion == .gmemAttributes2 { ignored = KVMConstants.gmemFlagInitShared }
+        return live.size == desired.size && live.backend == desired.backend && isComplete(live)
+            && live.guestMemfdFlags & ~ignored == desired.guestMemfdFlags & ~ignored
+    }
+
+    /// A block with every object a successful build gives it (fds are only known once apply has run).
+    static func isComplete(_ live: LiveBlock) -> Bool {
+        live.guestMemfd != nil && live.hostAddress != nil
     }
 
     private static func build(_ block: DesiredBlock, desired: DesiredState, vm: VMTypeCapabilities,
