@@ -1,0 +1,127 @@
+import Config
+@testable import Engine
+import Testing
+
+/// `CapabilityCheck`: what a manifest needs against what a profile offers; every problem names the missing
+/// capability or the fix.
+@Suite("CapabilityCheck")
+struct CapabilityCheckTests {
+    static func errors(_ manifest: Manifest, _ caps: Capabilities) -> [Diagnostic] {
+        CapabilityCheck.check(manifest, against: caps).filter { $0.severity == .error }
+    }
+
+    static let privateInPlace = engYAML(blocks: [engBlock(backend: engInPlace)], mappings: [engMapping(size: 64 * engMiB, gpa: 0)],
+                                        shared: [engRange(gpa: engMiB, size: engMiB)])
+
+    @Test("a private in-place block fails on linux-6.18 naming the conversion capabilities, and passes where they exist")
+    func privateInPlace() throws {
+        let manifest = try engManifest(Self.privateInPlace)
+        let problems = Self.errors(manifest, Profiles.linux618)
+        #expect(problems.count == 1)
+        let problem = try #require(problems.first)
+        #expect(problem.path == "spec.blocks[0].backend.type")
+        #expect(problem.summary.contains("linux-6.18") && problem.summary.contains("in place"), "\(problem.summary)")
+        #expect(problem.detail.contains("KVM_CAP_GMEM_CONVERSION"), "\(problem.detail)")
+        #expect(problem.detail.contains("KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES"), "\(problem.detail)")
+        #expect(problem.detail.contains("vm-attributes"), "names what the host has: \(problem.detail)")
+        // The diagnostic points at the manifest line of the backend.
+        #expect(problem.range?.file == "test.yaml")
+        #expect(problem.range != nil)
+        #expect(throws: DesiredStateError.self) { try DesiredState(manifest: manifest, capabilities: Profiles.linux618) }
+
+        for profile in [Profiles.gmemConvertPOC, Profiles.gmemAttributes2] {
+            #expect(Self.errors(manifest, profile).isEmpty, "\(profile.name): \(Self.errors(manifest, profile))")
+            #expect(throws: Never.self) { try DesiredState(manifest: manifest, capabilities: profile) }
+        }
+        // The 6.8 generation has no in-place conversion either.
+        #expect(Self.errors(manifest, Profiles.linux68).count == 1)
+    }
+
+    @Test("a shared-only in-place block is fine on a 6.18 default VM (MMAP|INIT_SHARED), refused on 6.8")
+    func sharedInPlaceOnDefaultVM() throws {
+        let manifest = try engManifest(engYAML(vm: "default", blocks: [engBlock(backend: engInPlace)],
+                                               mappings: [engMapping(size: 64 * engMiB, gpa: 0)], defaultState: "shared"))
+        #expect(Self.errors(manifest, Profiles.linux618).isEmpty)
+        #expect(Self.errors(manifest, Profiles.linux618PVM).isEmpty)
+        let problems = Self.errors(manifest, Profiles.linux68)
+        #expect(problems.count == 1)
+        #expect(problems.first?.detail.contains("KVM_CAP_GUEST_MEMFD is 0") == true, "\(problems)")
+    }
+
+    @Test("tdx on linux-6.18-sev-snp fails naming the VM types the host offers")
+    func tdxOnSevSnp() throws {
+        let manifest = try engManifest(engYAML(vm: "tdx", blocks: [engBlock(backend: engLegacyMemfd)],
+                                               mappings: [engMapping(size: 64 * engMiB, gpa: 0)]))
+        let problems = Self.errors(manifest, Profiles.linux618SevSnp)
+        #expect(problems.count == 1)
+        let problem = try #require(problems.first)
+        #expect(problem.path == "spec.vm.type")
+        #expect(problem.summary == "VM type tdx is not offered by linux-6.18-sev-snp")
+        // KVM_CAP_VM_TYPES = BIT(0) | BIT(4) = 0x11.
+        #expect(problem.detail.contains("KVM_CAP_VM_TYPES is 0x11 (default, sev-snp)"), "\(problem.detail)")
+        #expect(problem.detail.contains("TDX"), "\(problem.detail)")
+        #expect(Self.errors(manifest, Profiles.linux618TDX).isEmpty)
+    }
+
+    @Test("a private layout on linux-6.18-pvm: sw-protected is not offered; a default VM cannot make memory private")
+    func privateOnPVM() throws {
+        let legacy = engYAML(blocks: [engBlock(backend: engLegacyMemfd)], mappings: [engMapping(size: 64 * engMiB, gpa: 0)])
+        let problems = Self.errors(try engManifest(legacy), Profiles.linux618PVM)
+        #expect(problems.map(\.path) == ["spec.vm.type"])
+        #expect(problems.first?.summary == "VM type sw-protected is not offered by linux-6.18-pvm")
+        #expect(problems.first?.detail.contains("KVM_CAP_VM_TYPES is 0x1 (default)") == true, "\(problems)")
+
+        // On a default VM, validation already refuses the private layout (naming the VM type as the fix)...
+        let onDefault = engYAML(vm: "default", blocks: [engBlock(backend: engLegacyMemfd)], mappings: [engMapping(size: 64 * engMiB, gpa: 0)])
+        let loaded = ManifestLoader.load(yaml: onDefault, file: "test.yaml")
+        #expect(!loaded.isValid)
+        #expect(loaded.diagnostics.contains { $0.path == "spec.layout.default" && $0.detail.contains("sw-protected") })
+        // ...and the capability check refuses it too when handed such a manifest directly, naming the attribute.
+        let manifest = Manifest(metadata: Metadata(name: "g"), spec: Spec(
+            vm: VMSpec(type: .default),
+            blocks: [Block(name: "ram", size: 64 * engMiB, backend: Backend(type: .legacy, shared: SharedBacking(source: .memfd)))],
+            mappings: [Mapping(block: "ram", offset: 0, size: 64 * engMiB, gpa: 0)],
+            layout: LayoutSpec(defaultState: .private)))
+        let direct = Self.errors(manifest, Profiles.linux618PVM)
+        #expect(direct.count == 1)
+        #expect(direct.first?.path == "spec.blocks[0].backend")
+        #expect(direct.first?.detail.contains("KVM_CAP_MEMORY_ATTRIBUTES is 0x0") == true, "\(direct)")
+    }
+
+    @Test("a hugetlb page size the host does not offer is named with the offered sizes")
+    func hugetlbPageSize() throws {
+        let manifest = try engManifest(engYAML(vm: "default", blocks: [engBlock(size: "1GiB", backend: "{ type: legacy, shared: { source: hugetlb, pageSize: 1GiB } }")],
+                                               mappings: [engMapping(size: engGiB, gpa: 0)], defaultState: "shared"))
+        let problems = Self.errors(manifest, Profiles.linux618PVM)
+        #expect(problems.count == 1)
+        let problem = try #require(problems.first)
+        #expect(problem.path == "spec.blocks[0].backend.shared.pageSize")
+        #expect(problem.summary == "hugetlb page size 1 GiB is not offered by linux-6.18-pvm")
+        #expect(problem.detail == "offered sizes: 2 MiB")
+        #expect(Self.errors(manifest, Profiles.linux618).isEmpty, "6.18 generic offers 1 GiB pages")
+    }
+
+    @Test("a hugetlb pool too small names the sysfs knob and how many pages are missing")
+    func hugetlbPool() throws {
+        let manifest = try engManifest(engYAML(blocks: [engBlock(backend: engLegacyHugetlb)], mappings: [engMapping(size: 64 * engMiB, gpa: 0)]))
+        var caps = Profiles.linux618
+        caps.hugePagesFree = [2 * engMiB: 10, engGiB: 0]
+        let problems = Self.errors(manifest, caps)
+        #expect(problems.count == 1)
+        #expect(problems.first?.summary == "block ram needs 32 free 2 MiB huge pages, the pool has 10")
+        #expect(problems.first?.detail == "raise /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages by at least 22 before applying")
+        caps.hugePagesFree = [2 * engMiB: 32]
+        #expect(Self.errors(manifest, caps).isEmpty)
+    }
+
+    @Test("every problem is reported, not the first")
+    func allProblems() throws {
+        let manifest = try engManifest(engYAML(
+            blocks: [engBlock("a", size: "64MiB", backend: engInPlace),
+                     engBlock("b", size: "1GiB", backend: "{ type: legacy, shared: { source: hugetlb, pageSize: 1GiB } }")],
+            mappings: [engMapping("a", size: 64 * engMiB, gpa: 0), engMapping("b", size: engGiB, gpa: engGiB)]))
+        var caps = Profiles.linux618
+        caps.hugePageSizes = [2 * engMiB]
+        #expect(Self.errors(manifest, caps).map(\.path) == ["spec.blocks[0].backend.type", "spec.blocks[1].backend.shared.pageSize"])
+    }
+}
