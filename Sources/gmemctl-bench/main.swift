@@ -6,6 +6,8 @@ import Glibc
 
 let benchmarks: [Benchmark] = [
     layoutBenchmark,
+    prefaultBenchmark,
+    planBenchmark,
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())

@@ -4,6 +4,11 @@ import Config
 /// thing the host lacks, which capability is missing and which kernel feature provides it.
 public enum CapabilityCheck {
     public static func check(_ manifest: Manifest, against caps: Capabilities) -> [Diagnostic] {
+        check(manifest, against: caps, requestedStates: requestedStates(manifest))
+    }
+
+    /// As `check`, with the states each block is asked to be in already known (planning computes them anyway).
+    static func check(_ manifest: Manifest, against caps: Capabilities, requestedStates layouts: [String: Set<MemoryState>]) -> [Diagnostic] {
         var problems: [Diagnostic] = []
         let spec = manifest.spec
         let vmType = spec.vm.type
@@ -15,7 +20,6 @@ public enum CapabilityCheck {
                 detail: "KVM_CAP_VM_TYPES is 0x\(String(caps.vmTypesMask, radix: 16)) (\(offered)); \(vmTypeFeature(vmType))"))
             return problems
         }
-        let layouts = requestedStates(manifest)
         for (index, block) in spec.blocks.enumerated() {
             let path = "spec.blocks[\(index)]"
             let states = layouts[block.name] ?? []

@@ -59,10 +59,6 @@ extension DesiredState {
     /// Builds the desired state of `manifest` on a host with `capabilities`. Throws the capability
     /// diagnostics (every one) when the host cannot provide what the manifest needs.
     public init(manifest: Manifest, capabilities: Capabilities) throws(DesiredStateError) {
-        let problems = CapabilityCheck.check(manifest, against: capabilities).filter { $0.severity == .error }
-        guard problems.isEmpty, let vmCapabilities = capabilities.vmType(manifest.spec.vm.type) else {
-            throw DesiredStateError(diagnostics: problems)
-        }
         let addressMap = AddressMap(mappings: manifest.spec.mappings)
         let layouts: [String: Layout]
         do {
@@ -71,6 +67,12 @@ extension DesiredState {
             throw DesiredStateError(diagnostics: [manifest.diagnostic(
                 at: "spec.layout", summary: "the layout gives one block offset two states",
                 detail: "\(error); a block mapped at two guest addresses has one state per offset, so both windows must agree")])
+        }
+        let requested = layouts.mapValues { Set($0.runs.lazy.map(\.value)) }
+        let problems = CapabilityCheck.check(manifest, against: capabilities, requestedStates: requested)
+            .filter { $0.severity == .error }
+        guard problems.isEmpty, let vmCapabilities = capabilities.vmType(manifest.spec.vm.type) else {
+            throw DesiredStateError(diagnostics: problems)
         }
         self.name = manifest.metadata.name
         self.vmType = manifest.spec.vm.type
@@ -91,15 +93,13 @@ extension DesiredState {
         for mapping in manifest.spec.mappings where mapping.size > 0 {
             gpaLayout.assign(manifest.spec.layout.defaultState, to: mapping.gpaRange)
         }
-        for range in manifest.spec.layout.shared {
-            for slice in addressMap.blockRanges(forGPA: range.range) {
-                gpaLayout.assign(.shared, to: slice.gpaRange)
-            }
+        // Parts of ranges outside mapped memory (a validation error anyway) vanish in the conversion below,
+        // which reads the GPA layout only through the mappings.
+        for range in manifest.spec.layout.shared where range.size > 0 {
+            gpaLayout.assign(.shared, to: range.range)
         }
-        for range in manifest.spec.layout.private {
-            for slice in addressMap.blockRanges(forGPA: range.range) {
-                gpaLayout.assign(.private, to: slice.gpaRange)
-            }
+        for range in manifest.spec.layout.private where range.size > 0 {
+            gpaLayout.assign(.private, to: range.range)
         }
         var layouts = try addressMap.blockLayouts(fromGPALayout: gpaLayout)
         for block in manifest.spec.blocks where layouts[block.name] == nil {
