@@ -14,10 +14,10 @@ extension SimulatedKernelState {
         guard SimMath.isAligned(offset, pageSize) else { throw .simulated(SimErrno.einval) }
         var file: SimFile?
         if let fd {
+            // `hugePageSize` selects MAP_HUGETLB for anonymous memory only (the `KernelInterface` contract:
+            // `KVMKernel` never passes it with an fd); a file mapping takes its page size from the file.
             let descriptor = try descriptor(fd)
             if case .file(let id) = descriptor { file = files[id] }
-            // MAP_HUGETLB is only valid on a hugetlbfs file.
-            if hugePageSize != nil && file?.hugePageSize == nil { throw .simulated(SimErrno.einval) }
         } else if let hugePageSize {
             guard hugePageSize.nonzeroBitCount == 1, capabilities.hugePageSizes.contains(hugePageSize) else {
                 throw .simulated(SimErrno.einval)
