@@ -135,10 +135,12 @@ extension SimulatedKernelState {
         return low
     }
 
-    /// The first file offset in `range` where a host access raises SIGBUS: past EOF, or a private
-    /// guest_memfd page.
+    /// The first file offset in `range` where a host access raises SIGBUS: past the page holding EOF (the
+    /// fault checks page indexes, so the tail of the last partial page is accessible and reads zeros), or
+    /// a private guest_memfd page.
     func firstFault(in file: SimFile, _ range: Range<UInt64>) -> UInt64? {
-        var first: UInt64? = range.upperBound > file.size ? max(range.lowerBound, file.size) : nil
+        let accessibleEnd = SimMath.roundUp(file.size, file.granule(pageSize: pageSize)) ?? file.size
+        var first: UInt64? = range.upperBound > accessibleEnd ? max(range.lowerBound, accessibleEnd) : nil
         if let gmem = file.gmem, range.lowerBound < file.size {
             let inside = range.lowerBound ..< min(range.upperBound, file.size)
             if let run = gmem.state.runs(in: inside).first(where: { $0.value == .private }) {
