@@ -11,6 +11,7 @@ enum SimErrno {
     static let enodev: Int32 = 19
     static let einval: Int32 = 22
     static let enotty: Int32 = 25
+    static let enospc: Int32 = 28
     static let efbig: Int32 = 27
     static let eoverflow: Int32 = 75
     static let eopnotsupp: Int32 = 95

@@ -48,6 +48,15 @@ extension SimulatedKernelState {
             mapping = SimMapping(address: 0, length: mappedLength, file: id, fileOffset: 0, shared: shared,
                                  copyOnWrite: false, hugePageSize: hugePageSize)
         }
+        if mapping.hugePageSize != nil, var backing = files[mapping.file] {
+            do throws(KernelError) {
+                try reserveHugePages(for: &mapping, file: &backing)
+            } catch {
+                collectGarbage()
+                throw error
+            }
+            files[backing.id] = backing
+        }
         guard let address = freeAddress(length: mappedLength, alignment: granule) else {
             collectGarbage()
             throw .simulated(SimErrno.enomem)
@@ -99,6 +108,7 @@ extension SimulatedKernelState {
         piece.address = range.lowerBound
         piece.length = UInt64(range.count)
         piece.fileOffset = mapping.fileOffset(of: range.lowerBound)
+        if mapping.hugeReservedPages != nil, let huge = mapping.hugePageSize { piece.hugeReservedPages = piece.length / huge }
         let fileRange = piece.fileOffset ..< piece.fileOffset + piece.length
         piece.privateCopied.remove(0 ..< fileRange.lowerBound)
         piece.privateCopied.remove(fileRange.upperBound ..< UInt64.max)

@@ -35,6 +35,7 @@ extension SimulatedKernelState {
             if punch {
                 punchHole(&file, offset ..< end)
             } else {
+                try checkHugeAllocation(file, offset ..< end)
                 allocate(&file, offset ..< end)
                 if !keepSize && end > file.size { file.size = end }
             }

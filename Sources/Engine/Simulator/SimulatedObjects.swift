@@ -76,6 +76,8 @@ struct SimFile: Sendable, Hashable, Codable {
     func granule(pageSize: UInt64) -> UInt64 { hugePageSize ?? pageSize }
 }
 
+    /// Hugetlb reservations of the file's shared mappings (byte ranges); nil when none were made.
+    var hugeReserved: IntervalMap<Bool>?
 /// One host mapping in the simulated address space.
 struct SimMapping: Sendable, Hashable, Codable {
     var address: UInt64
@@ -93,6 +95,8 @@ struct SimMapping: Sendable, Hashable, Codable {
     var range: Range<UInt64> { address ..< end }
 
     func fileOffset(of address: UInt64) -> UInt64 { fileOffset + (address - self.address) }
+    /// Huge pages a private hugetlb mapping reserved for itself (released with the mapping).
+    var hugeReservedPages: UInt64?
 }
 
 /// A fault waiting to fire, with how many matching calls remain until it does.
