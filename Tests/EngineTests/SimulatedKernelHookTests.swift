@@ -91,7 +91,9 @@ struct SimulatedKernelHookTests {
         #expect(footprint.intervalRuns < 5000)
         #expect(try setup.kernel.guestMemfdState(gmem: gmem).runCount == 2000)
         #expect(try setup.kernel.read(address: address + 999 * stride + 600 * simPage, count: 1) == [UInt8(truncatingIfNeeded: 999)])
-        #expect(try setup.kernel.residentPages(address: address, length: simTiB) == (simTiB - 1000 * simMiB) / simPage)
+        // mincore counts up-to-date pages only: the 1000 written ones, not the fallocated rest (the real kernel
+        // reports 0 resident pages after a KEEP_SIZE fallocate; see the KVM differential tests).
+        #expect(try setup.kernel.residentPages(address: address, length: simTiB) == 1000)
         #expect(try JSONEncoder().encode(setup.kernel.snapshot()).count < 16 << 20)
     }
 }

@@ -44,7 +44,7 @@ extension SimulatedKernel {
         for vm in state.vms.values { footprint.intervalRuns += vm.attributes.runCount }
         for file in state.files.values {
             footprint.storedPages += file.contents.count
-            footprint.intervalRuns += file.allocated.runCount + (file.gmem.map { $0.state.runCount + $0.bindings.runCount } ?? 0)
+            footprint.intervalRuns += file.allocated.runCount + (file.uptodate?.runCount ?? 0) + (file.gmem.map { $0.state.runCount + $0.bindings.runCount } ?? 0)
         }
         for mapping in state.mappings {
             footprint.storedPages += mapping.privateContents.count

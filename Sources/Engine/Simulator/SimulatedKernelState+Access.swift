@@ -36,7 +36,7 @@ extension SimulatedKernelState {
             let chunkEnd = min(end, (cursor / pageSize + 1) * pageSize, mapping.end)
             let offset = mapping.fileOffset(of: cursor)
             if firstFault(in: file, offset ..< offset + 1) != nil { throw .simulatedSigbus }
-            allocate(&file, offset ..< offset + 1)
+            touch(&file, offset ..< offset + 1)
             body(&mapping, &file, offset, Int(cursor - address) ..< Int(chunkEnd - address))
             mappings[index] = mapping
             files[file.id] = file

@@ -206,6 +206,7 @@ extension SimulatedKernelState {
             mappings[index] = mapping
         } else if var file = files[mapping.file], file.kind == .anonymous, !file.sharedAnonymous {
             file.allocated.remove(fileRange)
+            file.uptodate?.remove(fileRange)
             file.contents.remove(pages)
             files[file.id] = file
         }
@@ -233,7 +234,7 @@ extension SimulatedKernelState {
         let fault = firstFault(in: file, fileRange)
         let good = fileRange.lowerBound ..< (fault ?? fileRange.upperBound)
         if !good.isEmpty {
-            allocate(&file, good)
+            touch(&file, good)
             if write && mapping.copyOnWrite {
                 Self.copyPrivately(&mapping, from: file, good, pageSize: pageSize)
                 mappings[index] = mapping
@@ -269,7 +270,7 @@ extension SimulatedKernelState {
             let start = mapping.fileOffset(of: piece.range.lowerBound)
             let fileRange = start ..< start + UInt64(piece.range.count)
             var present = IntervalMap<Bool>()
-            file.allocated.forEachRun(in: fileRange) { present.assign(true, to: $0.range) }
+            file.uptodate?.forEachRun(in: fileRange) { present.assign(true, to: $0.range) }
             if mapping.copyOnWrite { mapping.privateCopied.forEachRun(in: fileRange) { present.assign(true, to: $0.range) } }
             resident += SimMath.coveredBytes(present, in: fileRange) / pageSize
         }

@@ -97,7 +97,7 @@ extension SimulatedKernelState {
         file.gmem?.pinned.insert(offset)
         let granule = file.granule(pageSize: pageSize)
         let start = SimMath.roundDown(offset, granule)
-        file.allocated.assign(true, to: start ..< start + granule)
+        touch(&file, start ..< start + granule)
         files[file.id] = file
     }
 

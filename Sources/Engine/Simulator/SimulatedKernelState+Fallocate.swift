@@ -62,6 +62,17 @@ extension SimulatedKernelState {
         file.allocated.assign(true, to: start ..< end)
     }
 
+    /// A fault (host access, population, GUP): allocates whole units covering `range` and makes them up to date.
+    func touch(_ file: inout SimFile, _ range: Range<UInt64>) {
+        allocate(&file, range)
+        let granule = file.granule(pageSize: pageSize)
+        let start = SimMath.roundDown(range.lowerBound, granule)
+        let end = SimMath.roundUp(range.upperBound, granule) ?? range.upperBound
+        var uptodate = file.uptodate ?? IntervalMap<Bool>()
+        uptodate.assign(true, to: start ..< end)
+        file.uptodate = uptodate
+    }
+
     /// Frees the whole allocation units inside `range` (and drops their pins: a punched folio leaves the
     /// file) and zeroes the bytes of partial units at either end. Nothing beyond EOF exists, so a punch
     /// there is a no-op. The guest_memfd's private/shared state is not touched.
@@ -71,6 +82,8 @@ extension SimulatedKernelState {
         let fullEnd = SimMath.roundDown(range.upperBound, granule)
         if fullStart < fullEnd {
             file.allocated.remove(fullStart ..< fullEnd)
+            file.uptodate?.remove(fullStart ..< fullEnd)
+            file.hugeReserved?.remove(fullStart ..< fullEnd)
             file.contents.remove(fullStart / pageSize ..< fullEnd / pageSize)
             if var gmem = file.gmem {
                 gmem.pinned = gmem.pinned.filter { !(fullStart ..< fullEnd).contains($0) }

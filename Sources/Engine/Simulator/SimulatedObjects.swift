@@ -67,17 +67,22 @@ struct SimFile: Sendable, Hashable, Codable {
     var hugePageSize: UInt64?
     /// Whether an anonymous object came from `MAP_SHARED`.
     var sharedAnonymous = false
-    /// Allocated (resident) byte ranges: page cache for files, faulted pages for anonymous memory.
+    /// Allocated byte ranges: page cache for files, faulted pages for anonymous memory.
     var allocated = IntervalMap<Bool>()
+    /// The part of `allocated` whose pages are up to date, i.e. were faulted in or written, which is what
+    /// `mincore` reports. `fallocate` allocates without it: shmem and guest_memfd leave fallocated folios
+    /// !uptodate until the first fault zeroes them (checked on the real kernel: mincore stays 0 after a
+    /// KEEP_SIZE fallocate of a guest_memfd or a memfd). nil: nothing was touched yet.
+    var uptodate: IntervalMap<Bool>?
     var contents = PageStore()
     var gmem: SimGuestMemfd?
+    /// Hugetlb reservations of the file's shared mappings (byte ranges); nil when none were made.
+    var hugeReserved: IntervalMap<Bool>?
 
     /// Allocation unit: a fault or an allocation always covers whole units.
     func granule(pageSize: UInt64) -> UInt64 { hugePageSize ?? pageSize }
 }
 
-    /// Hugetlb reservations of the file's shared mappings (byte ranges); nil when none were made.
-    var hugeReserved: IntervalMap<Bool>?
 /// One host mapping in the simulated address space.
 struct SimMapping: Sendable, Hashable, Codable {
     var address: UInt64
@@ -90,13 +95,13 @@ struct SimMapping: Sendable, Hashable, Codable {
     var privateCopied = IntervalMap<Bool>()
     var privateContents = PageStore()
     var hugePageSize: UInt64?
+    /// Huge pages a private hugetlb mapping reserved for itself (released with the mapping).
+    var hugeReservedPages: UInt64?
 
     var end: UInt64 { address + length }
     var range: Range<UInt64> { address ..< end }
 
     func fileOffset(of address: UInt64) -> UInt64 { fileOffset + (address - self.address) }
-    /// Huge pages a private hugetlb mapping reserved for itself (released with the mapping).
-    var hugeReservedPages: UInt64?
 }
 
 /// A fault waiting to fire, with how many matching calls remain until it does.
