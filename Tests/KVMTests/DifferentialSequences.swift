@@ -1,0 +1,591 @@
+import Engine
+
+/// The operation sequences of the differential tests. Each one is data; `expecting` adds the result that
+/// kvm-uapi.md documents (checked against the real kernel, so the two kernels cannot agree on a wrong answer).
+enum DiffSequences {
+    static let page: UInt64 = 4096
+    static let mib: UInt64 = 1 << 20
+    static let gib: UInt64 = 1 << 30
+    static let gpa4G: UInt64 = 0x1_0000_0000
+
+    // guest_memfd creation flags, memslot flags, fallocate modes, madvise advice (Linux values).
+    static let mmapFlag: UInt64 = 1, initShared: UInt64 = 2, shared: UInt64 = 3
+    static let gmemSlot: UInt32 = 4, logDirty: UInt32 = 1, readonly: UInt32 = 2
+    static let keep: Int32 = 0x01, punch: Int32 = 0x03, punchOnly: Int32 = 0x02, zeroRange: Int32 = 0x10
+    static let dontneed: Int32 = 4, remove: Int32 = 9, populateRead: Int32 = 22, populateWrite: Int32 = 23, collapse: Int32 = 25
+
+    /// A default VM (vm0) with an MMAP|INIT_SHARED guest_memfd (file0) of `size`, mapped shared (map0).
+    static func sharedGuest(size: UInt64 = 16 * page) -> [DiffStep] {
+        [.createVM(0, type: 0), .createGmem(0, vm: .vm(0), size: size, flags: shared), .mmap(0, fd: .file(0), length: size)]
+    }
+
+    /// A gmem slot of vm0 bound to file0.
+    static func bind(slot: UInt32 = 0, gpa: UInt64 = gpa4G, size: UInt64, offset: UInt64 = 0, uaddr: DiffAddress = .mapping(0, 0),
+                     gmem: DiffFd = .file(0), flags: UInt32 = gmemSlot, vm: Int = 0) -> DiffStep {
+        .region(vm: vm, slot: slot, flags: flags, gpa: gpa, size: size, uaddr: uaddr, gmem: gmem, offset: offset)
+    }
+
+    static func delete(slot: UInt32, vm: Int = 0) -> DiffStep {
+        .region(vm: vm, slot: slot, flags: 0, gpa: 0, size: 0, uaddr: .zero)
+    }
+
+    static let all: [DiffSequence] = capabilities + creation + fileOperations + memslots + conversions + hostMemory
+
+    // MARK: - Capabilities and VM creation
+
+    static let probedCapabilities: [UInt32] = [10, 231, 232, 233, 234, 235, 236, 240, 241, 242, 244, 250, 9_999]
+
+    static let capabilities: [DiffSequence] = [
+        DiffSequence(name: "capabilities at system scope", steps: probedCapabilities.map { .checkExtension($0, vm: nil) } + [
+            .checkExtension(233, vm: nil).expecting(.value(0)),
+            .checkExtension(235, vm: nil).expecting(.value(1)),
+            .checkExtension(236, vm: nil).expecting(.value(0)),
+            .checkExtension(244, vm: nil).expecting(.value(3)),
+            .checkExtension(10, vm: nil).expecting(.value(32764)),
+        ]),
+        DiffSequence(name: "capabilities at VM scope", steps: [.createVM(0, type: 0)] + probedCapabilities.map { .checkExtension($0, vm: 0) } + [
+            .checkExtension(244, vm: 0).expecting(.value(3)),
+            .checkExtension(233, vm: 0).expecting(.value(0)),
+            .checkExtension(234, vm: 0).expecting(.value(1)),
+            // A closed VM fd answers EBADF.
+            .close(.vm(0)),
+            .checkExtension(231, vm: 0).expecting(.ebadf),
+        ]),
+        DiffSequence(name: "VM types 0-5, 31, 32 and 64", steps: [
+            .createVM(0, type: 0).expecting(.ok),
+            .createVM(1, type: 1).expecting(.einval),
+            .createVM(2, type: 2).expecting(.einval),
+            .createVM(3, type: 3).expecting(.einval),
+            .createVM(4, type: 4).expecting(.einval),
+            .createVM(5, type: 5).expecting(.einval),
+            .createVM(6, type: 31).expecting(.einval),
+            .createVM(7, type: 32).expecting(.einval),
+            .createVM(8, type: 64).expecting(.einval),
+            .createVM(9, type: 0).expecting(.ok),
+            .checkExtension(231, vm: 9).expecting(.value(1)),
+        ]),
+    ]
+
+    // MARK: - KVM_CREATE_GUEST_MEMFD
+
+    static let creation: [DiffSequence] = [
+        DiffSequence(name: "guest_memfd flags 0..3 accepted, 4, 7, 1<<63 rejected", steps: [
+            .createVM(0, type: 0),
+            .createGmem(0, vm: .vm(0), size: page, flags: 0).expecting(.ok),
+            .createGmem(1, vm: .vm(0), size: page, flags: 1).expecting(.ok),
+            .createGmem(2, vm: .vm(0), size: page, flags: 2).expecting(.ok),
+            .createGmem(3, vm: .vm(0), size: page, flags: 3).expecting(.ok),
+            .createGmem(4, vm: .vm(0), size: page, flags: 4).expecting(.einval),
+            .createGmem(5, vm: .vm(0), size: page, flags: 7).expecting(.einval),
+            .createGmem(6, vm: .vm(0), size: page, flags: 1 << 63).expecting(.einval),
+            .createGmem(7, vm: .vm(0), size: page, flags: 1 << 8).expecting(.einval),
+            // INIT_SHARED without MMAP is accepted; the file still cannot be mapped.
+            .mmap(0, fd: .file(2), length: page).expecting(.enodev),
+            .mmap(1, fd: .file(3), length: page).expecting(.ok),
+            .read(.mapping(1, 0), count: 8).expecting(.filled(0, 8)),
+        ]),
+        DiffSequence(name: "guest_memfd sizes 0, 4095, 4096, 4097, 8192, 1 GiB, 1<<63", steps: [
+            .createVM(0, type: 0),
+            .createGmem(0, vm: .vm(0), size: 0, flags: 0).expecting(.einval),
+            .createGmem(1, vm: .vm(0), size: 4095, flags: 0).expecting(.einval),
+            .createGmem(2, vm: .vm(0), size: 4096, flags: 0).expecting(.ok),
+            .createGmem(3, vm: .vm(0), size: 4097, flags: 0).expecting(.einval),
+            .createGmem(4, vm: .vm(0), size: 8192, flags: shared).expecting(.ok),
+            .createGmem(5, vm: .vm(0), size: gib, flags: shared).expecting(.ok),
+            .createGmem(6, vm: .vm(0), size: 1 << 63, flags: 0).expecting(.einval),
+            // The 1 GiB file can be mapped whole; nothing is resident until touched.
+            .mmap(0, fd: .file(5), length: gib),
+            .mincore(.mapping(0, 0), length: gib).expecting(.value(0)),
+            .write(.mapping(0, gib - page), byte: 0x11, count: 16),
+            .read(.mapping(0, gib - page), count: 16).expecting(.filled(0x11, 16)),
+        ]),
+        DiffSequence(name: "guest_memfd requested on /dev/kvm, a memfd, a gmem, a closed and a bad fd", steps: [
+            .createVM(0, type: 0),
+            .createGmem(0, vm: .kvm, size: page, flags: 0).expecting(.einval),
+            .createMemfd(1, size: page),
+            .createGmem(2, vm: .file(1), size: page, flags: 0).expecting(.enotty),
+            .createGmem(3, vm: .vm(0), size: page, flags: 0),
+            .createGmem(4, vm: .file(3), size: page, flags: 0).expecting(.enotty),
+            .createGmem(5, vm: .invalid, size: page, flags: 0).expecting(.ebadf),
+            .createVM(1, type: 0),
+            .close(.vm(1)),
+            .createGmem(6, vm: .vm(1), size: page, flags: 0).expecting(.ebadf),
+        ]),
+        DiffSequence(name: "a VM outlives its fd while a guest_memfd is open", steps: [
+            .createVM(0, type: 0),
+            .createGmem(0, vm: .vm(0), size: 4 * page, flags: shared),
+            .close(.vm(0)).expecting(.ok),
+            .fallocate(.file(0), mode: keep, offset: 0, length: 4 * page).expecting(.ok),
+            .mmap(0, fd: .file(0), length: 4 * page).expecting(.ok),
+            .write(.mapping(0, page), byte: 0x5a, count: 8),
+            .read(.mapping(0, page), count: 8).expecting(.filled(0x5a, 8)),
+            .close(.file(0)).expecting(.ok),
+            // The mapping keeps the file (and its pages) alive.
+            .read(.mapping(0, page), count: 8).expecting(.filled(0x5a, 8)),
+            .close(.file(0)).expecting(.ebadf),
+        ]),
+    ]
+
+    // MARK: - guest_memfd file operations
+
+    static let fileOperations: [DiffSequence] = [
+        DiffSequence(name: "fallocate modes on a guest_memfd", steps: [
+            .createVM(0, type: 0),
+            .createGmem(0, vm: .vm(0), size: 4 * page, flags: 0),
+            .fallocate(.file(0), mode: 0, offset: 0, length: page).expecting(.eopnotsupp),
+            .fallocate(.file(0), mode: punchOnly, offset: 0, length: page).expecting(.eopnotsupp),
+            .fallocate(.file(0), mode: zeroRange, offset: 0, length: page).expecting(.eopnotsupp),
+            .fallocate(.file(0), mode: zeroRange | keep, offset: 0, length: page).expecting(.eopnotsupp),
+            .fallocate(.file(0), mode: 0x08, offset: 0, length: page),  // COLLAPSE_RANGE
+            .fallocate(.file(0), mode: 0x20, offset: 0, length: page),  // INSERT_RANGE
+            .fallocate(.file(0), mode: 0x40 | keep, offset: 0, length: page), // UNSHARE_RANGE
+            .fallocate(.file(0), mode: 0x100, offset: 0, length: page), // unknown bit
+            .fallocate(.file(0), mode: keep, offset: 0, length: 4 * page).expecting(.ok),
+            .fallocate(.file(0), mode: punch, offset: 0, length: page).expecting(.ok),
+            .fallocate(.file(0), mode: keep, offset: 0, length: page).expecting(.ok),
+        ]),
+        DiffSequence(name: "fallocate alignment, EOF and beyond on a guest_memfd", steps: sharedGuest(size: 4 * page) + [
+            .fallocate(.file(0), mode: keep, offset: 1, length: page).expecting(.einval),
+            .fallocate(.file(0), mode: keep, offset: 0, length: page - 1).expecting(.einval),
+            .fallocate(.file(0), mode: keep, offset: 0, length: page + 1).expecting(.einval),
+            .fallocate(.file(0), mode: punch, offset: page - 1, length: page).expecting(.einval),
+            .fallocate(.file(0), mode: punch, offset: 0, length: page - 1).expecting(.einval),
+            .fallocate(.file(0), mode: punch, offset: 0, length: 0).expecting(.einval),
+            .fallocate(.file(0), mode: keep, offset: 0, length: 0).expecting(.einval),
+            .fallocate(.file(0), mode: keep, offset: 4 * page, length: page).expecting(.einval),
+            .fallocate(.file(0), mode: keep, offset: 3 * page, length: 2 * page).expecting(.einval),
+            .fallocate(.file(0), mode: keep, offset: 5 * page, length: page).expecting(.einval),
+            .fallocate(.file(0), mode: keep, offset: 1 << 62, length: 1 << 62),
+            .fallocate(.file(0), mode: keep, offset: UInt64(Int64.max) - page + 1, length: page),
+            .fallocate(.file(0), mode: punch, offset: 4 * page, length: page).expecting(.ok),
+            .fallocate(.file(0), mode: punch, offset: 5 * page, length: page).expecting(.ok),
+            .fallocate(.file(0), mode: punch, offset: 3 * page, length: 4 * page).expecting(.ok),
+            .mincore(.mapping(0, 0), length: 4 * page).expecting(.value(0)),
+            // fallocate allocates folios that are not up to date until a fault: mincore does not count them.
+            .fallocate(.file(0), mode: keep, offset: page, length: 2 * page).expecting(.ok),
+            .mincore(.mapping(0, 0), length: 4 * page).expecting(.value(0)),
+            .fallocate(.file(0), mode: keep, offset: 0, length: 4 * page).expecting(.ok),
+            .read(.mapping(0, 0), count: Int(4 * page)).expecting(.filled(0, Int(4 * page))),
+            .mincore(.mapping(0, 0), length: 4 * page).expecting(.value(4)),
+            .fallocate(.file(0), mode: punch, offset: 3 * page, length: 2 * page).expecting(.ok),
+            .mincore(.mapping(0, 0), length: 4 * page).expecting(.value(3)),
+        ]),
+        DiffSequence(name: "fallocate on a memfd, a VM fd and /dev/kvm", steps: [
+            .createVM(0, type: 0),
+            .createMemfd(0, size: 4 * page),
+            .mmap(0, fd: .file(0), length: 8 * page),
+            .fallocate(.file(0), mode: keep, offset: 0, length: 2 * page).expecting(.ok),
+            .mincore(.mapping(0, 0), length: 8 * page).expecting(.value(0)),
+            .fallocate(.file(0), mode: 0, offset: 4 * page, length: 2 * page).expecting(.ok), // grows the file
+            .mincore(.mapping(0, 0), length: 8 * page).expecting(.value(0)),
+            .read(.mapping(0, 5 * page), count: 4).expecting(.filled(0, 4)),
+            .read(.mapping(0, 6 * page), count: 4).expecting(.sigbus),
+            .fallocate(.file(0), mode: zeroRange, offset: 0, length: page).expecting(.eopnotsupp),
+            .fallocate(.file(0), mode: punchOnly, offset: 0, length: page).expecting(.eopnotsupp),
+            .write(.mapping(0, 0), byte: 0x77, count: Int(page)),
+            // An unaligned punch zeroes the partial page.
+            .fallocate(.file(0), mode: punch, offset: 100, length: 200).expecting(.ok),
+            .read(.mapping(0, 0), count: 400).expecting(.readBytes([UInt8](repeating: 0x77, count: 100) + [UInt8](repeating: 0, count: 200) + [UInt8](repeating: 0x77, count: 100))),
+            .fallocate(.file(0), mode: punch, offset: 0, length: page).expecting(.ok),
+            .mincore(.mapping(0, 0), length: 8 * page).expecting(.value(1)),
+            .fallocate(.vm(0), mode: keep, offset: 0, length: page),
+            .fallocate(.kvm, mode: keep, offset: 0, length: page),
+            .fallocate(.invalid, mode: keep, offset: 0, length: page).expecting(.ebadf),
+        ]),
+        DiffSequence(name: "mmap of a guest_memfd: without MMAP, MAP_PRIVATE, offsets and lengths", steps: [
+            .createVM(0, type: 0),
+            .createGmem(0, vm: .vm(0), size: 4 * page, flags: 0),
+            .createGmem(1, vm: .vm(0), size: 4 * page, flags: shared),
+            .mmap(0, fd: .file(0), length: page).expecting(.enodev),
+            .mmap(1, fd: .file(0), length: page, shared: false).expecting(.enodev),
+            .mmap(2, fd: .file(1), length: page, shared: false).expecting(.einval),
+            .mmap(3, fd: .file(1), length: page, offset: 1),
+            .mmap(4, fd: .file(1), length: 0),
+            .mmap(5, fd: .file(1), length: page, offset: 2 * page).expecting(.ok),
+            .write(.mapping(5, 0), byte: 0x42, count: 8),
+            .mmap(6, fd: .file(1), length: 4 * page).expecting(.ok),
+            .read(.mapping(6, 2 * page), count: 8).expecting(.filled(0x42, 8)),
+            .mmap(7, fd: .vm(0), length: page),
+            .mmap(8, fd: .kvm, length: page),
+            .mmap(9, fd: .invalid, length: page).expecting(.ebadf),
+            .mmap(10, fd: .file(1), length: page, hugePageSize: 2 * mib),
+        ]),
+        DiffSequence(name: "mmap beyond EOF, then touch", steps: [
+            .createVM(0, type: 0),
+            .createGmem(0, vm: .vm(0), size: 2 * page, flags: shared),
+            .mmap(0, fd: .file(0), length: 4 * page).expecting(.ok),
+            .write(.mapping(0, 0), byte: 0xaa, count: Int(2 * page)).expecting(.ok),
+            .read(.mapping(0, 2 * page), count: 1).expecting(.sigbus),
+            .write(.mapping(0, 3 * page), byte: 1, count: 1).expecting(.sigbus),
+            // An access that starts in range and runs past EOF faults at EOF.
+            .write(.mapping(0, 2 * page - 8), byte: 0xbb, count: 16).expecting(.sigbus),
+            .read(.mapping(0, 2 * page - 8), count: 8).expecting(.filled(0xbb, 8)),
+            .read(.mapping(0, page), count: 8).expecting(.filled(0xaa, 8)),
+            .madvise(.mapping(0, 0), length: 4 * page, advice: populateWrite).expecting(.efault),
+            .mincore(.mapping(0, 0), length: 4 * page).expecting(.value(2)),
+        ]),
+        DiffSequence(name: "guest_memfd without INIT_SHARED is private to the host", steps: [
+            .createVM(0, type: 0),
+            .createGmem(0, vm: .vm(0), size: 4 * page, flags: mmapFlag),
+            .mmap(0, fd: .file(0), length: 4 * page).expecting(.ok),
+            .read(.mapping(0, 0), count: 1).expecting(.sigbus),
+            .write(.mapping(0, page), byte: 1, count: 1).expecting(.sigbus),
+            .mincore(.mapping(0, 0), length: 4 * page).expecting(.value(0)),
+            .madvise(.mapping(0, 0), length: page, advice: populateRead).expecting(.efault),
+            .madvise(.mapping(0, 0), length: page, advice: populateWrite).expecting(.efault),
+            .fallocate(.file(0), mode: keep, offset: 0, length: 2 * page).expecting(.ok),
+            .mincore(.mapping(0, 0), length: 4 * page).expecting(.value(0)),
+            .read(.mapping(0, 0), count: 1).expecting(.sigbus),
+            .madvise(.mapping(0, 0), length: page, advice: dontneed).expecting(.ok),
+        ]),
+        DiffSequence(name: "write, punch, read zeros, rewrite", steps: sharedGuest(size: 4 * page) + [
+            .write(.mapping(0, 0), byte: 0xaa, count: Int(4 * page)),
+            .mincore(.mapping(0, 0), length: 4 * page).expecting(.value(4)),
+            .fallocate(.file(0), mode: punch, offset: page, length: page).expecting(.ok),
+            .mincore(.mapping(0, 0), length: 4 * page).expecting(.value(3)),
+            .read(.mapping(0, 0), count: Int(4 * page)).expecting(.readBytes(
+                [UInt8](repeating: 0xaa, count: Int(page)) + [UInt8](repeating: 0, count: Int(page)) + [UInt8](repeating: 0xaa, count: Int(2 * page)))),
+            .mincore(.mapping(0, 0), length: 4 * page).expecting(.value(4)),
+            .write(.mapping(0, page + 10), byte: 0x01, count: 3),
+            .read(.mapping(0, page + 8), count: 6).expecting(.readBytes([0, 0, 1, 1, 1, 0])),
+            .fallocate(.file(0), mode: punch, offset: 0, length: 4 * page).expecting(.ok),
+            .mincore(.mapping(0, 0), length: 4 * page).expecting(.value(0)),
+            .read(.mapping(0, 3 * page), count: 8).expecting(.filled(0, 8)),
+        ]),
+        DiffSequence(name: "two mappings of one guest_memfd see the same bytes; munmap", steps: sharedGuest(size: 4 * page) + [
+            .mmap(1, fd: .file(0), length: 2 * page, offset: 2 * page),
+            .write(.mapping(0, 2 * page), byte: 0x33, count: 4),
+            .read(.mapping(1, 0), count: 4).expecting(.filled(0x33, 4)),
+            .munmap(.mapping(1, 0), length: 2 * page).expecting(.ok),
+            .read(.mapping(1, 0), count: 4).expecting(.efault),
+            .mincore(.mapping(1, 0), length: page).expecting(.enomem),
+            .munmap(.mapping(0, page), length: page).expecting(.ok),
+            .read(.mapping(0, page), count: 1).expecting(.efault),
+            .read(.mapping(0, 2 * page), count: 4).expecting(.filled(0x33, 4)),
+            .munmap(.mapping(0, 1), length: page).expecting(.einval),
+        ]),
+        DiffSequence(name: "guest_memfd read/ioctl-like calls on the wrong objects", steps: sharedGuest(size: 2 * page) + [
+            .close(.file(0)).expecting(.ok),
+            .close(.file(0)).expecting(.ebadf),
+            .close(.invalid).expecting(.ebadf),
+            .fallocate(.file(0), mode: keep, offset: 0, length: page).expecting(.ebadf),
+            // The mapping still holds the file.
+            .write(.mapping(0, 0), byte: 9, count: 1).expecting(.ok),
+            .read(.mapping(0, 0), count: 1).expecting(.filled(9, 1)),
+        ]),
+    ]
+
+    // MARK: - KVM_SET_USER_MEMORY_REGION2
+
+    static let memslots: [DiffSequence] = [
+        DiffSequence(name: "REGION2 flags: GUEST_MEMFD with LOG_DIRTY or READONLY, unknown bits, plain slots", steps: sharedGuest() + [
+            .createMemfd(1, size: 4 * page),
+            .mmap(1, fd: .file(1), length: 4 * page),
+            bind(size: 16 * page, flags: gmemSlot | logDirty).expecting(.einval),
+            bind(size: 16 * page, flags: gmemSlot | readonly).expecting(.einval),
+            bind(size: 16 * page, flags: gmemSlot | 8).expecting(.einval),
+            .region(vm: 0, slot: 1, flags: 1 << 31, gpa: 0, size: 4 * page, uaddr: .mapping(1, 0)).expecting(.einval),
+            .region(vm: 0, slot: 1, flags: logDirty, gpa: 0, size: 4 * page, uaddr: .mapping(1, 0)).expecting(.ok),
+            .region(vm: 0, slot: 2, flags: readonly, gpa: 0x10_0000, size: 4 * page, uaddr: .mapping(1, 0)).expecting(.ok),
+            .region(vm: 0, slot: 3, flags: logDirty | readonly, gpa: 0x20_0000, size: 4 * page, uaddr: .mapping(1, 0)).expecting(.ok),
+            // A non-zero guest_memfd without the flag is ignored.
+            .region(vm: 0, slot: 4, flags: 0, gpa: 0x30_0000, size: 4 * page, uaddr: .mapping(1, 0), gmem: .invalid).expecting(.ok),
+            bind(size: 16 * page).expecting(.ok),
+        ]),
+        DiffSequence(name: "REGION2 alignment: gpa, size, uaddr, offset; uaddr 0", steps: sharedGuest() + [
+            bind(gpa: gpa4G + 1, size: 4 * page).expecting(.einval),
+            bind(size: 4 * page + 1).expecting(.einval),
+            bind(size: page - 1).expecting(.einval),
+            bind(size: 4 * page, uaddr: .mapping(0, 1)).expecting(.einval),
+            bind(size: 4 * page, offset: 1).expecting(.einval),
+            bind(size: 4 * page, offset: page + 8).expecting(.einval),
+            bind(size: 4 * page, offset: UInt64.max - page + 1).expecting(.einval),
+            bind(gpa: UInt64.max - page + 1, size: 4 * page).expecting(.einval),
+            bind(size: 4 * page, uaddr: .zero).expecting(.ok),
+            bind(slot: 1, gpa: gpa4G + 4 * page, size: 4 * page, offset: 4 * page, uaddr: .mapping(0, 4 * page)).expecting(.ok),
+        ]),
+        DiffSequence(name: "REGION2 slot ids and address spaces", steps: sharedGuest() + [
+            bind(slot: 32764, size: page).expecting(.einval),
+            bind(slot: 0xffff, size: page).expecting(.einval),
+            bind(slot: 1 << 16, size: page).expecting(.einval),
+            bind(slot: 1 << 16 | 3, size: page).expecting(.einval),
+            bind(slot: 32763, size: page).expecting(.ok),
+            bind(slot: 5, gpa: gpa4G + page, size: page, offset: page, uaddr: .mapping(0, page)).expecting(.ok),
+            delete(slot: 32763).expecting(.ok),
+            delete(slot: 32764).expecting(.einval),
+        ]),
+        DiffSequence(name: "REGION2 overlapping guest ranges are EEXIST, adjacent ones are not", steps: sharedGuest() + [
+            bind(slot: 0, gpa: gpa4G, size: 4 * page).expecting(.ok),
+            bind(slot: 1, gpa: gpa4G, size: 4 * page, offset: 4 * page, uaddr: .mapping(0, 4 * page)).expecting(.eexist),
+            bind(slot: 1, gpa: gpa4G + 3 * page, size: 4 * page, offset: 4 * page, uaddr: .mapping(0, 4 * page)).expecting(.eexist),
+            bind(slot: 1, gpa: gpa4G - page, size: 2 * page, offset: 4 * page, uaddr: .mapping(0, 4 * page)).expecting(.eexist),
+            bind(slot: 1, gpa: gpa4G - 8 * page, size: 16 * page - 4 * page, offset: 4 * page, uaddr: .mapping(0, 4 * page)).expecting(.eexist),
+            bind(slot: 1, gpa: gpa4G + 4 * page, size: 4 * page, offset: 4 * page, uaddr: .mapping(0, 4 * page)).expecting(.ok),
+            bind(slot: 2, gpa: gpa4G - 4 * page, size: 4 * page, offset: 8 * page, uaddr: .mapping(0, 8 * page)).expecting(.ok),
+        ]),
+        DiffSequence(name: "REGION2 guest_memfd fd: bad, memfd, VM, /dev/kvm, closed", steps: sharedGuest() + [
+            .createMemfd(1, size: 16 * page),
+            .mmap(1, fd: .file(1), length: 16 * page),
+            bind(size: 4 * page, gmem: .invalid).expecting(.ebadf),
+            bind(size: 4 * page, uaddr: .mapping(1, 0), gmem: .file(1)).expecting(.einval),
+            bind(size: 4 * page, gmem: .vm(0)).expecting(.einval),
+            bind(size: 4 * page, gmem: .kvm).expecting(.einval),
+            .createGmem(2, vm: .vm(0), size: 4 * page, flags: 0),
+            .close(.file(2)),
+            bind(size: 4 * page, gmem: .file(2)).expecting(.ebadf),
+            bind(size: 4 * page).expecting(.ok),
+        ]),
+        DiffSequence(name: "REGION2 with another VM's guest_memfd", steps: sharedGuest() + [
+            .createVM(1, type: 0),
+            bind(size: 4 * page, vm: 1).expecting(.einval),
+            .createGmem(1, vm: .vm(1), size: 4 * page, flags: shared),
+            bind(size: 4 * page, uaddr: .zero, gmem: .file(1)).expecting(.einval),
+            bind(size: 4 * page, uaddr: .zero, gmem: .file(1), vm: 1).expecting(.ok),
+            bind(size: 4 * page).expecting(.ok),
+        ]),
+        DiffSequence(name: "REGION2 offset+size beyond the guest_memfd", steps: sharedGuest() + [
+            bind(size: 17 * page).expecting(.einval),
+            bind(size: 4 * page, offset: 13 * page).expecting(.einval),
+            bind(size: page, offset: 16 * page).expecting(.einval),
+            bind(size: page, offset: 1 << 62).expecting(.einval),
+            bind(size: 4 * page, offset: 12 * page, uaddr: .mapping(0, 12 * page)).expecting(.ok),
+        ]),
+        DiffSequence(name: "REGION2 the same guest_memfd range twice", steps: sharedGuest() + [
+            bind(slot: 0, gpa: gpa4G, size: 8 * page).expecting(.ok),
+            bind(slot: 1, gpa: 2 * gpa4G, size: 8 * page).expecting(.einval),
+            bind(slot: 1, gpa: 2 * gpa4G, size: 4 * page, offset: 7 * page, uaddr: .mapping(0, 7 * page)).expecting(.einval),
+            bind(slot: 1, gpa: 2 * gpa4G, size: 8 * page, offset: 8 * page, uaddr: .mapping(0, 8 * page)).expecting(.ok),
+            // Another VM binding the same range of its own gmem does not conflict.
+            .createVM(1, type: 0),
+            .createGmem(1, vm: .vm(1), size: 8 * page, flags: shared),
+            bind(slot: 0, gpa: gpa4G, size: 8 * page, uaddr: .zero, gmem: .file(1), vm: 1).expecting(.ok),
+        ]),
+        DiffSequence(name: "REGION2 modifying a guest_memfd slot, even identically", steps: sharedGuest() + [
+            bind(slot: 0, size: 4 * page).expecting(.ok),
+            bind(slot: 0, size: 4 * page).expecting(.einval),
+            bind(slot: 0, gpa: 2 * gpa4G, size: 4 * page).expecting(.einval),
+            bind(slot: 0, size: 8 * page).expecting(.einval),
+            .region(vm: 0, slot: 0, flags: 0, gpa: gpa4G, size: 4 * page, uaddr: .mapping(0, 0)).expecting(.einval),
+            .region(vm: 0, slot: 0, flags: logDirty, gpa: gpa4G, size: 4 * page, uaddr: .mapping(0, 0)),
+            bind(slot: 1, gpa: gpa4G, size: 4 * page, offset: 4 * page, uaddr: .mapping(0, 4 * page)).expecting(.eexist),
+        ]),
+        DiffSequence(name: "REGION2 plain slots move and change flags; size changes are refused", steps: [
+            .createVM(0, type: 0),
+            .mmap(0, fd: nil, length: 8 * page, shared: false),
+            .region(vm: 0, slot: 0, flags: 0, gpa: 0, size: 4 * page, uaddr: .mapping(0, 0)).expecting(.ok),
+            .region(vm: 0, slot: 0, flags: 0, gpa: 0, size: 4 * page, uaddr: .mapping(0, 0)).expecting(.ok),
+            .region(vm: 0, slot: 0, flags: logDirty, gpa: 0, size: 4 * page, uaddr: .mapping(0, 0)).expecting(.ok),
+            .region(vm: 0, slot: 0, flags: 0, gpa: 0x10_0000, size: 4 * page, uaddr: .mapping(0, 0)).expecting(.ok),
+            .region(vm: 0, slot: 0, flags: 0, gpa: 0x10_0000, size: 8 * page, uaddr: .mapping(0, 0)).expecting(.einval),
+            .region(vm: 0, slot: 0, flags: 0, gpa: 0x10_0000, size: 4 * page, uaddr: .mapping(0, page)).expecting(.einval),
+            .region(vm: 0, slot: 0, flags: readonly, gpa: 0x10_0000, size: 4 * page, uaddr: .mapping(0, 0)).expecting(.einval),
+            .region(vm: 0, slot: 1, flags: 0, gpa: 0x10_0000 + page, size: page, uaddr: .mapping(0, 4 * page)).expecting(.eexist),
+            .region(vm: 0, slot: 1, flags: 0, gpa: 0, size: 4 * page, uaddr: .mapping(0, 4 * page)).expecting(.ok),
+            .region(vm: 0, slot: 1, flags: 0, gpa: 0x10_0000, size: 4 * page, uaddr: .mapping(0, 4 * page)).expecting(.eexist),
+        ]),
+        DiffSequence(name: "REGION2 delete a missing slot, delete then rebind, delete twice", steps: sharedGuest() + [
+            delete(slot: 7).expecting(.einval),
+            bind(slot: 0, size: 8 * page).expecting(.ok),
+            delete(slot: 0).expecting(.ok),
+            delete(slot: 0).expecting(.einval),
+            bind(slot: 1, gpa: 2 * gpa4G, size: 8 * page).expecting(.ok),
+            bind(slot: 0, size: 8 * page).expecting(.einval),
+            bind(slot: 0, size: 8 * page, offset: 8 * page, uaddr: .mapping(0, 8 * page)).expecting(.ok),
+        ]),
+        DiffSequence(name: "REGION2 closing the guest_memfd keeps the slot", steps: [
+            .createVM(0, type: 0),
+            .createGmem(0, vm: .vm(0), size: 8 * page, flags: shared),
+            bind(slot: 0, size: 8 * page, uaddr: .zero).expecting(.ok),
+            .close(.file(0)).expecting(.ok),
+            // The slot is still there: overlapping is EEXIST, re-issuing it is a modification.
+            .createGmem(1, vm: .vm(0), size: 8 * page, flags: shared),
+            bind(slot: 1, size: 8 * page, uaddr: .zero, gmem: .file(1)).expecting(.eexist),
+            bind(slot: 0, size: 8 * page, uaddr: .zero, gmem: .file(1)).expecting(.einval),
+            delete(slot: 0).expecting(.ok),
+            bind(slot: 1, size: 8 * page, uaddr: .zero, gmem: .file(1)).expecting(.ok),
+        ]),
+        DiffSequence(name: "REGION2 closing a mapped guest_memfd keeps slot and binding", steps: sharedGuest(size: 8 * page) + [
+            bind(slot: 0, size: 8 * page).expecting(.ok),
+            .write(.mapping(0, 0), byte: 0x66, count: 16),
+            .close(.file(0)).expecting(.ok),
+            .read(.mapping(0, 0), count: 16).expecting(.filled(0x66, 16)),
+            delete(slot: 0).expecting(.ok),
+            bind(slot: 0, size: 8 * page, gmem: .file(0)).expecting(.ebadf),
+            .close(.vm(0)).expecting(.ok),
+            .read(.mapping(0, 0), count: 16).expecting(.filled(0x66, 16)),
+        ]),
+        DiffSequence(name: "REGION2 on /dev/kvm, a guest_memfd and a closed VM", steps: sharedGuest() + [
+            .createVM(1, type: 0),
+            .close(.vm(1)),
+            bind(size: 4 * page, vm: 1).expecting(.ebadf),
+        ]),
+    ]
+
+    // MARK: - Conversion ioctls (none are built on this host)
+
+    static let conversions: [DiffSequence] = [
+        DiffSequence(name: "KVM_SET_MEMORY_ATTRIBUTES is not built here", steps: sharedGuest() + [
+            bind(size: 16 * page),
+            .setAttributes(vm: .vm(0), address: gpa4G, size: page, attributes: 8).expecting(.enotty),
+            .setAttributes(vm: .vm(0), address: gpa4G, size: page, attributes: 0).expecting(.enotty),
+            .setAttributes(vm: .vm(0), address: 1, size: 0, attributes: 0, flags: 1).expecting(.enotty),
+            .setAttributes(vm: .kvm, address: 0, size: page, attributes: 8),
+            .setAttributes(vm: .file(0), address: 0, size: page, attributes: 8).expecting(.enotty),
+            .setAttributes(vm: .invalid, address: 0, size: page, attributes: 8).expecting(.ebadf),
+            .read(.mapping(0, 0), count: 4).expecting(.filled(0, 4)),
+        ]),
+        DiffSequence(name: "POC convert and ATTRIBUTES2 on a guest_memfd are ENOTTY", steps: sharedGuest() + [
+            .gmemConvert(.file(0), offset: 0, size: page, toPrivate: true).expecting(.enotty),
+            .gmemConvert(.file(0), offset: 0, size: page, toPrivate: false).expecting(.enotty),
+            .gmemConvert(.file(0), offset: 1, size: 0, toPrivate: true).expecting(.enotty),
+            .attributes2(.file(0), offset: 0, size: page, attributes: 8).expecting(.enotty),
+            .attributes2(.file(0), offset: 0, size: page, attributes: 0).expecting(.enotty),
+            .attributes2(.file(0), offset: 0, size: page, attributes: 8, flags: 1).expecting(.enotty),
+            .gmemConvert(.vm(0), offset: 0, size: page, toPrivate: true),
+            .attributes2(.vm(0), offset: 0, size: page, attributes: 8),
+            .gmemConvert(.kvm, offset: 0, size: page, toPrivate: true),
+            .attributes2(.kvm, offset: 0, size: page, attributes: 8),
+            .gmemConvert(.invalid, offset: 0, size: page, toPrivate: true).expecting(.ebadf),
+            // Nothing changed: the memory is still shared.
+            .write(.mapping(0, 0), byte: 0xcc, count: 4).expecting(.ok),
+            .read(.mapping(0, 0), count: 4).expecting(.filled(0xcc, 4)),
+        ]),
+        DiffSequence(name: "conversion ioctls on a memfd", steps: [
+            .createMemfd(0, size: 4 * page),
+            .gmemConvert(.file(0), offset: 0, size: page, toPrivate: true),
+            .attributes2(.file(0), offset: 0, size: page, attributes: 8),
+        ]),
+    ]
+
+    // MARK: - Host memory: madvise, mincore, memfd, hugetlb, a whole in-place guest
+
+    static let hostMemory: [DiffSequence] = [
+        DiffSequence(name: "madvise on private anonymous memory", steps: [
+            .mmap(0, fd: nil, length: 16 * page, shared: false).expecting(.ok),
+            .mincore(.mapping(0, 0), length: 16 * page).expecting(.value(0)),
+            .madvise(.mapping(0, 0), length: 16 * page, advice: populateWrite).expecting(.ok),
+            .mincore(.mapping(0, 0), length: 16 * page).expecting(.value(16)),
+            .write(.mapping(0, 0), byte: 0x12, count: Int(2 * page)),
+            .madvise(.mapping(0, 0), length: page, advice: dontneed).expecting(.ok),
+            .mincore(.mapping(0, 0), length: 16 * page).expecting(.value(15)),
+            .read(.mapping(0, 0), count: 4).expecting(.filled(0, 4)),
+            .read(.mapping(0, page), count: 4).expecting(.filled(0x12, 4)),
+            .madvise(.mapping(0, 0), length: 16 * page, advice: dontneed).expecting(.ok),
+            .mincore(.mapping(0, 0), length: 16 * page).expecting(.value(0)),
+            .madvise(.mapping(0, 1), length: page, advice: dontneed).expecting(.einval),
+            .madvise(.mapping(0, 0), length: page, advice: 12_345).expecting(.einval),
+            .madvise(.mapping(0, 0), length: page, advice: remove).expecting(.einval),
+            // A range running into a hole: ENOMEM (the hole is made by unmapping, so no neighbour can fill it).
+            .mmap(1, fd: nil, length: 2 * page, shared: false),
+            .munmap(.mapping(1, page), length: page).expecting(.ok),
+            .madvise(.mapping(1, 0), length: 2 * page, advice: populateWrite).expecting(.enomem),
+            .mincore(.mapping(1, 0), length: page).expecting(.value(1)),
+        ]),
+        DiffSequence(name: "madvise on shared anonymous memory", steps: [
+            .mmap(0, fd: nil, length: 8 * page, shared: true).expecting(.ok),
+            .write(.mapping(0, 0), byte: 0x21, count: Int(2 * page)),
+            .mincore(.mapping(0, 0), length: 8 * page).expecting(.value(2)),
+            .madvise(.mapping(0, 0), length: 8 * page, advice: dontneed).expecting(.ok),
+            .read(.mapping(0, 0), count: 4).expecting(.filled(0x21, 4)),
+            .madvise(.mapping(0, 0), length: 8 * page, advice: populateWrite).expecting(.ok),
+            .mincore(.mapping(0, 0), length: 8 * page).expecting(.value(8)),
+            .madvise(.mapping(0, 0), length: page, advice: remove).expecting(.ok),
+            .mincore(.mapping(0, 0), length: 8 * page).expecting(.value(7)),
+            .read(.mapping(0, 0), count: 4).expecting(.filled(0, 4)),
+        ]),
+        DiffSequence(name: "madvise on memfd mappings, shared and private", steps: [
+            .createMemfd(0, size: 8 * page),
+            .mmap(0, fd: .file(0), length: 8 * page),
+            .mmap(1, fd: .file(0), length: 8 * page, shared: false),
+            .madvise(.mapping(0, 0), length: 4 * page, advice: populateWrite).expecting(.ok),
+            .mincore(.mapping(0, 0), length: 8 * page).expecting(.value(4)),
+            .write(.mapping(0, 0), byte: 0x31, count: Int(page)),
+            .read(.mapping(1, 0), count: 4).expecting(.filled(0x31, 4)),
+            .write(.mapping(1, 0), byte: 0x32, count: 4),
+            .read(.mapping(0, 0), count: 4).expecting(.filled(0x31, 4)),
+            .madvise(.mapping(1, 0), length: page, advice: dontneed).expecting(.ok),
+            .read(.mapping(1, 0), count: 4).expecting(.filled(0x31, 4)),
+            .madvise(.mapping(0, 0), length: 8 * page, advice: dontneed).expecting(.ok),
+            .mincore(.mapping(0, 0), length: 8 * page).expecting(.value(4)),
+            .madvise(.mapping(1, 0), length: page, advice: remove).expecting(.errno(13)),
+            .madvise(.mapping(0, 0), length: 2 * page, advice: remove).expecting(.ok),
+            // The read through the private view faults page 0 of the file back in.
+            .read(.mapping(1, 0), count: 4).expecting(.filled(0, 4)),
+            .mincore(.mapping(0, 0), length: 8 * page).expecting(.value(3)),
+            // A write population of a private view reads the file pages in before copying them.
+            .madvise(.mapping(1, 4 * page), length: 4 * page, advice: populateWrite).expecting(.ok),
+            .mincore(.mapping(0, 0), length: 8 * page).expecting(.value(7)),
+        ]),
+        DiffSequence(name: "madvise on a guest_memfd mapping", steps: sharedGuest(size: 8 * page) + [
+            .madvise(.mapping(0, 0), length: 4 * page, advice: populateWrite).expecting(.ok),
+            .mincore(.mapping(0, 0), length: 8 * page).expecting(.value(4)),
+            .write(.mapping(0, 0), byte: 0x44, count: 4),
+            .madvise(.mapping(0, 0), length: 8 * page, advice: dontneed).expecting(.ok),
+            .mincore(.mapping(0, 0), length: 8 * page).expecting(.value(4)),
+            .read(.mapping(0, 0), count: 4).expecting(.filled(0x44, 4)),
+            .madvise(.mapping(0, 0), length: 8 * page, advice: collapse).expecting(.einval),
+            .madvise(.mapping(0, 0), length: 8 * page, advice: populateRead).expecting(.ok),
+            .mincore(.mapping(0, 0), length: 8 * page).expecting(.value(8)),
+            .madvise(.mapping(0, 0), length: page, advice: remove),
+            .mincore(.mapping(0, 0), length: 8 * page),
+        ]),
+        DiffSequence(name: "memfd sizes, reads past EOF, unmapped addresses", steps: [
+            .createMemfd(0, size: 0).expecting(.ok),
+            .mmap(0, fd: .file(0), length: page).expecting(.ok),
+            .read(.mapping(0, 0), count: 1).expecting(.sigbus),
+            .createMemfd(1, size: page + 100).expecting(.ok),
+            .mmap(1, fd: .file(1), length: 3 * page),
+            .read(.mapping(1, page + 200), count: 4).expecting(.filled(0, 4)),
+            .read(.mapping(1, 2 * page), count: 1).expecting(.sigbus),
+            .mincore(.mapping(1, 0), length: 3 * page).expecting(.value(1)),
+            .createMemfd(2, size: 1 << 63),
+        ]),
+        // Creating and sizing a hugetlb memfd reserves nothing; mmap reserves from the pool (ENOMEM when the
+        // pool is short) and fallocate allocates from it (ENOSPC). The simulator gets this machine's pools
+        // (`DiffReport.simulatedMachine`), so the outcome agrees whatever the pool holds; on the development
+        // machines both pools are empty and every reservation fails.
+        DiffSequence(name: "memfd and anonymous memory with hugetlb, against this machine's pools", steps: [
+            .createMemfd(0, size: 2 * mib, hugePageSize: 2 * mib).expecting(.ok),
+            .createMemfd(1, size: 3 * mib, hugePageSize: 2 * mib).expecting(.einval),
+            .createMemfd(2, size: 0, hugePageSize: 2 * mib).expecting(.ok),
+            .createMemfd(3, size: 2 * mib, hugePageSize: 4 * mib).expecting(.enodev),
+            .createMemfd(4, size: 2 * mib, hugePageSize: 64 * 1024).expecting(.enodev),
+            .createMemfd(5, size: gib, hugePageSize: gib),
+            .mmap(0, fd: .file(0), length: 2 * mib),
+            .mmap(1, fd: .file(0), length: 2 * mib, shared: false),
+            .mmap(2, fd: .file(2), length: 4 * mib),
+            .mmap(3, fd: nil, length: 2 * mib, shared: false, hugePageSize: 2 * mib),
+            .mmap(4, fd: nil, length: 2 * mib, shared: true, hugePageSize: 2 * mib),
+            .mmap(5, fd: nil, length: 2 * mib, shared: false, hugePageSize: 4 * mib).expecting(.einval),
+            .fallocate(.file(0), mode: 0, offset: 0, length: 2 * mib),
+            .fallocate(.file(0), mode: punch, offset: 0, length: 2 * mib).expecting(.ok),
+            // A file mapping takes its page size from the file (MAP_HUGETLB goes with anonymous memory only).
+            .createMemfd(6, size: 2 * mib),
+            .mmap(6, fd: .file(6), length: 2 * mib, hugePageSize: 2 * mib).expecting(.ok),
+        ]),
+        DiffSequence(name: "in-place shared guest end to end (2 MiB)", steps: sharedGuest(size: 2 * mib) + [
+            bind(slot: 0, size: 2 * mib).expecting(.ok),
+            .fallocate(.file(0), mode: keep, offset: 0, length: 2 * mib).expecting(.ok),
+            .mincore(.mapping(0, 0), length: 2 * mib).expecting(.value(0)),
+            .madvise(.mapping(0, 0), length: 2 * mib, advice: populateRead).expecting(.ok),
+            .mincore(.mapping(0, 0), length: 2 * mib).expecting(.value(512)),
+            .write(.mapping(0, mib), byte: 0x99, count: Int(page)),
+            .fallocate(.file(0), mode: punch, offset: 0, length: mib).expecting(.ok),
+            .mincore(.mapping(0, 0), length: 2 * mib).expecting(.value(256)),
+            .read(.mapping(0, mib - 4), count: 8).expecting(.readBytes([0, 0, 0, 0, 0x99, 0x99, 0x99, 0x99])),
+            delete(slot: 0).expecting(.ok),
+            .close(.file(0)).expecting(.ok),
+            .close(.vm(0)).expecting(.ok),
+            .mincore(.mapping(0, 0), length: 2 * mib).expecting(.value(257)),
+        ]),
+        DiffSequence(name: "in-place shared guest of 1 GiB: populate and punch", steps: sharedGuest(size: gib) + [
+            bind(slot: 0, size: gib).expecting(.ok),
+            .fallocate(.file(0), mode: keep, offset: 0, length: gib).expecting(.ok),
+            .mincore(.mapping(0, 0), length: gib).expecting(.value(0)),
+            .madvise(.mapping(0, 0), length: gib, advice: populateWrite).expecting(.ok),
+            .mincore(.mapping(0, 0), length: gib).expecting(.value(262_144)),
+            .fallocate(.file(0), mode: punch, offset: 0, length: gib).expecting(.ok),
+            .mincore(.mapping(0, 0), length: gib).expecting(.value(0)),
+        ]),
+    ]
+}
