@@ -86,8 +86,10 @@ public struct Mapping: Sendable, Hashable, Codable {
         self.gpa = gpa
     }
 
-    public var gpaRange: Range<UInt64> { gpa..<(gpa + size) }
-    public var offsetRange: Range<UInt64> { offset..<(offset + size) }
+    /// `[gpa, gpa+size)`; a range that would run past 2^64 (a validation error) is cut at UInt64.max rather
+    /// than trapping, so every check can still look at it.
+    public var gpaRange: Range<UInt64> { saturatingRange(gpa, size) }
+    public var offsetRange: Range<UInt64> { saturatingRange(offset, size) }
 }
 
 /// A guest-physical range `[gpa, gpa+size)`.
@@ -100,7 +102,8 @@ public struct GuestRange: Sendable, Hashable, Codable {
         self.size = size
     }
 
-    public var range: Range<UInt64> { gpa..<(gpa + size) }
+    /// `[gpa, gpa+size)`, cut at UInt64.max when it would run past 2^64 (validation reports that).
+    public var range: Range<UInt64> { saturatingRange(gpa, size) }
 }
 
 public struct LayoutSpec: Sendable, Hashable, Codable {
@@ -189,4 +192,10 @@ public struct Manifest: Sendable, Hashable, Codable {
     public func diagnostic(_ severity: Severity = .error, at path: String, summary: String, detail: String = "") -> Diagnostic {
         Diagnostic(severity, summary: summary, detail: detail, path: path, range: sourceMap.range(for: path))
     }
+}
+
+/// `start..<start+size`, or `start..<UInt64.max` when the sum overflows.
+func saturatingRange(_ start: UInt64, _ size: UInt64) -> Range<UInt64> {
+    let (end, overflow) = start.addingReportingOverflow(size)
+    return start..<(overflow ? UInt64.max : end)
 }
