@@ -5,6 +5,8 @@ import Config
 public struct Provisioner {
     public let host: Host
     public var executor: Executor
+    /// Told as memory is populated (block, bytes done, bytes in all), for progress bars.
+    public var populateProgress: (@Sendable (String, UInt64, UInt64) -> Void)?
 
     public init(host: Host, executor: Executor = Executor()) {
         self.host = host
@@ -60,6 +62,7 @@ public struct Provisioner {
 
     private func run(_ plan: Plan) throws(ProvisionError) -> ApplyReport {
         let runtime = host.runtime(for: plan.guest)
+        runtime.populateProgress = populateProgress
         let report = executor.apply(plan, on: runtime)
         host.store(runtime.state)
         try commit()

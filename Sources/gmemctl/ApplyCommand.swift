@@ -52,7 +52,8 @@ struct ApplyCommand: ParsableCommand {
         if !host.outlivesProcess && !ephemeral {
             throw CLIError("\(host.label) keeps guests only while this process runs; use --ephemeral (build, verify, tear down), or the simulator (--host sim:PROFILE)")
         }
-        let provisioner = Provisioner(host: host)
+        var provisioner = Provisioner(host: host)
+        provisioner.populateProgress = ProgressBar.forPopulate()
         let plan: Plan
         let report: ApplyReport
         do {

@@ -28,6 +28,10 @@ public final class GuestRuntime {
     public let kernel: KernelInterface
     public let capabilities: Capabilities
     public private(set) var state: LiveState
+    /// Called as memory is populated (`--prefault`, `prealloc`): block, bytes done, bytes in all.
+    public var populateProgress: (@Sendable (_ block: String, _ done: UInt64, _ total: UInt64) -> Void)?
+    /// Populate works in steps of this size.
+    static let populateStep: UInt64 = 256 << 20
     /// Called for each listener event; returns a rejection reason, or nil to accept.
     public var delivery: ListenerDelivery?
 
@@ -166,13 +170,20 @@ public final class GuestRuntime {
 
         case .populate(let name, let memory, let offset, let size):
             let block = try liveBlock(name, for: operation)
-            switch memory {
-            case .guestMemfd:
-                guard let fd = block.guestMemfd else { return }
-                try kernel.fallocate(fd: fd, mode: KVMConstants.fallocKeepSize, offset: offset, length: size)
-            case .sharedBacking:
-                guard let address = block.sharedAddress else { return }
-                try kernel.madvise(address: address + offset, length: size, advice: KVMConstants.madvPopulateWrite)
+            // In steps, so that a large populate can show progress; the kernel does the same work either way.
+            var done: UInt64 = 0
+            while done < size {
+                let step = min(Self.populateStep, size - done)
+                switch memory {
+                case .guestMemfd:
+                    guard let fd = block.guestMemfd else { return }
+                    try kernel.fallocate(fd: fd, mode: KVMConstants.fallocKeepSize, offset: offset + done, length: step)
+                case .sharedBacking:
+                    guard let address = block.sharedAddress else { return }
+                    try kernel.madvise(address: address + offset + done, length: step, advice: KVMConstants.madvPopulateWrite)
+                }
+                done += step
+                populateProgress?(name, done, size)
             }
 
         case .notify(let listener, let kind, let gpa, let size):
