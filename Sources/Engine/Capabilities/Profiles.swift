@@ -50,17 +50,20 @@ public enum Profiles {
             }
     }
 
-    /// Linux 6.18 generic x86: mmap-able shared guest_memfd for default VMs; CoCo VMs convert by VM attributes.
-    public static let linux618: Capabilities = {
-        let types = linux618Types([.swProtected, .sevSnp, .tdx])
+    /// A Linux 6.18 x86 host offering default VMs plus the given CoCo VM types (with VM attributes).
+    private static func makeLinux618(name: String, coco: [VMType], summary: String) -> Capabilities {
+        let types = linux618Types(coco)
         return Capabilities(
-            name: "linux-6.18",
-            summary: "Linux 6.18 x86 with SW_PROTECTED, SEV-SNP and TDX: MMAP|INIT_SHARED guest_memfd (shared only) for default VMs, VM attributes for CoCo VMs",
-            guestMemfdFlagSet: .upstream, vmTypes: types,
+            name: name, summary: summary, guestMemfdFlagSet: .upstream, vmTypes: types,
             systemExtensions: extensions([KVMConstants.capMemoryAttributes: 8, KVMConstants.capPreFaultMemory: 1,
                                           KVMConstants.capGuestMemfdFlags: 3], types: types),
             preFault: true)
-    }()
+    }
+
+    /// Linux 6.18 generic x86: mmap-able shared guest_memfd for default VMs; CoCo VMs convert by VM attributes.
+    public static let linux618 = makeLinux618(
+        name: "linux-6.18", coco: [.swProtected, .sevSnp, .tdx],
+        summary: "Linux 6.18 x86 with SW_PROTECTED, SEV-SNP and TDX: MMAP|INIT_SHARED guest_memfd (shared only) for default VMs, VM attributes for CoCo VMs")
 
     /// Exactly the development machines (kvm-uapi.md 1.9): PVM, shadow paging, default VMs only, no attributes.
     public static let linux618PVM: Capabilities = {
@@ -75,25 +78,13 @@ public enum Profiles {
             preFault: false)
     }()
 
-    public static let linux618SevSnp: Capabilities = {
-        let types = linux618Types([.sevSnp])
-        return Capabilities(
-            name: "linux-6.18-sev-snp", summary: "Linux 6.18 on an AMD SEV-SNP host: default and SNP VMs, VM attributes",
-            guestMemfdFlagSet: .upstream, vmTypes: types,
-            systemExtensions: extensions([KVMConstants.capMemoryAttributes: 8, KVMConstants.capPreFaultMemory: 1,
-                                          KVMConstants.capGuestMemfdFlags: 3], types: types),
-            preFault: true)
-    }()
+    public static let linux618SevSnp = makeLinux618(
+        name: "linux-6.18-sev-snp", coco: [.sevSnp],
+        summary: "Linux 6.18 on an AMD SEV-SNP host: default and SNP VMs, VM attributes")
 
-    public static let linux618TDX: Capabilities = {
-        let types = linux618Types([.tdx])
-        return Capabilities(
-            name: "linux-6.18-tdx", summary: "Linux 6.18 on an Intel TDX host: default and TDX VMs, VM attributes",
-            guestMemfdFlagSet: .upstream, vmTypes: types,
-            systemExtensions: extensions([KVMConstants.capMemoryAttributes: 8, KVMConstants.capPreFaultMemory: 1,
-                                          KVMConstants.capGuestMemfdFlags: 3], types: types),
-            preFault: true)
-    }()
+    public static let linux618TDX = makeLinux618(
+        name: "linux-6.18-tdx", coco: [.tdx],
+        summary: "Linux 6.18 on an Intel TDX host: default and TDX VMs, VM attributes")
 
     /// The 2025 proof of concept (1G RFC v2 + QEMU POC): in-place conversion on the guest_memfd; VM
     /// attributes remain for legacy blocks.
@@ -125,29 +116,23 @@ public enum Profiles {
             }
     }
 
-    /// The 2026 in-place conversion series (v8 numbers, gmem_in_place_conversion=1): per-gmem attributes,
-    /// `KVM_SET_MEMORY_ATTRIBUTES2` on the guest_memfd; per-VM attributes report 0.
-    public static let gmemAttributes2: Capabilities = {
-        let types = attributes2Types([.swProtected, .tdx])
+    /// A host running the 2026 in-place conversion series (v8 numbers, gmem_in_place_conversion=1): per-gmem
+    /// attributes, `KVM_SET_MEMORY_ATTRIBUTES2` on the guest_memfd; per-VM attributes report 0.
+    private static func makeAttributes2(name: String, coco: [VMType], summary: String) -> Capabilities {
+        let types = attributes2Types(coco)
         return Capabilities(
-            name: "gmem-attributes2",
-            summary: "2026 in-place conversion series (v8 uAPI, cap 250 unconfirmed upstream): KVM_SET_MEMORY_ATTRIBUTES2 on the guest_memfd",
-            guestMemfdFlagSet: .upstream, vmTypes: types,
+            name: name, summary: summary, guestMemfdFlagSet: .upstream, vmTypes: types,
             systemExtensions: extensions([KVMConstants.capMemoryAttributes: 0, KVMConstants.capPreFaultMemory: 1,
                                           KVMConstants.capGuestMemfdFlags: 3, KVMConstants.capGuestMemfdMemoryAttributes: 8],
                                          types: types),
             preFault: true)
-    }()
+    }
 
-    public static let gmemAttributes2SevSnp: Capabilities = {
-        let types = attributes2Types([.sevSnp])
-        return Capabilities(
-            name: "gmem-attributes2-sev-snp",
-            summary: "2026 in-place conversion series on an AMD SEV-SNP host (convert-in-place=on)",
-            guestMemfdFlagSet: .upstream, vmTypes: types,
-            systemExtensions: extensions([KVMConstants.capMemoryAttributes: 0, KVMConstants.capPreFaultMemory: 1,
-                                          KVMConstants.capGuestMemfdFlags: 3, KVMConstants.capGuestMemfdMemoryAttributes: 8],
-                                         types: types),
-            preFault: true)
-    }()
+    public static let gmemAttributes2 = makeAttributes2(
+        name: "gmem-attributes2", coco: [.swProtected, .tdx],
+        summary: "2026 in-place conversion series (v8 uAPI, cap 250 unconfirmed upstream): KVM_SET_MEMORY_ATTRIBUTES2 on the guest_memfd")
+
+    public static let gmemAttributes2SevSnp = makeAttributes2(
+        name: "gmem-attributes2-sev-snp", coco: [.sevSnp],
+        summary: "2026 in-place conversion series on an AMD SEV-SNP host (convert-in-place=on)")
 }
