@@ -6,6 +6,7 @@ import Glibc
 
 let benchmarks: [Benchmark] = [
     layoutBenchmark,
+    agentBenchmark,
     prefaultBenchmark,
     planBenchmark,
 ]

@@ -14,6 +14,7 @@ enum AgentSpawn {
                                                  attributes: [.posixPermissions: 0o700])
         let argv = [binary, "agent", "--socket", socket] + hostArguments
 
+        markInheritedDescriptorsCloseOnExec()
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -41,6 +42,16 @@ enum AgentSpawn {
             usleep(20_000)
         }
         throw CLIError("the agent (pid \(pid)) did not open \(socket) within \(Int(timeout)) s; see \(logFile)")
+    }
+
+    /// The agent outlives this command, so it must not inherit this command's descriptors: a parent that
+    /// waits for EOF on a pipe or socket it gave us (a test runner, a CI wrapper) would wait for the agent.
+    private static func markInheritedDescriptorsCloseOnExec() {
+        let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        for case let fd? in open.map({ Int32($0) }) where fd > 2 {
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
+        }
     }
 
     private static func lastLines(of file: String, count: Int = 5) -> String {

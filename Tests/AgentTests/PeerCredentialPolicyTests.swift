@@ -1,5 +1,45 @@
+import Engine
 import Testing
-@testable import Engine
 
 @Suite struct PeerCredentialPolicyTests {
+    @Test func theAgentsOwnUserAndRootAreServed() {
+        #expect(PeerPolicy.allows(peerUID: 1000, agentUID: 1000))
+        #expect(PeerPolicy.allows(peerUID: 0, agentUID: 1000))
+        #expect(PeerPolicy.allows(peerUID: 0, agentUID: 0))
+    }
+
+    @Test func anyoneElseIsRefusedWithTheReason() {
+        #expect(!PeerPolicy.allows(peerUID: 65534, agentUID: 0))
+        #expect(!PeerPolicy.allows(peerUID: 1001, agentUID: 1000))
+        let reason = PeerPolicy.refusal(peer: PeerCredentials(pid: 42, uid: 65534, gid: 65534), agentUID: 1000)
+        #expect(reason == "uid 65534 (pid 42) may not use this agent: it serves uid 1000 and root only")
+        #expect(PeerPolicy.refusal(peer: PeerCredentials(pid: 42, uid: 1000, gid: 1000), agentUID: 1000) == nil)
+    }
+}
+
+@Suite struct AgentMemoryTests {
+    @Test func aRestartMarksTheOldInstancesGuestsLost() {
+        var memory = AgentMemory()
+        memory.met(socket: "/s", instance: "a", startedAt: "T1")
+        memory.guestExists("g", socket: "/s")
+        #expect(memory.restartNotice(guest: "g", socket: "/s") == nil)
+        memory.met(socket: "/s", instance: "a", startedAt: "T1")
+        #expect(memory.restartNotice(guest: "g", socket: "/s") == nil, "the same instance again is no restart")
+        memory.met(socket: "/s", instance: "b", startedAt: "T2")
+        let notice = memory.restartNotice(guest: "g", socket: "/s")
+        #expect(notice?.hasPrefix("the agent was restarted (instance a, started T1") == true)
+        #expect(notice?.hasSuffix("guests it held are gone: apply again") == true)
+        #expect(memory.restartNotice(guest: "never-seen", socket: "/s") == nil)
+        memory.guestExists("g", socket: "/s")
+        #expect(memory.restartNotice(guest: "g", socket: "/s") == nil, "applied again in the new instance")
+    }
+
+    @Test func destroyedGuestsAreForgotten() {
+        var memory = AgentMemory()
+        memory.met(socket: "/s", instance: "a", startedAt: "T1")
+        memory.guestExists("g", socket: "/s")
+        memory.guestGone("g", socket: "/s")
+        memory.met(socket: "/s", instance: "b", startedAt: "T2")
+        #expect(memory.restartNotice(guest: "g", socket: "/s") == nil)
+    }
 }

@@ -1,4 +1,7 @@
 import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What the framer hands on: a complete line, or the news that a line was too long and was skipped.
 public enum FramedLine: Sendable, Equatable {
@@ -15,13 +18,16 @@ public struct LineFramer: ByteToMessageDecoder {
     private let maxLength: Int
     /// Bytes of the current over-long line dropped so far (nil while not discarding).
     private var discarded: Int?
+    /// Bytes at the front of the buffer already searched for a newline: each byte is looked at once,
+    /// however many reads a long line takes to arrive.
+    private var searched = 0
 
     public init(maxLength: Int = AgentProtocol.maxLineBytes) {
         self.maxLength = maxLength
     }
 
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        let newline = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n"))
+        let newline = findNewline(in: buffer)
         if let skipped = discarded {
             guard let newline else {
                 discarded = skipped + buffer.readableBytes
@@ -38,6 +44,9 @@ public struct LineFramer: ByteToMessageDecoder {
             if buffer.readableBytes > maxLength {
                 discarded = buffer.readableBytes
                 buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+                searched = 0
+            } else {
+                searched = buffer.readableBytes
             }
             return .needMoreData
         }
@@ -51,6 +60,20 @@ public struct LineFramer: ByteToMessageDecoder {
         buffer.moveReaderIndex(forwardBy: 1)
         context.fireChannelRead(wrapInboundOut(.line(line)))
         return .continue
+    }
+
+    /// The absolute index of the next newline at or after the unsearched part; resets the search mark
+    /// when one is found (the caller consumes through it).
+    private mutating func findNewline(in buffer: ByteBuffer) -> Int? {
+        let start = min(searched, buffer.readableBytes)
+        let found: Int? = buffer.withUnsafeReadableBytes { bytes in
+            guard start < bytes.count, let base = bytes.baseAddress,
+                  let hit = memchr(base + start, 0x0A, bytes.count - start) else { return nil }
+            return base.distance(to: UnsafeRawPointer(hit))
+        }
+        guard let found else { return nil }
+        searched = 0
+        return buffer.readerIndex + found
     }
 
     public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {

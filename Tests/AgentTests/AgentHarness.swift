@@ -1,0 +1,187 @@
+import Engine
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A private world for one test: temp dirs for XDG_STATE_HOME and XDG_RUNTIME_DIR, the built `gmemctl`
+/// binary, a real agent process on a socket there, and CLI runs in the same environment.
+final class AgentHarness: @unchecked Sendable {
+    struct Output {
+        var exitCode: Int32
+        var stdout: String
+        var stderr: String
+        var all: String { stdout + stderr }
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static let repositoryRoot = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    let directory: String
+    let environment: [String: String]
+    private(set) var agent: Process?
+
+    var socket: String { AgentPaths.defaultSocket(environment: environment) }
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("gmemctl-agent-\(UUID().uuidString.prefix(8))").path
+        for sub in ["state", "run", "manifests"] {
+            try FileManager.default.createDirectory(atPath: "\(directory)/\(sub)", withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+        }
+        var environment = ProcessInfo.processInfo.environment
+        environment["XDG_STATE_HOME"] = "\(directory)/state"
+        environment["XDG_RUNTIME_DIR"] = "\(directory)/run"
+        environment["NO_COLOR"] = "1"
+        self.environment = environment
+    }
+
+    deinit {
+        // No stray agents: whatever a test left running ends here.
+        if let agent, agent.isRunning {
+            kill(agent.processIdentifier, SIGKILL)
+            agent.waitUntilExit()
+        }
+        // Agents started on demand by the CLI are not our children: find them through their hello.
+        if AgentProbe.state(of: socket) == .live, let client = try? AgentClient(socketPath: socket),
+           let hello = try? client.call(AgentRequest(op: .hello), as: HelloResult.self) {
+            kill(hello.pid, SIGKILL)
+        }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    static func binary() throws -> String {
+        if let override = ProcessInfo.processInfo.environment["GMEMCTL_BINARY"] { return override }
+        let runner = URL(fileURLWithPath: CommandLine.arguments.first ?? "").deletingLastPathComponent()
+        let candidates = [runner, runner.deletingLastPathComponent(), Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()]
+            .map { $0.appendingPathComponent("gmemctl").path }
+        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw Failure(description: "gmemctl binary not found; searched \(candidates)")
+        }
+        return found
+    }
+
+    /// Starts `gmemctl agent ARGUMENTS` and waits until its socket answers.
+    @discardableResult
+    func startAgent(_ arguments: [String], socket: String? = nil) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try Self.binary())
+        process.arguments = ["agent"] + arguments + (socket.map { ["--socket", $0] } ?? [])
+        process.environment = environment
+        process.currentDirectoryURL = Self.repositoryRoot
+        let log = "\(directory)/agent-\(UUID().uuidString.prefix(4)).log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        process.standardOutput = handle
+        process.standardError = handle
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        agent = process
+        let path = socket ?? self.socket
+        let deadline = Date().addingTimeInterval(20)
+        while AgentProbe.state(of: path) != .live {
+            guard process.isRunning, Date() < deadline else {
+                throw Failure(description: "agent did not start: " + ((try? String(contentsOfFile: log, encoding: .utf8)) ?? ""))
+            }
+            usleep(10_000)
+        }
+        return process
+    }
+
+    /// Runs `gmemctl ARGUMENTS` in the repository root with this world's environment.
+    func run(_ arguments: [String], timeout: Double = 60) throws -> Output {
+        try runBinary(try Self.binary(), arguments, timeout: timeout)
+    }
+
+    func runBinary(_ executable: String, _ arguments: [String], timeout: Double = 60) throws -> Output {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.environment = environment
+        process.currentDirectoryURL = Self.repositoryRoot
+        let id = UUID().uuidString.prefix(8)
+        let outPath = "\(directory)/out-\(id)", errPath = "\(directory)/err-\(id)"
+        FileManager.default.createFile(atPath: outPath, contents: nil)
+        FileManager.default.createFile(atPath: errPath, contents: nil)
+        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+        let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(2_000) }
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+            throw Failure(description: "gmemctl \(arguments.joined(separator: " ")) did not finish in \(timeout) s")
+        }
+        process.waitUntilExit()
+        try out.close()
+        try err.close()
+        defer {
+            unlink(outPath)
+            unlink(errPath)
+        }
+        return Output(exitCode: process.terminationStatus,
+                      stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
+                      stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
+    }
+
+    /// Writes a manifest into this world and returns its path.
+    func manifest(_ name: String, _ text: String) throws -> String {
+        let path = "\(directory)/manifests/\(name).yaml"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func client(_ socket: String? = nil) throws -> AgentClient {
+        let client = try AgentClient(socketPath: socket ?? self.socket)
+        client.setReadTimeout(seconds: 30)
+        return client
+    }
+
+    /// Open file descriptors of a process.
+    static func openFDs(_ pid: Int32) -> Int {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
+    }
+
+    /// Stops the agent with `gmemctl agent stop` and waits for the process to end.
+    func stopAgent(socket: String? = nil) throws -> Output {
+        let output = try run(["agent", "stop"] + (socket.map { ["--socket", $0] } ?? []))
+        if let agent {
+            let deadline = Date().addingTimeInterval(20)
+            while agent.isRunning && Date() < deadline { usleep(10_000) }
+        }
+        return output
+    }
+}
+
+/// A manifest with a listener, for event ordering and rejection tests (in-place on gmem-attributes2).
+func listenedManifest(name: String = "listened") -> String {
+    """
+    apiVersion: gmemctl/v1
+    kind: GuestMemory
+    metadata:
+      name: \(name)
+    spec:
+      vm:
+        type: sw-protected
+      blocks:
+        - name: ram
+          size: 64MiB
+          backend:
+            type: in-place
+      mappings:
+        - { block: ram, offset: 0, size: 64MiB, gpa: 0x0 }
+      layout:
+        default: shared
+      listeners:
+        - name: vfio0
+    """
+}
