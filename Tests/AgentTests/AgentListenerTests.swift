@@ -45,6 +45,12 @@ import Testing
         let listener = try Listener(world: world, guest: "listened", name: "vfio0") { _ in nil }
         defer { listener.close() }
         let before = try events(world, "listened").count
+        // A follower sees the same events streamed as they happen.
+        let follower = try world.client()
+        var follow = AgentRequest(op: .events)
+        (follow.name, follow.since, follow.follow) = ("listened", UInt64(before), true)
+        let followed = try follower.call(follow, as: EventsResult.self)
+        #expect(followed.following && followed.events.isEmpty)
 
         // To private: unmap BEFORE the kernel converts.
         let toPrivate = try world.run(["convert", "listened", "--gpa", "0x200000", "--size", "2MiB", "--to", "private", "--output", "json"] + host)
@@ -63,6 +69,9 @@ import Testing
         #expect(recorded.map(\.sequence) == recorded.map(\.sequence).sorted(), "sequences ascend")
         // The connected listener was asked about exactly these, in the same order.
         #expect(listener.events.map(\.sequence) == recorded.map(\.sequence))
+        let streamed = try (0..<2).map { _ in try follower.read(AgentEventLine.self) }
+        #expect(streamed.map(\.event) == Array(recorded))
+        #expect(streamed.allSatisfy { $0.id == .number(1) && $0.guest == "listened" }, "the lines carry the events request's id")
 
         // `gmemctl events` prints the same stream, one line per event.
         let printed = try world.run(["events", "listened", "--since", "\((recorded.first?.sequence ?? 1) - 1)"] + host)

@@ -10,7 +10,7 @@ import Glibc
     let host = ["--host", "sim:gmem-attributes2"]
 
     func errorCode(_ client: AgentClient) throws -> (AgentRequestID?, AgentErrorCode?) {
-        let response = try client.read(AgentResponse<Empty>.self)
+        let response = try client.read(AgentResponse<AgentNoResult>.self)
         return (response.id, response.error?.code)
     }
 

@@ -25,12 +25,21 @@ public final class AgentClient {
             request.id = .number(nextID)
             nextID += 1
         }
-        try send(AgentLine.encode(request))
+        do {
+            try send(AgentLine.encode(request))
+        } catch {
+            // The agent may have answered and closed already (a refused peer): its last word explains.
+            if let line = try? readLine(), let refusal = try? JSONDecoder().decode(AgentResponse<AgentNoResult>.self, from: Data(line)),
+               let body = refusal.error {
+                throw .agent(body)
+            }
+            throw error
+        }
         while true {
             let line = try readLine()
             // Lines that are not this request's response (listener events, follow streams) are not ours here.
             guard let response = try? JSONDecoder().decode(AgentResponse<R>.self, from: Data(line)), response.id == request.id || response.id == nil else {
-                if let error = try? JSONDecoder().decode(AgentResponse<Empty>.self, from: Data(line)), !error.ok, error.id == request.id || error.id == nil, let body = error.error {
+                if let error = try? JSONDecoder().decode(AgentResponse<AgentNoResult>.self, from: Data(line)), !error.ok, error.id == request.id || error.id == nil, let body = error.error {
                     throw .agent(body)
                 }
                 continue

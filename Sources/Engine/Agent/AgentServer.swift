@@ -107,7 +107,7 @@ final class AgentChannelHandler: ChannelInboundHandler, @unchecked Sendable {
             if let refusal {
                 self.refused = true
                 self.logger.warning("connection refused", metadata: ["connection": "\(id)", "reason": "\(refusal)"])
-                let line = AgentLine.encode(AgentResponse<Empty>(id: nil, error: AgentErrorBody(.forbidden, "refused: \(refusal)")))
+                let line = AgentLine.encode(AgentResponse<AgentNoResult>(id: nil, error: AgentErrorBody(.forbidden, "refused: \(refusal)")))
                 var buffer = channel.allocator.buffer(capacity: line.count)
                 buffer.writeBytes(line)
                 channel.writeAndFlush(buffer).whenComplete { _ in channel.close(promise: nil) }

@@ -268,7 +268,7 @@ public final class AgentService: @unchecked Sendable {
     }
 
     private func reply(_ connection: AgentConnection, id: AgentRequestID?, error: AgentErrorBody) {
-        connection.send(AgentLine.encode(AgentResponse<Empty>(id: id, error: error)))
+        connection.send(AgentLine.encode(AgentResponse<AgentNoResult>(id: id, error: error)))
     }
 
     static func describe(_ error: Error) -> String {
@@ -283,6 +283,6 @@ public final class AgentService: @unchecked Sendable {
 }
 
 /// The result of a response that has none (errors).
-public struct Empty: Sendable, Codable {
+public struct AgentNoResult: Sendable, Codable {
     public init() {}
 }
