@@ -9,7 +9,7 @@ struct ApplyCommand: ParsableCommand {
         discussion: """
             Apply runs exactly the plan `gmemctl plan` shows. On a failure it stops, records what the host really holds, and says which steps ran and which did not; `gmemctl diff` then tells the truth.
 
-            On the real kernel (--host kvm) live objects belong to the process that made them, so apply needs --ephemeral: build, verify (--verify), print the live state, tear down. On the simulator the guest lives in the state file.
+            On the real kernel (--host kvm) live objects belong to the process that made them: apply keeps the guest in an agent (`gmemctl agent`), starting one on demand and saying so; --ephemeral instead builds, verifies (--verify), prints the live state and tears down in this process. On the simulator the guest lives in the state file, or in the agent when one runs.
 
             Examples:
               gmemctl apply examples/in-place.yaml --host sim:gmem-attributes2
@@ -50,7 +50,7 @@ struct ApplyCommand: ParsableCommand {
         }
         let host = try hostOptions.open(persistent: !ephemeral)
         if !host.outlivesProcess && !ephemeral {
-            throw CLIError("\(host.label) keeps guests only while this process runs; use --ephemeral (build, verify, tear down), or the simulator (--host sim:PROFILE)")
+            throw CLIError("\(host.label) keeps guests only while this process runs; use --ephemeral (build, verify, tear down), an agent (drop --no-agent), or the simulator (--host sim:PROFILE)")
         }
         var provisioner = Provisioner(host: host)
         provisioner.populateProgress = ProgressBar.forPopulate()
