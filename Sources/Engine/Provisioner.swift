@@ -33,40 +33,59 @@ public struct Provisioner {
     /// Plans and applies; the host's state is stored and committed whether or not every step succeeded,
     /// so what the host holds is never lost or misreported.
     public func apply(_ manifest: Manifest, prefault: Bool = false) throws(ProvisionError) -> (Plan, ApplyReport) {
+        let run = try apply(manifest, prefault: prefault, delivery: nil)
+        return (run.plan, run.report)
+    }
+
+    /// `apply`, asking `delivery` about every listener event (the agent's connected listeners): a listener
+    /// that rejects an `unmap` stops the conversion before the kernel is asked.
+    public func apply(_ manifest: Manifest, prefault: Bool, delivery: ListenerDelivery?) throws(ProvisionError) -> WorkflowRun {
         var plan = try self.plan(manifest)
         if prefault { plan.operations += prefaultOperations(plan: plan, manifest: manifest) }
-        let report = try run(plan)
-        return (plan, report)
+        return try run(plan, delivery: delivery)
     }
 
     /// Converts a guest-physical range at run time, as a guest's request would.
     public func convert(guest: String, gpa: Range<UInt64>, to state: MemoryState) throws(ProvisionError) -> (Plan, ApplyReport) {
+        let run = try convert(guest: guest, gpa: gpa, to: state, delivery: nil)
+        return (run.plan, run.report)
+    }
+
+    public func convert(guest: String, gpa: Range<UInt64>, to state: MemoryState,
+                        delivery: ListenerDelivery?) throws(ProvisionError) -> WorkflowRun {
         let plan = try wrap { () throws(PlanError) in
             try Planner.convert(gpa: gpa, to: state, observed: host.guest(named: guest), capabilities: host.capabilities)
         }
-        return (plan, try run(plan))
+        return try run(plan, delivery: delivery)
     }
 
     /// Tears a guest down: listeners told, memslots deleted, memory released, VM closed.
     public func destroy(guest: String) throws(ProvisionError) -> (Plan, ApplyReport) {
+        let run = try destroy(guest: guest, delivery: nil)
+        return (run.plan, run.report)
+    }
+
+    public func destroy(guest: String, delivery: ListenerDelivery?) throws(ProvisionError) -> WorkflowRun {
         let observed = host.guest(named: guest)
         guard observed.exists || !observed.blocks.isEmpty else {
             throw ProvisionError(message: "guest \(guest) does not exist on \(host.label)", diagnostics: [])
         }
-        let plan = Planner.destroy(observed: observed)
-        let report = try run(plan)
-        if report.succeeded { host.remove(guest: guest) }
-        try commit()
-        return (plan, report)
+        let outcome = try run(Planner.destroy(observed: observed), delivery: delivery)
+        if outcome.report.succeeded {
+            host.remove(guest: guest)
+            try commit()
+        }
+        return outcome
     }
 
-    private func run(_ plan: Plan) throws(ProvisionError) -> ApplyReport {
+    private func run(_ plan: Plan, delivery: ListenerDelivery?) throws(ProvisionError) -> WorkflowRun {
         let runtime = host.runtime(for: plan.guest)
         runtime.populateProgress = populateProgress
+        runtime.delivery = delivery
         let report = executor.apply(plan, on: runtime)
         host.store(runtime.state)
         try commit()
-        return report
+        return WorkflowRun(plan: plan, report: report, finalState: runtime.state)
     }
 
     private func commit() throws(ProvisionError) {
@@ -75,13 +94,11 @@ public struct Provisioner {
 
     /// Populating every block up front: guest_memfd by fallocate, shared backings by MADV_POPULATE_WRITE.
     private func prefaultOperations(plan: Plan, manifest: Manifest) -> [PlanOperation] {
-        var operations: [PlanOperation] = []
-        for block in manifest.spec.blocks {
-            let resolved = plan.operations.contains { if case .createGuestMemfd(block.name, _, _, .inPlace) = $0 { return true }; return false }
-            let inPlace = resolved || host.guest(named: manifest.metadata.name).block(named: block.name)?.backend.isInPlace == true
-            operations.append(.populate(block: block.name, memory: inPlace ? .guestMemfd : .sharedBacking, offset: 0, size: block.size))
+        manifest.spec.blocks.map { block in
+            let created = plan.operations.contains { if case .createGuestMemfd(block.name, _, _, .inPlace) = $0 { return true }; return false }
+            let inPlace = created || host.guest(named: manifest.metadata.name).block(named: block.name)?.backend.isInPlace == true
+            return .populate(block: block.name, memory: inPlace ? .guestMemfd : .sharedBacking, offset: 0, size: block.size)
         }
-        return operations
     }
 
     private func wrap<T, E: Error>(_ body: () throws(E) -> T) throws(ProvisionError) -> T {
@@ -95,6 +112,14 @@ public struct Provisioner {
             throw ProvisionError(message: "\(error)", diagnostics: [])
         }
     }
+}
+
+/// The outcome of a workflow: the plan, what ran, and the guest's state right after the run (also for
+/// destroy, whose final `unmap` events would otherwise vanish with the guest).
+public struct WorkflowRun: Sendable {
+    public var plan: Plan
+    public var report: ApplyReport
+    public var finalState: LiveState
 }
 
 /// Why a workflow could not run: a message, and the manifest diagnostics behind it where there are any.

@@ -46,8 +46,9 @@ import Testing
         """
     }
 
+    /// `--no-agent`: these tests exercise the simulator in this process, whatever agent may run on the machine.
     private func run(_ workspace: Workspace, _ arguments: [String], host: String = "sim:gmem-attributes2") throws -> Gmemctl.Output {
-        try Gmemctl.run(arguments + ["--host", host, "--state", workspace.state])
+        try Gmemctl.run(arguments + ["--host", host, "--state", workspace.state, "--no-agent"])
     }
 
     @Test func applyThenDiffIsClean() throws {
@@ -179,7 +180,7 @@ import Testing
     }
 
     @Test func unknownProfileIsAUsageError() throws {
-        let result = try Gmemctl.run(["plan", "examples/shared-in-place.yaml", "--host", "sim:linux-9.9"])
+        let result = try Gmemctl.run(["plan", "examples/shared-in-place.yaml", "--host", "sim:linux-9.9", "--no-agent"])
         #expect(result.exitCode == 64)
         #expect(result.stderr.contains("unknown profile"))
     }
