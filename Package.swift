@@ -47,8 +47,10 @@ let package = Package(
         .testTarget(name: "ConfigTests", dependencies: ["Config"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Config"]),
         .testTarget(name: "KVMTests", dependencies: ["Engine", "Config", "CKVM"]),
-        .testTarget(name: "CLITests", dependencies: ["Config"]),
+        // Shared by the tests that run the built binary: a process runner.
+        .target(name: "ProcessSupport", path: "Tests/ProcessSupport"),
+        .testTarget(name: "CLITests", dependencies: ["Config", "ProcessSupport"]),
         // The agent as a real process on a Unix socket: protocol, listeners, concurrency, robustness.
-        .testTarget(name: "AgentTests", dependencies: ["Engine", "Config"]),
+        .testTarget(name: "AgentTests", dependencies: ["Engine", "Config", "ProcessSupport"]),
     ]
 )

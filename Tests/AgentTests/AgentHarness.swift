@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import ProcessSupport
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -8,12 +9,7 @@ import Glibc
 /// A private world for one test: temp dirs for XDG_STATE_HOME and XDG_RUNTIME_DIR, the built `gmemctl`
 /// binary, a real agent process on a socket there, and CLI runs in the same environment.
 final class AgentHarness: @unchecked Sendable {
-    struct Output {
-        var exitCode: Int32
-        var stdout: String
-        var stderr: String
-        var all: String { stdout + stderr }
-    }
+    typealias Output = ProcessRunner.Output
 
     struct Failure: Error, CustomStringConvertible {
         var description: String
@@ -99,38 +95,8 @@ final class AgentHarness: @unchecked Sendable {
     }
 
     func runBinary(_ executable: String, _ arguments: [String], timeout: Double = 60) throws -> Output {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.environment = environment
-        process.currentDirectoryURL = Self.repositoryRoot
-        let id = UUID().uuidString.prefix(8)
-        let outPath = "\(directory)/out-\(id)", errPath = "\(directory)/err-\(id)"
-        FileManager.default.createFile(atPath: outPath, contents: nil)
-        FileManager.default.createFile(atPath: errPath, contents: nil)
-        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
-        let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(2_000) }
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-            throw Failure(description: "gmemctl \(arguments.joined(separator: " ")) did not finish in \(timeout) s")
-        }
-        process.waitUntilExit()
-        try out.close()
-        try err.close()
-        defer {
-            unlink(outPath)
-            unlink(errPath)
-        }
-        return Output(exitCode: process.terminationStatus,
-                      stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
-                      stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
+        try ProcessRunner.run(URL(fileURLWithPath: executable), arguments, environment: environment,
+                              directory: Self.repositoryRoot, timeout: timeout)
     }
 
     /// Writes a manifest into this world and returns its path.
@@ -184,4 +150,8 @@ func listenedManifest(name: String = "listened") -> String {
       listeners:
         - name: vfio0
     """
+}
+
+extension ProcessRunner.Output {
+    var all: String { stdout + stderr }
 }
