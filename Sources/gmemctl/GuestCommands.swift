@@ -83,15 +83,9 @@ struct DestroyCommand: ParsableCommand {
             if !result.report.succeeded { throw ExitCode.failure }
             return
         }
-        let host = try hostOptions.open()
-        let (plan, report): (Plan, ApplyReport)
-        do {
-            (plan, report) = try Provisioner(host: host).destroy(guest: name)
-        } catch {
-            try ManifestInput.report(error, file: nil, format: output)
+        try ConversionOutput.runLocally(on: try hostOptions.open(), format: output) { provisioner throws(ProvisionError) in
+            try provisioner.destroy(guest: name)
         }
-        try ConversionOutput.emit(plan: plan, report: report, host: host, format: output)
-        if !report.succeeded { throw ExitCode.failure }
     }
 }
 
@@ -129,19 +123,26 @@ struct ConvertCommand: ParsableCommand {
             if !result.report.succeeded { throw ExitCode.failure }
             return
         }
-        let host = try hostOptions.open()
-        let (plan, report): (Plan, ApplyReport)
-        do {
-            (plan, report) = try Provisioner(host: host).convert(guest: name, gpa: start..<(start + length), to: state)
-        } catch {
-            try ManifestInput.report(error, file: nil, format: output)
+        try ConversionOutput.runLocally(on: try hostOptions.open(), format: output) { provisioner throws(ProvisionError) in
+            try provisioner.convert(guest: name, gpa: start..<(start + length), to: state)
         }
-        try ConversionOutput.emit(plan: plan, report: report, host: host, format: output)
-        if !report.succeeded { throw ExitCode.failure }
     }
 }
 
 enum ConversionOutput {
+    /// Runs a workflow in this process, prints its plan and report, and exits 1 unless every step ran.
+    static func runLocally(on host: Engine.Host, format: OutputFormat,
+                           _ workflow: (Provisioner) throws(ProvisionError) -> (Plan, ApplyReport)) throws {
+        let (plan, report): (Plan, ApplyReport)
+        do {
+            (plan, report) = try workflow(Provisioner(host: host))
+        } catch {
+            try ManifestInput.report(error, file: nil, format: format)
+        }
+        try emit(plan: plan, report: report, host: host, format: format)
+        if !report.succeeded { throw ExitCode.failure }
+    }
+
     struct RunJSON: Encodable {
         var formatVersion = JSONOutput.formatVersion
         var plan: PlanJSON
