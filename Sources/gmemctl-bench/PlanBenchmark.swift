@@ -40,9 +40,13 @@ private func report(_ title: String, manifest: Manifest, profile: Capabilities) 
     var converged = LiveState(name: desired.name)
     converged.vmType = desired.vmType
     converged.vmFD = 1
-    converged.blocks = desired.blocks.map {
-        LiveBlock(name: $0.name, size: $0.size, backend: $0.backend, guestMemfdFlags: $0.guestMemfdFlags,
-                  layout: desired.blockLayouts[$0.name] ?? Layout())
+    converged.blocks = desired.blocks.enumerated().map { index, block in
+        var live = LiveBlock(name: block.name, size: block.size, backend: block.backend, guestMemfdFlags: block.guestMemfdFlags,
+                             layout: desired.blockLayouts[block.name] ?? Layout())
+        // The kernel objects apply would have made (in-place blocks: a guest_memfd and its host mapping).
+        live.guestMemfd = Int32(10 + index)
+        live.guestMemfdAddress = 0x7f00_0000_0000 + UInt64(index) << 44
+        return live
     }
     converged.memslots = desired.mappings.enumerated().map {
         LiveMemslot(slot: UInt32($0.offset), mapping: $0.element, flags: KVMConstants.memGuestMemfd, userspaceAddress: 0)
