@@ -43,12 +43,8 @@ public enum Planner {
         // of a later conversion to private (blocks torn down above have already told it).
         for listener in observed.listeners where !desired.listeners.contains(listener) {
             for block in live.blocks {
-                for run in block.layout.runs where run.value == .shared {
-                    for window in live.addressMap.gpaRanges(block: block.name, offsets: run.range) {
-                        plan.operations.append(.notify(listener: listener, kind: .unmap, gpa: window.gpaRange.lowerBound,
-                                                       size: UInt64(window.gpaRange.count)))
-                    }
-                }
+                plan.operations += sharedWindowNotifications(listener, .unmap, block: block.name, layout: block.layout,
+                                                             addressMap: live.addressMap)
             }
         }
 
@@ -69,12 +65,8 @@ public enum Planner {
         for listener in newListeners {
             for block in desired.blocks {
                 guard let layout = desired.blockLayouts[block.name] else { continue }
-                for run in layout.runs where run.value == .shared {
-                    for window in live.addressMap.gpaRanges(block: block.name, offsets: run.range) {
-                        plan.operations.append(.notify(listener: listener, kind: .map, gpa: window.gpaRange.lowerBound,
-                                                       size: UInt64(window.gpaRange.count)))
-                    }
-                }
+                plan.operations += sharedWindowNotifications(listener, .map, block: block.name, layout: layout,
+                                                             addressMap: live.addressMap)
             }
         }
         if !plan.operations.isEmpty {
@@ -129,6 +121,17 @@ public enum Planner {
             plan.transitions += steps.transitions
         }
         return plan
+    }
+
+    /// One notification per guest window of every shared run of a block: what a listener must map when it
+    /// joins, or unmap when it leaves or the block goes away.
+    private static func sharedWindowNotifications(_ listener: String, _ kind: ListenerEventKind, block: String,
+                                                  layout: Layout, addressMap: AddressMap) -> [PlanOperation] {
+        layout.runs.filter { $0.value == .shared }.flatMap { run in
+            addressMap.gpaRanges(block: block, offsets: run.range).map {
+                PlanOperation.notify(listener: listener, kind: kind, gpa: $0.gpaRange.lowerBound, size: UInt64($0.gpaRange.count))
+            }
+        }
     }
 
     // MARK: - Building and tearing down
@@ -198,12 +201,8 @@ public enum Planner {
         // Devices must stop using shared memory before it goes away.
         if let block = live.block(named: name) {
             for listener in live.listeners {
-                for run in block.layout.runs where run.value == .shared {
-                    for window in live.addressMap.gpaRanges(block: name, offsets: run.range) {
-                        plan.operations.append(.notify(listener: listener, kind: .unmap, gpa: window.gpaRange.lowerBound,
-                                                       size: UInt64(window.gpaRange.count)))
-                    }
-                }
+                plan.operations += sharedWindowNotifications(listener, .unmap, block: name, layout: block.layout,
+                                                             addressMap: live.addressMap)
             }
         }
         for memslot in live.memslots where memslot.mapping.block == name {
