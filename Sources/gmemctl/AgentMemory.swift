@@ -1,9 +1,10 @@
 import Foundation
+import GmemProtocol
 
 /// What the CLI remembers of the agents it talked to, per socket (`$XDG_STATE_HOME/gmemctl/agents.json`):
 /// the instance, and the guests it knew there. An agent that restarted has a new instance id and none of
 /// the old guests, and the CLI can then say so instead of a bare "not found".
-public struct AgentMemory: Codable, Sendable, Equatable {
+struct AgentMemory: Codable, Sendable, Equatable {
     public struct Instance: Codable, Sendable, Equatable {
         public var instance: String
         public var startedAt: String

@@ -1,4 +1,8 @@
-import Engine
+import GmemAgent
+import GmemCore
+import GmemKVM
+import GmemProtocol
+import GmemSimulator
 import Foundation
 #if canImport(Glibc)
 import Glibc
