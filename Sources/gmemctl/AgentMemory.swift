@@ -1,5 +1,4 @@
 import Foundation
-import GmemProtocol
 
 /// What the CLI remembers of the agents it talked to, per socket (`$XDG_STATE_HOME/gmemctl/agents.json`):
 /// the instance, and the guests it knew there. An agent that restarted has a new instance id and none of
@@ -57,7 +56,7 @@ struct AgentMemory: Codable, Sendable, Equatable {
 
     // MARK: File
 
-    public static func defaultFile() -> String { AgentPaths.stateDirectory() + "/agents.json" }
+    public static func defaultFile() -> String { ClientPaths.stateDirectory() + "/agents.json" }
 
     public static func load(from file: String = defaultFile()) -> AgentMemory {
         guard let data = FileManager.default.contents(atPath: file),
