@@ -1,11 +1,29 @@
 // swift-tools-version:6.1
 import PackageDescription
 
+// Platform: gmemctl runs on Linux x86-64 (KVM with guest_memfd). CKVM and GmemKVM (the real /dev/kvm, the
+// vCPU guest runner) are Linux x86-64 only. Config, GmemCore and GmemSimulator use only Foundation and the
+// C library behind `#if canImport(Glibc)` guards and are meant to build wherever Swift does; only Linux
+// x86-64 is built and tested. `platforms` below sets the minimum macOS for those portable modules; it does
+// not mean the CLI or the agent run there.
+//
+// Modules (dependencies point one way; docs/architecture.md draws them):
+//   Config <- GmemCore <- GmemSimulator
+//                      <- GmemKVM (+ CKVM)
+//                      <- GmemProtocol <- GmemAgent (+ NIO, Logging)
+//   gmemctl (CLI) -> all of them
+// Sources stay in today's folders under Sources/Engine/<Part>; each target selects its parts.
 let package = Package(
     name: "gmemctl",
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "gmemctl", targets: ["gmemctl"]),
+        // The manifest: model, YAML loading with source positions, validation.
+        .library(name: "GmemManifest", targets: ["Config"]),
+        // The pure core: layout, capabilities and profiles, planner, executor, diff, the kernel protocol.
+        .library(name: "GmemCore", targets: ["GmemCore"]),
+        // The kernel simulator (every ABI generation), to test against without /dev/kvm.
+        .library(name: "GmemSimulator", targets: ["GmemSimulator"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -22,35 +40,80 @@ let package = Package(
         // Manifest model, YAML loading with source positions, validation. Knows nothing of KVM.
         .target(name: "Config", dependencies: ["CYAML"]),
         // C only: KVM uapi definitions for every ABI generation and thin syscall wrappers. No policy.
+        // Linux x86-64 only.
         .target(name: "CKVM"),
-        // Layout algebra, capabilities and profiles, planner, executor, hosts (kvm, simulator), diff.
+        // The pure core: data in, data out, and every kernel call through `KernelInterface`. No NIO, no
+        // logging backend, no processes or sockets, no C module.
         .target(
-            name: "Engine",
+            name: "GmemCore",
+            dependencies: ["Config"],
+            path: "Sources/Engine",
+            sources: [
+                "Layout", "State", "Capabilities", "Plan", "Execute", "Verify", "Diff", "Provisioner.swift",
+                "Hosts/Host.swift", "Kernel/KernelInterface.swift", "Kernel/KVMArgumentFormat.swift",
+                "Kernel/GuestRunError.swift",
+            ]
+        ),
+        // The real kernel through /dev/kvm: KVMKernel, the vCPU guest runner (the guest half of
+        // verification), KVMHost. Linux x86-64 only.
+        .target(
+            name: "GmemKVM",
+            dependencies: ["GmemCore", "Config", "CKVM"],
+            path: "Sources/Engine",
+            exclude: ["Kernel/KernelInterface.swift", "Kernel/KVMArgumentFormat.swift", "Kernel/GuestRunError.swift"],
+            sources: ["Kernel", "Hosts/KVMHost.swift"]
+        ),
+        // The simulated kernel and its host (state file).
+        .target(
+            name: "GmemSimulator",
+            dependencies: ["GmemCore", "Config"],
+            path: "Sources/Engine",
+            sources: ["Simulator", "Hosts/SimulatedHost.swift"]
+        ),
+        // The agent's wire protocol: request and result types, the blocking client, the socket path.
+        // Shared by the CLI and the agent; no NIO.
+        .target(
+            name: "GmemProtocol",
+            dependencies: ["GmemCore", "Config"],
+            path: "Sources/Engine/Agent",
+            sources: ["AgentProtocol.swift", "AgentClient.swift", "AgentPaths.swift"]
+        ),
+        // The agent daemon: NIO server and line framing, the service, listener links, peer credentials.
+        .target(
+            name: "GmemAgent",
             dependencies: [
-                "Config", "CKVM",
+                "GmemCore", "GmemProtocol", "Config",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-            ]
+            ],
+            path: "Sources/Engine/Agent",
+            exclude: ["AgentProtocol.swift", "AgentClient.swift", "AgentPaths.swift"]
         ),
-        // The CLI: argument parsing, output formatting, exit codes. No logic of its own.
+        // The CLI: argument parsing, output formatting, exit codes, its memory of agents. No logic of its own.
         .executableTarget(
             name: "gmemctl",
             dependencies: [
-                "Config", "Engine",
+                "Config", "GmemCore", "GmemKVM", "GmemSimulator", "GmemProtocol", "GmemAgent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Benchmarks: programs that print figures (run with `swift run -c release gmemctl-bench`).
-        .executableTarget(name: "gmemctl-bench", dependencies: ["Engine", "Config"]),
+        .executableTarget(
+            name: "gmemctl-bench",
+            dependencies: ["Config", "GmemCore", "GmemKVM", "GmemSimulator", "GmemProtocol"]
+        ),
         .testTarget(name: "ConfigTests", dependencies: ["Config"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Config"]),
-        .testTarget(name: "KVMTests", dependencies: ["Engine", "Config", "CKVM"]),
+        .testTarget(name: "EngineTests", dependencies: ["GmemCore", "GmemSimulator", "Config"]),
+        .testTarget(name: "KVMTests", dependencies: ["GmemCore", "GmemKVM", "GmemSimulator", "Config", "CKVM"]),
         // Shared by the tests that run the built binary: a process runner.
         .target(name: "ProcessSupport", path: "Tests/ProcessSupport"),
-        .testTarget(name: "CLITests", dependencies: ["Config", "ProcessSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["Config", "ProcessSupport", "gmemctl"]),
         // The agent as a real process on a Unix socket: protocol, listeners, concurrency, robustness.
-        .testTarget(name: "AgentTests", dependencies: ["Engine", "Config", "ProcessSupport"]),
+        .testTarget(
+            name: "AgentTests",
+            dependencies: ["GmemCore", "GmemKVM", "GmemProtocol", "GmemAgent", "Config", "ProcessSupport"]
+        ),
     ]
 )

@@ -1,4 +1,7 @@
-import Engine
+import GmemCore
+import GmemKVM
+import GmemProtocol
+import GmemSimulator
 import Foundation
 #if canImport(Glibc)
 import Glibc

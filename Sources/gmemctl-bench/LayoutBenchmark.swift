@@ -2,7 +2,10 @@
 import Glibc
 #endif
 import Config
-@_spi(Tuning) import Engine
+@_spi(Tuning) import GmemCore
+import GmemKVM
+import GmemProtocol
+import GmemSimulator
 
 /// `gmemctl-bench layout [--ranges N] [--tib T] [--anchor PATH|none] [--capacity C]`: the layout interval
 /// map against the per-page bitmap anchor on identical random ranges, at T TiB and at 16 TiB

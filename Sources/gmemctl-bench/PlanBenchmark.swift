@@ -1,5 +1,8 @@
 import Config
-import Engine
+import GmemCore
+import GmemKVM
+import GmemProtocol
+import GmemSimulator
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -2,7 +2,10 @@
 import Glibc
 #endif
 import Config
-import Engine
+import GmemCore
+import GmemKVM
+import GmemProtocol
+import GmemSimulator
 
 /// `gmemctl-bench prefault [--sizes 1,4,16] [--reps N]`: provisioning a prefaulted in-place shared guest on
 /// the real kernel, gmemctl against a minimal C program issuing the same syscalls.

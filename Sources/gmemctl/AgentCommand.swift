@@ -1,5 +1,9 @@
 import ArgumentParser
-import Engine
+import GmemAgent
+import GmemCore
+import GmemKVM
+import GmemProtocol
+import GmemSimulator
 import Foundation
 import Logging
 #if canImport(Glibc)

@@ -1,6 +1,10 @@
 import ArgumentParser
 import Config
-import Engine
+import GmemAgent
+import GmemCore
+import GmemKVM
+import GmemProtocol
+import GmemSimulator
 import Foundation
 
 /// `--agent PATH` and `--no-agent`, for the commands that talk to a running agent when there is one.

@@ -1,4 +1,8 @@
-import Engine
+import GmemAgent
+import GmemCore
+import GmemKVM
+import GmemProtocol
+import GmemSimulator
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -9,8 +13,8 @@ import Glibc
 enum AgentSpawn {
     static func start(socket: String, hostArguments: [String], timeout: Double = 20) throws -> AgentSession {
         let binary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        let logFile = AgentPaths.stateDirectory() + "/agent.log"
-        try? FileManager.default.createDirectory(atPath: AgentPaths.stateDirectory(), withIntermediateDirectories: true,
+        let logFile = ClientPaths.stateDirectory() + "/agent.log"
+        try? FileManager.default.createDirectory(atPath: ClientPaths.stateDirectory(), withIntermediateDirectories: true,
                                                  attributes: [.posixPermissions: 0o700])
         let argv = [binary, "agent", "--socket", socket] + hostArguments
 

@@ -1,6 +1,10 @@
 import ArgumentParser
 import Config
-import Engine
+import GmemAgent
+import GmemCore
+import GmemKVM
+import GmemProtocol
+import GmemSimulator
 
 struct ApplyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,10 @@
 import ArgumentParser
 import Config
-import Engine
+import GmemAgent
+import GmemCore
+import GmemKVM
+import GmemProtocol
+import GmemSimulator
 
 struct GetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -131,7 +135,7 @@ struct ConvertCommand: ParsableCommand {
 
 enum ConversionOutput {
     /// Runs a workflow in this process, prints its plan and report, and exits 1 unless every step ran.
-    static func runLocally(on host: Engine.Host, format: OutputFormat,
+    static func runLocally(on host: GmemCore.Host, format: OutputFormat,
                            _ workflow: (Provisioner) throws(ProvisionError) -> (Plan, ApplyReport)) throws {
         let (plan, report): (Plan, ApplyReport)
         do {

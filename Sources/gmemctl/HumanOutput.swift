@@ -1,5 +1,9 @@
 import Config
-import Engine
+import GmemAgent
+import GmemCore
+import GmemKVM
+import GmemProtocol
+import GmemSimulator
 
 /// What output needs of a host: its label and the names of its guest_memfd flags. A local host gives
 /// them, and so does an agent's hello.

@@ -1,4 +1,8 @@
-import Engine
+import GmemAgent
+import GmemCore
+import GmemKVM
+import GmemProtocol
+import GmemSimulator
 import Foundation
 
 /// JSON for machines: every document carries `formatVersion`; documents about changes carry `changes`
@@ -37,7 +41,7 @@ struct PlanJSON: Encodable {
     var operations: [OperationJSON]
     var notes: [String]
 
-    init(_ plan: Plan, host: Engine.Host) { self.init(plan, host: HostView(host)) }
+    init(_ plan: Plan, host: GmemCore.Host) { self.init(plan, host: HostView(host)) }
 
     init(_ plan: Plan, host: HostView) {
         self.host = host.label

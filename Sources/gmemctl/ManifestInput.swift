@@ -1,6 +1,10 @@
 import ArgumentParser
 import Config
-import Engine
+import GmemAgent
+import GmemCore
+import GmemKVM
+import GmemProtocol
+import GmemSimulator
 
 /// Loads a manifest for a command; on any error prints the diagnostics (compiler style or JSON) and exits 1.
 enum ManifestInput {

@@ -1,6 +1,10 @@
 import ArgumentParser
 import Config
-import Engine
+import GmemAgent
+import GmemCore
+import GmemKVM
+import GmemProtocol
+import GmemSimulator
 
 struct PlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,4 +1,7 @@
-import Engine
+import GmemAgent
+import GmemCore
+import GmemKVM
+import GmemProtocol
 import Foundation
 import Testing
 #if canImport(Glibc)

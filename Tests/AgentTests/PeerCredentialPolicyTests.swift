@@ -1,4 +1,4 @@
-import Engine
+import GmemAgent
 import Testing
 
 @Suite struct PeerCredentialPolicyTests {
@@ -14,32 +14,5 @@ import Testing
         let reason = PeerPolicy.refusal(peer: PeerCredentials(pid: 42, uid: 65534, gid: 65534), agentUID: 1000)
         #expect(reason == "uid 65534 (pid 42) may not use this agent: it serves uid 1000 and root only")
         #expect(PeerPolicy.refusal(peer: PeerCredentials(pid: 42, uid: 1000, gid: 1000), agentUID: 1000) == nil)
-    }
-}
-
-@Suite struct AgentMemoryTests {
-    @Test func aRestartMarksTheOldInstancesGuestsLost() {
-        var memory = AgentMemory()
-        memory.met(socket: "/s", instance: "a", startedAt: "T1")
-        memory.guestExists("g", socket: "/s")
-        #expect(memory.restartNotice(guest: "g", socket: "/s") == nil)
-        memory.met(socket: "/s", instance: "a", startedAt: "T1")
-        #expect(memory.restartNotice(guest: "g", socket: "/s") == nil, "the same instance again is no restart")
-        memory.met(socket: "/s", instance: "b", startedAt: "T2")
-        let notice = memory.restartNotice(guest: "g", socket: "/s")
-        #expect(notice?.hasPrefix("the agent was restarted (instance a, started T1") == true)
-        #expect(notice?.hasSuffix("guests it held are gone: apply again") == true)
-        #expect(memory.restartNotice(guest: "never-seen", socket: "/s") == nil)
-        memory.guestExists("g", socket: "/s")
-        #expect(memory.restartNotice(guest: "g", socket: "/s") == nil, "applied again in the new instance")
-    }
-
-    @Test func destroyedGuestsAreForgotten() {
-        var memory = AgentMemory()
-        memory.met(socket: "/s", instance: "a", startedAt: "T1")
-        memory.guestExists("g", socket: "/s")
-        memory.guestGone("g", socket: "/s")
-        memory.met(socket: "/s", instance: "b", startedAt: "T2")
-        #expect(memory.restartNotice(guest: "g", socket: "/s") == nil)
     }
 }

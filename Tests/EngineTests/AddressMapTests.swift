@@ -1,6 +1,7 @@
 import Config
 import Testing
-@_spi(Tuning) @testable import Engine
+@_spi(Tuning) @testable import GmemCore
+@testable import GmemSimulator
 
 private let GiB: UInt64 = 1 << 30
 

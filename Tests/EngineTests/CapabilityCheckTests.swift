@@ -1,5 +1,6 @@
 import Config
-@testable import Engine
+@testable import GmemCore
+@testable import GmemSimulator
 import Testing
 
 /// `CapabilityCheck`: what a manifest needs against what a profile offers; every problem names the missing

@@ -1,5 +1,6 @@
 import Config
-@testable import Engine
+@testable import GmemCore
+@testable import GmemSimulator
 import Testing
 
 /// `CapabilityProbe` on the simulator of every built-in profile: probing must find the profile back.

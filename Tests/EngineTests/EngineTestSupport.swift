@@ -1,5 +1,6 @@
 import Config
-@testable import Engine
+@testable import GmemCore
+@testable import GmemSimulator
 import Testing
 
 // Helpers for the planner, executor, diff, capability and provisioner tests. Manifests are fed as YAML

@@ -1,5 +1,6 @@
 import Config
-@testable import Engine
+@testable import GmemCore
+@testable import GmemSimulator
 import Testing
 
 /// The executor on the simulator: EAGAIN retries, failures that stop the run and leave the tracked state

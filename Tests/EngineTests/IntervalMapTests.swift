@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-@_spi(Tuning) @testable import Engine
+@_spi(Tuning) @testable import GmemCore
+@testable import GmemSimulator
 
 /// Deterministic random numbers for property tests (SplitMix64, fixed seeds).
 struct LayoutSplitMix64: RandomNumberGenerator {

@@ -1,5 +1,6 @@
 import Config
-@testable import Engine
+@testable import GmemCore
+@testable import GmemSimulator
 import Testing
 
 /// The planner against ARCHITECTURE.md section 4 and the seed's review: exact operation sequences.

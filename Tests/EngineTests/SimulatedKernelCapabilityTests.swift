@@ -1,5 +1,6 @@
 import Config
-@testable import Engine
+@testable import GmemCore
+@testable import GmemSimulator
 import Testing
 
 /// kvm-uapi.md section 5, "Capabilities and VM creation" and "KVM_CREATE_GUEST_MEMFD".

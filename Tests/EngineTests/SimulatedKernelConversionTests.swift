@@ -1,5 +1,6 @@
 import Config
-@testable import Engine
+@testable import GmemCore
+@testable import GmemSimulator
 import Testing
 
 /// kvm-uapi.md section 5: KVM_SET_MEMORY_ATTRIBUTES (per VM), [poc25] KVM_GMEM_CONVERT_*, and

@@ -1,5 +1,6 @@
 import Config
-@testable import Engine
+@testable import GmemCore
+@testable import GmemSimulator
 import Testing
 
 /// kvm-uapi.md section 5, "guest_memfd file operations" (and the 6.18 selftest's expectations, 1.8).

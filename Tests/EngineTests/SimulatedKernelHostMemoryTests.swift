@@ -1,5 +1,6 @@
 import Config
-@testable import Engine
+@testable import GmemCore
+@testable import GmemSimulator
 import Testing
 
 /// The host side of legacy backings: memfd, anonymous and hugetlb memory, madvise, mincore, munmap.

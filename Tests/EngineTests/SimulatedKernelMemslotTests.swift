@@ -1,5 +1,6 @@
 import Config
-@testable import Engine
+@testable import GmemCore
+@testable import GmemSimulator
 import Testing
 
 /// kvm-uapi.md section 5, "KVM_SET_USER_MEMORY_REGION2", in the kernel's check order (1.7).

@@ -1,5 +1,6 @@
 import Config
-@testable import Engine
+@testable import GmemCore
+@testable import GmemSimulator
 import Testing
 
 /// Linux errno values the simulated kernel tests expect.

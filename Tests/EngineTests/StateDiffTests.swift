@@ -1,5 +1,6 @@
 import Config
-@testable import Engine
+@testable import GmemCore
+@testable import GmemSimulator
 import Testing
 
 /// `StateDiff`: manifest vs what a (simulated) host holds, entry by entry.

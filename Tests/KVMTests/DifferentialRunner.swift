@@ -1,4 +1,6 @@
-import Engine
+import GmemCore
+import GmemKVM
+import GmemSimulator
 
 /// Differential testing: one sequence of `KernelInterface` calls, written as data with symbolic fds and
 /// addresses, runs on the real kernel (`KVMKernel`) and on `SimulatedKernel(capabilities: .linux618PVM)`;

@@ -1,4 +1,6 @@
-import Engine
+import GmemCore
+import GmemKVM
+import GmemSimulator
 
 /// The operation sequences of the differential tests. Each one is data; `expecting` adds the result that
 /// kvm-uapi.md documents (checked against the real kernel, so the two kernels cannot agree on a wrong answer).

@@ -1,4 +1,6 @@
-import Engine
+import GmemCore
+import GmemKVM
+import GmemSimulator
 import Testing
 
 extension KVMIntegration {

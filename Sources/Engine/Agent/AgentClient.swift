@@ -1,4 +1,5 @@
 import Foundation
+import GmemCore
 #if canImport(Glibc)
 import Glibc
 #endif

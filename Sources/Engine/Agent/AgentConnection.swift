@@ -1,3 +1,6 @@
+import GmemCore
+import GmemProtocol
+
 /// One client connection as the agent's service sees it: somewhere to send lines. The transport (a NIO
 /// channel) implements it; sending on a closed connection is a no-op, since the work it asked for goes on.
 public protocol AgentConnection: AnyObject, Sendable {

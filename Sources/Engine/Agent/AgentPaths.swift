@@ -1,9 +1,10 @@
 import Foundation
+import GmemCore
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Where the agent's socket and the CLI's memory of agents live.
+/// Where the agent's socket lives, and how its directory is made private.
 public enum AgentPaths {
     /// `$XDG_RUNTIME_DIR/gmemctl/agent.sock`, else `/tmp/gmemctl-<uid>/agent.sock`.
     public static func defaultSocket(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
@@ -11,13 +12,6 @@ public enum AgentPaths {
             return "\(runtime)/gmemctl/agent.sock"
         }
         return "/tmp/gmemctl-\(getuid())/agent.sock"
-    }
-
-    /// `$XDG_STATE_HOME/gmemctl`, else `~/.local/state/gmemctl`.
-    public static func stateDirectory(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
-        let base = environment["XDG_STATE_HOME"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? ((environment["HOME"] ?? NSTemporaryDirectory()) + "/.local/state")
-        return "\(base)/gmemctl"
     }
 
     /// Creates the socket's directory as 0700 if missing; an existing directory must belong to us and be

@@ -1,5 +1,6 @@
 import Config
 import Foundation
+import GmemCore
 
 /// The agent's wire protocol: newline-delimited JSON, one request per line, each answered by one response
 /// line carrying the request's `id`. Every line carries the protocol version `v`. See docs/agent-protocol.md.
@@ -170,16 +171,38 @@ public struct HelloResult: Sendable, Codable {
     /// ISO 8601.
     public var startedAt: String
     public var guests: [String]
+
+    public init(protocolVersion: Int, instance: String, host: String, hostLabel: String, flagSet: GuestMemfdFlagSet,
+                pid: Int32, startedAt: String, guests: [String]) {
+        self.protocolVersion = protocolVersion
+        self.instance = instance
+        self.host = host
+        self.hostLabel = hostLabel
+        self.flagSet = flagSet
+        self.pid = pid
+        self.startedAt = startedAt
+        self.guests = guests
+    }
 }
 
 public struct PlanResult: Sendable, Codable {
     public var hostLabel: String
     public var plan: Plan
+
+    public init(hostLabel: String, plan: Plan) {
+        self.hostLabel = hostLabel
+        self.plan = plan
+    }
 }
 
 public struct GuestView: Sendable, Codable {
     public var live: LiveState
     public var observation: GuestObservation
+
+    public init(live: LiveState, observation: GuestObservation) {
+        self.live = live
+        self.observation = observation
+    }
 }
 
 public struct ApplyResult: Sendable, Codable {
@@ -188,16 +211,35 @@ public struct ApplyResult: Sendable, Codable {
     public var report: ApplyReport
     public var guest: GuestView
     public var verification: VerificationReport?
+
+    public init(hostLabel: String, plan: Plan, report: ApplyReport, guest: GuestView,
+                verification: VerificationReport?) {
+        self.hostLabel = hostLabel
+        self.plan = plan
+        self.report = report
+        self.guest = guest
+        self.verification = verification
+    }
 }
 
 public struct DiffResult: Sendable, Codable {
     public var hostLabel: String
     public var diff: StateDiff
+
+    public init(hostLabel: String, diff: StateDiff) {
+        self.hostLabel = hostLabel
+        self.diff = diff
+    }
 }
 
 public struct GetResult: Sendable, Codable {
     public var hostLabel: String
     public var guests: [GuestView]
+
+    public init(hostLabel: String, guests: [GuestView]) {
+        self.hostLabel = hostLabel
+        self.guests = guests
+    }
 }
 
 /// convert and destroy.
@@ -205,6 +247,12 @@ public struct RunResult: Sendable, Codable {
     public var hostLabel: String
     public var plan: Plan
     public var report: ApplyReport
+
+    public init(hostLabel: String, plan: Plan, report: ApplyReport) {
+        self.hostLabel = hostLabel
+        self.plan = plan
+        self.report = report
+    }
 }
 
 public struct EventsResult: Sendable, Codable {
@@ -212,15 +260,30 @@ public struct EventsResult: Sendable, Codable {
     public var events: [ListenerEvent]
     /// With follow, further events arrive as `AgentEventLine`s until the client disconnects.
     public var following: Bool
+
+    public init(guest: String, events: [ListenerEvent], following: Bool) {
+        self.guest = guest
+        self.events = events
+        self.following = following
+    }
 }
 
 public struct ListenResult: Sendable, Codable {
     public var guest: String
     public var listener: String
+
+    public init(guest: String, listener: String) {
+        self.guest = guest
+        self.listener = listener
+    }
 }
 
 public struct StopResult: Sendable, Codable {
     public var guests: [String]
+
+    public init(guests: [String]) {
+        self.guests = guests
+    }
 }
 
 /// Encodes protocol lines: compact JSON plus the newline.
@@ -233,4 +296,9 @@ public enum AgentLine {
         }
         return Array(data) + [10]
     }
+}
+
+/// The result of a response that has none (errors).
+public struct AgentNoResult: Sendable, Codable {
+    public init() {}
 }

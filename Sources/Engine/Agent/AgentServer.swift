@@ -2,6 +2,8 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import GmemCore
+import GmemProtocol
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,6 +1,10 @@
 import Config
 import Foundation
 import Logging
+import GmemCore
+// Foundation has a `Host` too; this one is meant.
+import protocol GmemCore.Host
+import GmemProtocol
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -280,9 +284,4 @@ public final class AgentService: @unchecked Sendable {
         default: return "\(error)"
         }
     }
-}
-
-/// The result of a response that has none (errors).
-public struct AgentNoResult: Sendable, Codable {
-    public init() {}
 }

@@ -1,4 +1,6 @@
 import Foundation
+import GmemCore
+import GmemProtocol
 
 /// Everything the agent keeps per guest name: the serial queue all of the guest's requests run on (one at
 /// a time, in arrival order; other guests run in parallel), the ordered event log, and the clients

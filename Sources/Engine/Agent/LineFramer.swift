@@ -1,4 +1,6 @@
 import NIOCore
+import GmemCore
+import GmemProtocol
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,4 +1,6 @@
 import Foundation
+import GmemCore
+import GmemProtocol
 
 /// The listener connections of the agent: which connection speaks for listener L of guest G, and the
 /// events each is waiting to answer. Delivery blocks the guest's queue (never an event loop) until the

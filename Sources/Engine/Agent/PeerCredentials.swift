@@ -1,3 +1,5 @@
+import GmemCore
+import GmemProtocol
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,4 +1,8 @@
 import Foundation
+import GmemCore
+// Foundation has a `Host` too; this one is meant.
+import protocol GmemCore.Host
+import GmemProtocol
 
 /// A host shared by the agent's guest queues. Hosts and kernels were written for one command on one thread;
 /// here guests run in parallel, so every host and kernel call is made under one lock. A call is short (an
@@ -19,9 +23,11 @@ public final class SerializedHost: Host, @unchecked Sendable {
     public var capabilities: Capabilities { inner.capabilities }
     public var kernel: KernelInterface { serializedKernel }
     public var outlivesProcess: Bool { inner.outlivesProcess }
-    /// The kernel for verification: the real one on kvm (the Verifier runs a vCPU, which needs `KVMKernel`,
-    /// and ioctls on different VMs need no lock), the serialized one otherwise.
-    public var verificationKernel: KernelInterface { inner.kernel is KVMKernel ? inner.kernel : serializedKernel }
+    /// The kernel for verification: the inner one where it runs a probe guest (the Verifier's vCPU needs the
+    /// real kernel, and ioctls on different VMs need no lock), the serialized one otherwise.
+    public var verificationKernel: KernelInterface {
+        inner.kernel.guestProber != nil ? inner.kernel : serializedKernel
+    }
 
     public func guestNames() -> [String] { lock.withLock { inner.guestNames() } }
     public func guest(named name: String) -> LiveState { lock.withLock { inner.guest(named: name) } }

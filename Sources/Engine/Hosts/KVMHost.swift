@@ -1,4 +1,5 @@
 import Config
+import GmemCore
 
 /// The real kernel through `/dev/kvm`. Live objects belong to this process: they are gone when it exits,
 /// so without an agent a KVM host serves one command (`apply --ephemeral`).

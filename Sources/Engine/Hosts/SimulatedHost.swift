@@ -1,5 +1,8 @@
 import Config
 import Foundation
+import GmemCore
+// Foundation has a `Host` too; this one is meant.
+import protocol GmemCore.Host
 
 /// The built-in simulator. Its whole state (the simulated kernel and every guest's tracked state) lives in
 /// a state file, so the simulator also serves as the embedded default between CLI invocations.

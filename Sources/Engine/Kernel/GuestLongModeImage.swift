@@ -1,3 +1,5 @@
+import GmemCore
+
 /// The contents of the guest runner's scratch memory: a GDT, 4-level page tables that identity-map with
 /// 2 MiB pages every 1 GiB region a probe touches, and the probe code. Pure bytes, no kernel calls.
 ///

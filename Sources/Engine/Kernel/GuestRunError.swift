@@ -34,8 +34,8 @@ public enum GuestRunError: Error, Sendable, Hashable, CustomStringConvertible {
 }
 
 /// Names of `kvm_run.exit_reason` values, for error messages.
-enum GuestExitName {
-    static func name(_ reason: UInt32) -> String {
+package enum GuestExitName {
+    package static func name(_ reason: UInt32) -> String {
         let names: [UInt32: String] = [
             0: "KVM_EXIT_UNKNOWN", 1: "KVM_EXIT_EXCEPTION", 2: "KVM_EXIT_IO", 3: "KVM_EXIT_HYPERCALL",
             4: "KVM_EXIT_DEBUG", 5: "KVM_EXIT_HLT", 6: "KVM_EXIT_MMIO", 7: "KVM_EXIT_IRQ_WINDOW_OPEN",

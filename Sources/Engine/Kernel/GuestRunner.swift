@@ -1,3 +1,5 @@
+import GmemCore
+
 /// Runs a tiny 64-bit guest on a vCPU of a VM made through `KVMKernel`, to see memory the way the guest
 /// sees it: for each target GPA the guest reads the byte there, reports it with `out 0x10, al` (a port-I/O
 /// exit), optionally writes a marker byte, and finally executes `hlt`.
@@ -138,5 +140,16 @@ public final class GuestRunner {
         for patch in patches {
             do { try kernel.write(address: scratchHostAddress + patch.offset, bytes: patch.bytes) } catch { throw .kernel(error) }
         }
+    }
+}
+
+extension KVMKernel: GuestProber {
+    public var guestProber: GuestProber? { self }
+    public var probeScratchSize: UInt64 { GuestRunner.defaultScratchSize }
+
+    public func probeInGuest(vm: Int32, scratchGPA: UInt64, scratchSlot: UInt32,
+                             targets: [(gpa: UInt64, writeMarker: UInt8)]) throws(GuestRunError) -> [UInt8] {
+        let runner = try GuestRunner(kernel: self, vm: vm, scratchGPA: scratchGPA, scratchSlot: scratchSlot)
+        return try runner.probe(targets)
     }
 }

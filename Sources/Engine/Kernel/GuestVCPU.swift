@@ -1,4 +1,5 @@
 import CKVM
+import GmemCore
 
 /// One vCPU of a VM made through `KVMKernel`: its fd, its `kvm_run` mapping, and long-mode entry.
 /// Long mode is entered directly through `KVM_SET_SREGS` (CR0.PG|PE, CR4.PAE, EFER.LME|LMA, a 64-bit CS),

@@ -1,4 +1,5 @@
 import CKVM
+import GmemCore
 
 /// The real kernel: `KernelInterface` over `/dev/kvm` through CKVM. Every failure carries the errno the
 /// kernel returned, with the arguments of the call rendered readably. Owns the `/dev/kvm` fd (closed on

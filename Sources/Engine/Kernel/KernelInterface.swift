@@ -44,6 +44,13 @@ public protocol KernelInterface: AnyObject {
     func residentPages(address: UInt64, length: UInt64) throws(KernelError) -> UInt64
     /// `close(fd)`.
     func close(_ fd: Int32) throws(KernelError)
+    /// The ability to run a probe guest on a VM, if this kernel has it (`nil` by default).
+    var guestProber: GuestProber? { get }
+}
+
+extension KernelInterface {
+    /// No guest prober unless the kernel offers one.
+    public var guestProber: GuestProber? { nil }
 }
 
 /// `struct kvm_userspace_memory_region2`, the fields gmemctl sets (pads are zero).

@@ -1,4 +1,5 @@
 import Foundation
+import GmemCore
 
 /// Contents of the pages that were actually written, by page index; every other page reads as zeros.
 /// This is the only per-page storage of the simulator, so untouched memory costs nothing.

@@ -1,3 +1,5 @@
+import GmemCore
+
 /// Linux errno values the simulator returns. Spelled out here (not taken from Glibc) because the simulator
 /// models Linux whatever platform it runs on.
 enum SimErrno {

@@ -1,3 +1,5 @@
+import GmemCore
+
 /// The kernel calls the simulator answers, named as `KVMKernel` names them in its errors, so a log or an
 /// injected fault reads the same for both kernels.
 public enum SimulatedCall: String, Sendable, Hashable, Codable, CaseIterable {

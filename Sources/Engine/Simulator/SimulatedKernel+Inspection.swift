@@ -1,4 +1,5 @@
 import Config
+import GmemCore
 
 /// Read-only views of the simulated state that the real kernel has no ioctl for (no GET of attributes,
 /// no list of memslots): for tests, the executor's verification in simulation, and `gmemctl get`.

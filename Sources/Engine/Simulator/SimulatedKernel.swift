@@ -1,3 +1,5 @@
+import GmemCore
+
 /// A faithful model of the kernel's guest_memfd rules for one `Capabilities` value (a profile or a probed
 /// kernel): the same calls as `KVMKernel`, the same successes and errnos (kvm-uapi.md section 5), with
 /// state kept in interval maps so a 1 TiB guest costs nothing until touched. On top of the protocol it

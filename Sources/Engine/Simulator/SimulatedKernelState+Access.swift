@@ -1,3 +1,5 @@
+import GmemCore
+
 /// Host loads and stores through the simulated address space, with the fault rules of kvm-uapi.md 1.7:
 /// nothing mapped -> EFAULT; past EOF of the file -> SIGBUS; a private guest_memfd page -> SIGBUS (6.18: a
 /// gmem without INIT_SHARED is all private; in-place ABIs: its per-page state). The first touch of a page

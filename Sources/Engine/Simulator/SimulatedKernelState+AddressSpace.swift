@@ -1,3 +1,5 @@
+import GmemCore
+
 /// The simulated process address space: `mmap`, `munmap`, `madvise` and `mincore`, with Linux's order of
 /// checks (`sys_mmap` offset, `fget`, `MAP_HUGETLB`, `do_mmap` length, then the file's own `mmap`).
 extension SimulatedKernelState {

@@ -1,4 +1,5 @@
 import Config
+import GmemCore
 
 /// Private/shared conversion in its three generations: per-VM attributes (`KVM_SET_MEMORY_ATTRIBUTES`,
 /// 6.8+), the 2025 POC (`KVM_GMEM_CONVERT_*` on the guest_memfd) and the 2026 series

@@ -1,3 +1,5 @@
+import GmemCore
+
 /// `fallocate(2)`: the VFS checks first (`vfs_fallocate`), then the file system's own (guest_memfd: KEEP_SIZE
 /// is mandatory, page alignment, allocation inside the file; shmem/hugetlbfs: allocate or punch, partial
 /// pages zeroed). kvm-uapi.md 1.7 "guest_memfd file operations".

@@ -1,3 +1,5 @@
+import GmemCore
+
 /// The hugetlb pool, modelled where the capabilities know it (`hugePagesFree`, a probed host or a profile
 /// with the host's pools laid over it; without it the pool is unlimited). Linux reserves huge pages at
 /// `mmap` time (`hugetlb_reserve_pages`): a shared mapping reserves the file's pages in the mapped range

@@ -1,4 +1,5 @@
 import Config
+import GmemCore
 
 /// `KVM_SET_USER_MEMORY_REGION2`, checked in the kernel's order (kvm-uapi.md 1.7, the numbered list), so
 /// that where two errors apply the simulator returns the one the kernel returns.

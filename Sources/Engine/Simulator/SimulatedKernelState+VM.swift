@@ -1,4 +1,5 @@
 import Config
+import GmemCore
 
 /// `KVM_CHECK_EXTENSION`, `KVM_CREATE_VM`, `KVM_CREATE_GUEST_MEMFD`, `memfd_create` and `close`
 /// (kvm-uapi.md 1.2, 1.3, 1.7 and section 5 "Capabilities and VM creation").

@@ -1,4 +1,5 @@
 import Config
+import GmemCore
 
 /// Everything the simulated kernel holds: the process's fd table, VMs, files, the address space and pending
 /// injected faults. A plain `Codable` value, so a CLI can save it between invocations and a running

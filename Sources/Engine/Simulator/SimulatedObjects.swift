@@ -1,4 +1,5 @@
 import Config
+import GmemCore
 
 /// What an open file descriptor of the simulated process refers to.
 enum SimDescriptor: Sendable, Hashable, Codable {

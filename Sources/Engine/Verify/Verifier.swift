@@ -54,8 +54,8 @@ public enum Verifier {
                 }
             }
         }
-        if let kvm = kernel as? KVMKernel, let vm = state.vmFD {
-            verifyInGuest(guestTargets, state: state, kvm: kvm, vm: vm, into: &report)
+        if let prober = kernel.guestProber, let vm = state.vmFD {
+            verifyInGuest(guestTargets, state: state, kernel: kernel, prober: prober, vm: vm, into: &report)
         } else if !guestTargets.isEmpty {
             report.skipped.append("guest access: needs a vCPU on the real kernel (this host is simulated)")
         }
@@ -81,18 +81,19 @@ public enum Verifier {
     }
 
     private static func verifyInGuest(_ targets: [(block: String, gpa: UInt64, host: UInt64)], state: LiveState,
-                                      kvm: KVMKernel, vm: Int32, into report: inout VerificationReport) {
+                                      kernel: KernelInterface, prober: GuestProber, vm: Int32,
+                                      into report: inout VerificationReport) {
         guard !targets.isEmpty else { return }
-        guard let scratch = freeScratchGPA(state) else {
+        guard let scratch = freeScratchGPA(state, size: prober.probeScratchSize) else {
             report.skipped.append("guest access: no free 64 KiB of guest-physical space below 512 GiB for the probe's code")
             return
         }
         let slot = UInt32(32763)
         do {
-            let runner = try GuestRunner(kernel: kvm, vm: vm, scratchGPA: scratch, scratchSlot: slot)
-            let bytes = try runner.probe(targets.map { (gpa: $0.gpa, writeMarker: guestMarker) })
+            let bytes = try prober.probeInGuest(vm: vm, scratchGPA: scratch, scratchSlot: slot,
+                                                targets: targets.map { (gpa: $0.gpa, writeMarker: guestMarker) })
             for (target, read) in zip(targets, bytes) {
-                let back = (try? kvm.read(address: target.host, count: 1)) ?? []
+                let back = (try? kernel.read(address: target.host, count: 1)) ?? []
                 let passed = read == hostMarker && back == [guestMarker]
                 report.checks.append(VerificationCheck(
                     kind: .guestAccess, block: target.block, gpa: target.gpa,
@@ -107,8 +108,7 @@ public enum Verifier {
     }
 
     /// A 64 KiB-aligned hole in guest-physical space for the probe guest's own memory.
-    static func freeScratchGPA(_ state: LiveState) -> UInt64? {
-        let size = GuestRunner.defaultScratchSize
+    static func freeScratchGPA(_ state: LiveState, size: UInt64) -> UInt64? {
         let taken = state.memslots.map(\.mapping.gpaRange).sorted { $0.lowerBound < $1.lowerBound }
         var candidate: UInt64 = 0x10000
         for range in taken {
@@ -119,4 +119,16 @@ public enum Verifier {
         }
         return candidate + size <= (512 << 30) ? candidate : nil
     }
+}
+
+/// A kernel that can run a small guest on a VM and see memory the way the guest sees it (the real kernel
+/// has vCPUs; the simulator has none). Offered through `KernelInterface.guestProber`, so the verifier asks
+/// for the ability instead of testing the kernel's type.
+public protocol GuestProber: AnyObject {
+    /// Guest-physical space (64 KiB-aligned) the probe guest needs for its own code and page tables.
+    var probeScratchSize: UInt64 { get }
+    /// Runs the probe guest: for each target it reads the byte at the GPA (returned in order), then writes
+    /// `writeMarker` there. The probe's memory goes in memslot `scratchSlot` at `scratchGPA`.
+    func probeInGuest(vm: Int32, scratchGPA: UInt64, scratchSlot: UInt32,
+                      targets: [(gpa: UInt64, writeMarker: UInt8)]) throws(GuestRunError) -> [UInt8]
 }

@@ -3,7 +3,7 @@ import Foundation
 /// What the CLI remembers of the agents it talked to, per socket (`$XDG_STATE_HOME/gmemctl/agents.json`):
 /// the instance, and the guests it knew there. An agent that restarted has a new instance id and none of
 /// the old guests, and the CLI can then say so instead of a bare "not found".
-public struct AgentMemory: Codable, Sendable, Equatable {
+struct AgentMemory: Codable, Sendable, Equatable {
     public struct Instance: Codable, Sendable, Equatable {
         public var instance: String
         public var startedAt: String
@@ -56,7 +56,7 @@ public struct AgentMemory: Codable, Sendable, Equatable {
 
     // MARK: File
 
-    public static func defaultFile() -> String { AgentPaths.stateDirectory() + "/agents.json" }
+    public static func defaultFile() -> String { ClientPaths.stateDirectory() + "/agents.json" }
 
     public static func load(from file: String = defaultFile()) -> AgentMemory {
         guard let data = FileManager.default.contents(atPath: file),
