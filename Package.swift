@@ -31,13 +31,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-            ]
+            ],
+            exclude: ["Conformance"]
         ),
+        // Conformance cases (the kernel's selftests, uapi rules, in-place series rules) and their reports.
+        .target(name: "GmemConformance", dependencies: ["Engine", "Config"], path: "Sources/Engine/Conformance"),
         // The CLI: argument parsing, output formatting, exit codes. No logic of its own.
         .executableTarget(
             name: "gmemctl",
             dependencies: [
-                "Config", "Engine",
+                "Config", "Engine", "GmemConformance",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -46,7 +49,7 @@ let package = Package(
         .executableTarget(name: "gmemctl-bench", dependencies: ["Engine", "Config"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Config"]),
-        .testTarget(name: "KVMTests", dependencies: ["Engine", "Config", "CKVM"]),
+        .testTarget(name: "KVMTests", dependencies: ["Engine", "Config", "CKVM", "GmemConformance"]),
         // Shared by the tests that run the built binary: a process runner.
         .target(name: "ProcessSupport", path: "Tests/ProcessSupport"),
         .testTarget(name: "CLITests", dependencies: ["Config", "ProcessSupport"]),
