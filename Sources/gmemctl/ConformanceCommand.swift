@@ -9,9 +9,10 @@ struct ConformanceCommand: ParsableCommand {
         discussion: """
             Runs every case that applies to the profile on the host, each in its own VM (released afterwards), \
             and compares each step with the outcome its rule documents and with the simulator of the profile. \
-            The profile is the one the host matches unless --profile names another; then every way the host \
-            deviates from it is reported as well (e.g. VM type sw-protected absent), and the run fails. A case \
-            skips when the host lacks what it needs (a VM type, a free huge page), saying which. \
+            The profile is the one the host matches (the nearest one, with a note on how the host differs, when \
+            it matches none) unless --profile names one; then every way the host deviates from it is reported \
+            (e.g. VM type sw-protected absent) and fails the run. A case \
+            skips when the host lacks what it needs (a VM type, guest_memfd, a free huge page), saying which. \
             docs/conformance.md lists the cases and their sources.
 
             Output: human, ktap (KTAP version 1, as the kernel's selftests print it), junit (JUnit XML), json.
@@ -53,7 +54,7 @@ struct ConformanceCommand: ParsableCommand {
     }
 
     func run() throws {
-        let opened: (target: ConformanceTarget, profile: Capabilities, matchesHost: Bool)
+        let opened: (target: ConformanceTarget, profile: Capabilities, pinned: Bool)
         do {
             opened = try ConformanceSuite.open(host: host, profile: profile)
         } catch {
@@ -64,7 +65,7 @@ struct ConformanceCommand: ParsableCommand {
             throw ValidationError("no case of profile \(opened.profile.name) matches --case \(caseGlob)")
         }
         let result = ConformanceSuite.run(cases, on: opened.target, profile: opened.profile,
-                                          profileMatchesHost: opened.matchesHost)
+                                          pinned: opened.pinned)
         switch output {
         case .human: print(ConformanceReport.human(result))
         case .ktap: print(ConformanceReport.ktap(result))

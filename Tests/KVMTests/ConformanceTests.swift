@@ -37,7 +37,7 @@ import Testing
     func theSimulatorOfEachProfilePassesItsCases(_ profile: String) throws {
         let opened = try ConformanceSuite.open(host: "sim:\(profile)", profile: nil)
         let run = ConformanceSuite.run(ConformanceCatalog.cases(for: profile), on: opened.target, profile: opened.profile,
-                                       profileMatchesHost: opened.matchesHost)
+                                       pinned: opened.pinned)
         for result in run.results {
             if case .notOK = result.status { Issue.record("\(ConformanceSuite.table(result))") }
         }
@@ -90,7 +90,7 @@ import Testing
             source: .kernel(file: "virt/kvm/guest_memfd.c", function: "kvm_gmem_create"), profiles: ["linux-6.18-pvm"],
             steps: [.createVM(0, type: 0).expecting(.ok), .createGmem(0, vm: .vm(0), size: 4095, flags: 0).expecting(.enotty)])
         let opened = try ConformanceSuite.open(host: "sim:linux-6.18-pvm", profile: nil)
-        let run = ConformanceSuite.run([wrong], on: opened.target, profile: opened.profile, profileMatchesHost: true)
+        let run = ConformanceSuite.run([wrong], on: opened.target, profile: opened.profile, pinned: false)
         #expect(!run.succeeded)
         let summary = "step 2 file0 = CREATE_GUEST_MEMFD(vm0, size 0xfff, flags 0x0): expected ENOTTY, observed EINVAL"
         guard case .notOK(let broken) = run.results.first?.status else {
@@ -125,7 +125,7 @@ import Testing
     static func run(host: String, profile: String? = nil) throws -> ConformanceRun {
         let opened = try ConformanceSuite.open(host: host, profile: profile)
         return ConformanceSuite.run(ConformanceCatalog.cases(for: opened.profile.name), on: opened.target,
-                                    profile: opened.profile, profileMatchesHost: opened.matchesHost)
+                                    profile: opened.profile, pinned: opened.pinned)
     }
 }
 

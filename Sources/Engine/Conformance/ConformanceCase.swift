@@ -34,11 +34,15 @@ public enum CaseRequirement: Sendable, Hashable, CustomStringConvertible {
     case vmType(VMType)
     /// The hugetlb pool of that page size must have at least one free page.
     case hugePages(UInt64)
+    /// The host must be the kernel the profile describes: the case checks the profile's capability values,
+    /// which on another host are reported as deviations instead.
+    case profileCapabilities
 
     public var description: String {
         switch self {
         case .vmType(let type): return "VM type \(type.rawValue)"
         case .hugePages(let size): return "a free \(size >> 20) MiB huge page"
+        case .profileCapabilities: return "the host matches the profile"
         }
     }
 }
@@ -71,8 +75,25 @@ public struct ConformanceCase: Sendable, CustomStringConvertible {
     /// How many steps carry a documented outcome.
     public var expectationCount: Int { steps.filter { if case .expect = $0 { return true } else { return false } }.count }
 
-    /// Why `host` cannot run this case, or nil when it can.
-    public func skipReason(on host: Capabilities) -> String? {
+    /// Why `host` cannot run this case, or nil when it can. Besides the declared requirements, a case that
+    /// creates a guest_memfd on a VM needs guest_memfd on that VM type (derived from the steps).
+    public func skipReason(on host: Capabilities, hostMatchesProfile: Bool = true) -> String? {
+        var vmTypes: [Int: UInt64] = [:]
+        for step in steps {
+            var call = step
+            if case .expect(let inner, _) = step { call = inner }
+            switch call {
+            case .createVM(let n, let type):
+                vmTypes[n] = type
+            case .createGmem(_, .vm(let n), _, _):
+                guard let value = vmTypes[n], let type = VMType(kvmValue: value) else { continue }
+                if let offered = host.vmType(type), !offered.guestMemfd {
+                    return "guest_memfd absent on \(type.rawValue) VMs (KVM_CAP_GUEST_MEMFD is 0)"
+                }
+            default:
+                continue
+            }
+        }
         for requirement in requirements {
             switch requirement {
             case .vmType(let type):
@@ -80,6 +101,8 @@ public struct ConformanceCase: Sendable, CustomStringConvertible {
             case .hugePages(let size):
                 let free = host.hugePagesFree?[size] ?? (host.hugePageSizes.contains(size) ? 1 : 0)
                 if free == 0 { return "hugetlb pool of \(size >> 20) MiB pages is empty" }
+            case .profileCapabilities:
+                if !hostMatchesProfile { return "checks the profile's capability values; the host's differ (see the deviations)" }
             }
         }
         return nil

@@ -6,8 +6,16 @@ import Foundation
 public enum ConformanceReport {
     public static let formatVersion = "1.0"
 
+    /// The entry of a pinned profile (it fails when the host deviates); nil when the profile is the host's own.
     static func profileEntry(_ run: ConformanceRun) -> (name: String, deviations: [String])? {
-        run.profileMatchesHost && run.deviations.isEmpty ? nil : ("profile/\(run.profile)", run.deviations)
+        run.profilePinned ? ("profile/\(run.profile)", run.deviations) : nil
+    }
+
+    /// Deviations from an unpinned profile: the host matches none, and this is the nearest.
+    static func notes(_ run: ConformanceRun) -> [String] {
+        guard !run.profilePinned, !run.deviations.isEmpty else { return [] }
+        return ["the host matches no built-in profile; checked against the nearest, \(run.profile), which it deviates from:"]
+            + run.deviations.map { "  \($0)" }
     }
 
     static func failureLines(_ failure: CaseFailure) -> [String] {
@@ -21,7 +29,7 @@ public enum ConformanceReport {
     public static func ktap(_ run: ConformanceRun) -> String {
         let profile = profileEntry(run)
         var lines = ["KTAP version 1", "1..\(run.results.count + (profile == nil ? 0 : 1))",
-                     "# gmemctl conformance: host \(run.host), profile \(run.profile)"]
+                     "# gmemctl conformance: host \(run.host), profile \(run.profile)"] + notes(run).map { "# \($0)" }
         var number = 0
         if let profile {
             number += 1
@@ -40,7 +48,8 @@ public enum ConformanceReport {
                 lines.append("not ok \(number) \(result.testCase.id)")
             }
         }
-        lines.append("# Totals: pass:\(run.passed) fail:\(run.failed + (run.deviations.isEmpty ? 0 : 1)) skip:\(run.skipped)")
+        let profileFailed = profile.map { $0.deviations.isEmpty ? 0 : 1 } ?? 0
+        lines.append("# Totals: pass:\(run.passed + (profile == nil ? 0 : 1 - profileFailed)) fail:\(run.failed + profileFailed) skip:\(run.skipped)")
         return lines.joined(separator: "\n")
     }
 
@@ -75,6 +84,7 @@ public enum ConformanceReport {
             "    <properties>",
             #"      <property name="host" value="\#(xml(run.host))"/>"#,
             #"      <property name="profile" value="\#(xml(run.profile))"/>"#,
+        ] + run.deviations.map { #"      <property name="deviation" value="\#(xml($0))"/>"# } + [
             "    </properties>",
         ]
         if let profile {
@@ -138,6 +148,7 @@ public enum ConformanceReport {
         var host: String
         var profile: String
         var profileMatchesHost: Bool
+        var profilePinned: Bool
         var deviations: [String]
         var succeeded: Bool
         var summary: JSONSummary
@@ -163,7 +174,7 @@ public enum ConformanceReport {
                             steps: result.testCase.steps.count, seconds: (result.seconds * 1000).rounded() / 1000)
         }
         let document = JSONRun(host: run.host, profile: run.profile, profileMatchesHost: run.profileMatchesHost,
-                               deviations: run.deviations, succeeded: run.succeeded,
+                               profilePinned: run.profilePinned, deviations: run.deviations, succeeded: run.succeeded,
                                summary: JSONSummary(total: run.results.count, passed: run.passed, failed: run.failed,
                                                     skipped: run.skipped),
                                cases: cases)
@@ -175,8 +186,8 @@ public enum ConformanceReport {
     // MARK: - Human
 
     public static func human(_ run: ConformanceRun) -> String {
-        var lines = ["conformance of \(run.host) against \(run.profile)"]
-        if !run.deviations.isEmpty {
+        var lines = ["conformance of \(run.host) against \(run.profile)"] + notes(run)
+        if !run.deviations.isEmpty, run.profilePinned {
             lines.append("the host deviates from \(run.profile):")
             lines += run.deviations.map { "  - \($0)" }
         }
@@ -191,7 +202,7 @@ public enum ConformanceReport {
         }
         let seconds = run.results.reduce(0) { $0 + $1.seconds }
         lines.append("\(run.results.count) cases: \(run.passed) ok, \(run.failed) not ok, \(run.skipped) skipped"
-                     + (run.deviations.isEmpty ? "" : ", \(run.deviations.count) deviation(s) from the profile")
+                     + (run.deviations.isEmpty || !run.profilePinned ? "" : ", \(run.deviations.count) deviation(s) from the profile")
                      + String(format: " (%.1f s)", seconds))
         return lines.joined(separator: "\n")
     }

@@ -112,16 +112,19 @@ public struct CaseResult: Sendable {
 public struct ConformanceRun: Sendable {
     public var host: String
     public var profile: String
-    /// Whether `profile` is the one the host matches (`--profile` not given or equal to it).
+    /// Whether the host is the kernel `profile` describes (no deviations).
     public var profileMatchesHost: Bool
+    /// Whether the profile was named by the caller (`--profile`): then each deviation fails the run. Otherwise
+    /// it is the host's own profile, or the nearest one when the host matches none, and deviations are notes.
+    public var profilePinned: Bool
     public var deviations: [String]
     public var results: [CaseResult]
 
     public var passed: Int { results.filter { $0.status == .ok }.count }
     public var failed: Int { results.filter { if case .notOK = $0.status { return true } else { return false } }.count }
     public var skipped: Int { results.filter { if case .skip = $0.status { return true } else { return false } }.count }
-    /// A run fails when a case fails or when the host is not the kernel the profile describes.
-    public var succeeded: Bool { failed == 0 && deviations.isEmpty }
+    /// A run fails when a case fails or when the host is not the kernel of the profile it was pinned to.
+    public var succeeded: Bool { failed == 0 && (deviations.isEmpty || !profilePinned) }
 }
 
 /// Runs cases on a target and on a fresh simulator of the reference profile, step by step.
@@ -138,23 +141,25 @@ public enum ConformanceSuite {
     }
 
     public static func run(_ cases: [ConformanceCase], on target: ConformanceTarget, profile: Capabilities,
-                           profileMatchesHost: Bool, clock: () -> Double = monotonicSeconds) -> ConformanceRun {
+                           pinned: Bool, clock: () -> Double = monotonicSeconds) -> ConformanceRun {
         let reference = reference(profile, host: target.capabilities)
+        let deviations = ProfileDeviation.between(host: target.capabilities, profile: profile)
         let results = cases.map { testCase in
             let start = clock()
-            let result = run(testCase, on: target, reference: reference)
+            let result = run(testCase, on: target, reference: reference, hostMatchesProfile: deviations.isEmpty)
             return CaseResult(testCase: testCase, status: result.status, steps: result.steps, seconds: clock() - start)
         }
-        return ConformanceRun(host: target.label, profile: profile.name, profileMatchesHost: profileMatchesHost,
-                              deviations: ProfileDeviation.between(host: target.capabilities, profile: profile),
-                              results: results)
+        return ConformanceRun(host: target.label, profile: profile.name, profileMatchesHost: deviations.isEmpty,
+                              profilePinned: pinned, deviations: deviations, results: results)
     }
 
     /// One case: skipped when the host lacks what it needs, else run on both kernels, each in its own VM and
     /// files, all released afterwards.
-    public static func run(_ testCase: ConformanceCase, on target: ConformanceTarget,
-                           reference: Capabilities) -> (status: CaseStatus, steps: [StepResult]) {
-        if let reason = testCase.skipReason(on: target.capabilities) { return (.skip(reason), []) }
+    public static func run(_ testCase: ConformanceCase, on target: ConformanceTarget, reference: Capabilities,
+                           hostMatchesProfile: Bool = true) -> (status: CaseStatus, steps: [StepResult]) {
+        if let reason = testCase.skipReason(on: target.capabilities, hostMatchesProfile: hostMatchesProfile) {
+            return (.skip(reason), [])
+        }
         let hostRunner = StepRunner(kernel: target.kernel, deviceFd: target.deviceFd)
         let observed = hostRunner.run(testCase.steps)
         hostRunner.release()
@@ -273,9 +278,10 @@ public enum ConformanceError: Error, CustomStringConvertible {
 
 extension ConformanceSuite {
     /// Opens the host of a run: `kvm` (probed, with this machine's hugetlb pools) or `sim:PROFILE`, and the
-    /// profile it is checked against: `profile`, or the one the host matches.
+    /// profile it is checked against: `profile` (pinned), else the one the host matches, else the nearest one
+    /// (fewest deviations).
     public static func open(host: String, profile: String?) throws(ConformanceError)
-        -> (target: ConformanceTarget, profile: Capabilities, matchesHost: Bool) {
+        -> (target: ConformanceTarget, profile: Capabilities, pinned: Bool) {
         let target: ConformanceTarget
         let matched: Capabilities?
         if host == "kvm" {
@@ -302,9 +308,14 @@ extension ConformanceSuite {
         }
         if let profile {
             guard let named = Profiles.named(profile) else { throw .unknownProfile(profile) }
-            return (target, named, named.name == matched?.name)
+            return (target, named, true)
         }
-        guard let matched else { throw .noMatchingProfile }
-        return (target, matched, true)
+        if let matched { return (target, matched, false) }
+        let nearest = Profiles.all.min {
+            ProfileDeviation.between(host: target.capabilities, profile: $0).count
+                < ProfileDeviation.between(host: target.capabilities, profile: $1).count
+        }
+        guard let nearest else { throw .noMatchingProfile }
+        return (target, nearest, false)
     }
 }

@@ -39,7 +39,7 @@ public enum DifferentialCases {
 
     static let capabilities: [ConformanceCase] = [
         ConformanceCase(id: "uapi/capabilities-system-scope", rule: "capabilities at system scope", source: .kernel(file: "arch/x86/kvm/x86.c", function: "kvm_vm_ioctl_check_extension"),
-                        profiles: ["linux-6.18-pvm"], steps: probedCapabilities.map { .checkExtension($0, vm: nil) } + [
+                        profiles: ["linux-6.18-pvm"], requirements: [.profileCapabilities], steps: probedCapabilities.map { .checkExtension($0, vm: nil) } + [
             .checkExtension(233, vm: nil).expecting(.value(0)),
             .checkExtension(235, vm: nil).expecting(.value(1)),
             .checkExtension(236, vm: nil).expecting(.value(0)),
@@ -47,7 +47,7 @@ public enum DifferentialCases {
             .checkExtension(10, vm: nil).expecting(.value(32764)),
         ]),
         ConformanceCase(id: "uapi/capabilities-vm-scope", rule: "capabilities at VM scope", source: .kernel(file: "virt/kvm/kvm_main.c", function: "kvm_vm_ioctl_check_extension_generic"),
-                        profiles: ["linux-6.18-pvm"], steps: [.createVM(0, type: 0)] + probedCapabilities.map { .checkExtension($0, vm: 0) } + [
+                        profiles: ["linux-6.18-pvm"], requirements: [.profileCapabilities], steps: [.createVM(0, type: 0)] + probedCapabilities.map { .checkExtension($0, vm: 0) } + [
             .checkExtension(244, vm: 0).expecting(.value(3)),
             .checkExtension(233, vm: 0).expecting(.value(0)),
             .checkExtension(234, vm: 0).expecting(.value(1)),

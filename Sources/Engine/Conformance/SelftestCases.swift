@@ -65,8 +65,10 @@ public enum SelftestCases {
                             requirements: requirements, steps: vm + steps)
         }
         var result = [
-            make("guest_memfd", "valid-\(validFlags)", "a VM of the type is created and reports its guest_memfd flags",
-                 [.checkExtension(KVMConstants.capGuestMemfdFlags, vm: 0).expecting(.value(Int64(validFlags)))]),
+            // The driver: like the selftest's TEST_REQUIRE(KVM_CAP_GUEST_MEMFD), it needs a guest_memfd.
+            make("guest_memfd", "valid-\(validFlags)", "a VM of the type takes a guest_memfd and reports its guest_memfd flags",
+                 [.createGmem(0, vm: .vm(0), size: page, flags: 0).expecting(.ok),
+                  .checkExtension(KVMConstants.capGuestMemfdFlags, vm: 0).expecting(.value(Int64(validFlags)))]),
             make("guest_memfd_flags", "valid-\(validFlags)",
                  "KVM_CREATE_GUEST_MEMFD accepts each flag the VM reports and refuses every other bit with EINVAL",
                  (0..<64).map { bit in
