@@ -76,24 +76,16 @@ public struct ConformanceCase: Sendable, CustomStringConvertible {
     public var expectationCount: Int { steps.filter { if case .expect = $0 { return true } else { return false } }.count }
 
     /// Why `host` cannot run this case, or nil when it can. Besides the declared requirements, a case that
-    /// creates a guest_memfd on a VM needs guest_memfd on that VM type (derived from the steps).
+    /// creates a guest_memfd needs a kernel with guest_memfd (derived from the steps; KVM_CREATE_GUEST_MEMFD is
+    /// ENOTTY without it).
     public func skipReason(on host: Capabilities, hostMatchesProfile: Bool = true) -> String? {
-        var vmTypes: [Int: UInt64] = [:]
-        for step in steps {
-            var call = step
-            if case .expect(let inner, _) = step { call = inner }
-            switch call {
-            case .createVM(let n, let type):
-                vmTypes[n] = type
-            case .createGmem(_, .vm(let n), _, _):
-                guard let value = vmTypes[n], let type = VMType(kvmValue: value) else { continue }
-                if let offered = host.vmType(type), !offered.guestMemfd {
-                    return "guest_memfd absent on \(type.rawValue) VMs (KVM_CAP_GUEST_MEMFD is 0)"
-                }
-            default:
-                continue
-            }
+        let hasGuestMemfd = host.systemExtension(KVMConstants.capGuestMemfd) != 0 || host.vmTypes.contains { $0.guestMemfd }
+        let createsGuestMemfd = steps.contains { step in
+            if case .createGmem = step { return true }
+            if case .expect(.createGmem, _) = step { return true }
+            return false
         }
+        if createsGuestMemfd && !hasGuestMemfd { return "guest_memfd absent (KVM_CAP_GUEST_MEMFD is 0)" }
         for requirement in requirements {
             switch requirement {
             case .vmType(let type):
