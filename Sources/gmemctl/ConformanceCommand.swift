@@ -62,7 +62,9 @@ struct ConformanceCommand: ParsableCommand {
         }
         let cases = ConformanceCatalog.cases(for: opened.profile.name, matching: caseGlob)
         if cases.isEmpty, let caseGlob {
-            throw ValidationError("no case of profile \(opened.profile.name) matches --case \(caseGlob)")
+            var stderr = StandardError()
+            print("Error: no case of profile \(opened.profile.name) matches --case \(caseGlob)", to: &stderr)
+            throw ExitCode(64)
         }
         let result = ConformanceSuite.run(cases, on: opened.target, profile: opened.profile,
                                           pinned: opened.pinned)
