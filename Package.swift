@@ -90,11 +90,17 @@ let package = Package(
             path: "Sources/Engine/Agent",
             exclude: ["AgentProtocol.swift", "AgentClient.swift", "AgentPaths.swift"]
         ),
+        // Conformance cases (the kernel's selftests, uapi rules, in-place series rules) and their reports.
+        .target(
+            name: "GmemConformance",
+            dependencies: ["GmemCore", "GmemKVM", "GmemSimulator", "Config"],
+            path: "Sources/Engine/Conformance"
+        ),
         // The CLI: argument parsing, output formatting, exit codes, its memory of agents. No logic of its own.
         .executableTarget(
             name: "gmemctl",
             dependencies: [
-                "Config", "GmemCore", "GmemKVM", "GmemSimulator", "GmemProtocol", "GmemAgent",
+                "Config", "GmemCore", "GmemKVM", "GmemSimulator", "GmemProtocol", "GmemAgent", "GmemConformance",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -106,7 +112,9 @@ let package = Package(
         ),
         .testTarget(name: "ConfigTests", dependencies: ["Config"]),
         .testTarget(name: "EngineTests", dependencies: ["GmemCore", "GmemSimulator", "Config"]),
-        .testTarget(name: "KVMTests", dependencies: ["GmemCore", "GmemKVM", "GmemSimulator", "Config", "CKVM"]),
+        .testTarget(
+            name: "KVMTests", dependencies: ["GmemCore", "GmemKVM", "GmemSimulator", "GmemConformance", "Config", "CKVM"]
+        ),
         // Shared by the tests that run the built binary: a process runner.
         .target(name: "ProcessSupport", path: "Tests/ProcessSupport"),
         .testTarget(name: "CLITests", dependencies: ["Config", "ProcessSupport", "gmemctl"]),

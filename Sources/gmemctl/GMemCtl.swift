@@ -18,6 +18,7 @@ struct GMemCtl: ParsableCommand {
         subcommands: [
             Validate.self, CapsCommand.self, ProfilesCommand.self, PlanCommand.self, ApplyCommand.self,
             DiffCommand.self, GetCommand.self, ConvertCommand.self, DestroyCommand.self, EventsCommand.self, AgentCommand.self,
+            ConformanceCommand.self,
             Schema.self,
         ]
     )

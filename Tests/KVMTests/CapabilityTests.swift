@@ -6,7 +6,7 @@ import Testing
 extension KVMIntegration {
     /// Capability values and VM types of this host (kvm-uapi.md 1.9: Linux 6.18 PVM, no private memory).
     @Suite struct Capabilities {
-        @Test func releasedCapabilitiesMatchThePVMHost() throws {
+        @Test(.enabled(if: KVMAvailability.guestMemfd, KVMAvailability.guestMemfdReason)) func releasedCapabilitiesMatchThePVMHost() throws {
             let kernel = try KVMKernel()
             let expected: [(cap: UInt32, value: Int64)] = [
                 (231, 1), // USER_MEMORY2
@@ -22,7 +22,7 @@ extension KVMIntegration {
             }
         }
 
-        @Test func vmScopeReportsTheSameGuestMemfdFlags() throws {
+        @Test(.enabled(if: KVMAvailability.guestMemfd, KVMAvailability.guestMemfdReason)) func vmScopeReportsTheSameGuestMemfdFlags() throws {
             let fixture = try KVMFixture()
             #expect(try fixture.kernel.checkExtension(244, vm: fixture.vm) == 3)
             #expect(try fixture.kernel.checkExtension(234, vm: fixture.vm) == 1)

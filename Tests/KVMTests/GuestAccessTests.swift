@@ -14,7 +14,7 @@ extension KVMIntegration {
         /// One in-place block (MMAP|INIT_SHARED) mapped twice, as x86 splits RAM: offset 0 below 1 MiB and the
         /// rest at 4 GiB. The host's bytes reach the guest and the guest's markers reach the host, both ways
         /// through the same pages.
-        @Test func inPlaceSharedBlockIsOneMemoryForHostAndGuest() throws {
+        @Test(.enabled(if: KVMAvailability.guestMemfd, KVMAvailability.guestMemfdReason)) func inPlaceSharedBlockIsOneMemoryForHostAndGuest() throws {
             let fixture = try KVMFixture()
             let blockSize = Self.lowSize + Self.highSize
             let gmem = try fixture.guestMemfd(size: blockSize, flags: GuestMemfdFlag.mmap | GuestMemfdFlag.initShared)
@@ -46,7 +46,7 @@ extension KVMIntegration {
 
         /// Legacy block on a default VM: guest_memfd with flags 0 bound with a memfd as shared backing. No
         /// gfn is private on this VM, so the guest is served from the memfd the host wrote.
-        @Test func legacyBlockServesTheGuestFromItsSharedBacking() throws {
+        @Test(.enabled(if: KVMAvailability.guestMemfd, KVMAvailability.guestMemfdReason)) func legacyBlockServesTheGuestFromItsSharedBacking() throws {
             let fixture = try KVMFixture()
             let gmem = try fixture.guestMemfd(size: Self.highSize, flags: 0)
             let backing = try fixture.memfd(size: Self.highSize)
@@ -60,7 +60,7 @@ extension KVMIntegration {
             #expect(try fixture.kernel.read(address: host + 0x800, count: 1) == [0xC5])
         }
 
-        @Test func punchedGuestMemfdPageReadsZeroInTheGuest() throws {
+        @Test(.enabled(if: KVMAvailability.guestMemfd, KVMAvailability.guestMemfdReason)) func punchedGuestMemfdPageReadsZeroInTheGuest() throws {
             let fixture = try KVMFixture()
             let gmem = try fixture.guestMemfd(size: Self.highSize, flags: GuestMemfdFlag.mmap | GuestMemfdFlag.initShared)
             let host = try fixture.mapShared(fd: gmem, length: Self.highSize)
@@ -94,7 +94,7 @@ extension KVMIntegration {
         /// kvm-uapi.md 1.9: on a shadow-paging host (PRE_FAULT cap 0, like this PVM host) a gmem-only slot
         /// bound with `userspace_addr = 0` (as the upstream selftest does) is not reachable through the host
         /// address KVM uses, and the guest's access stops with a named exit instead of reading the page.
-        @Test func gmemOnlySlotWithoutHostAddressFailsOnShadowPaging() throws {
+        @Test(.enabled(if: KVMAvailability.guestMemfd, KVMAvailability.guestMemfdReason)) func gmemOnlySlotWithoutHostAddressFailsOnShadowPaging() throws {
             let fixture = try KVMFixture()
             let shadowPaging = try fixture.kernel.checkExtension(236, vm: nil) == 0
             let gmem = try fixture.guestMemfd(size: Self.highSize, flags: GuestMemfdFlag.mmap | GuestMemfdFlag.initShared)
@@ -121,7 +121,7 @@ extension KVMIntegration {
         }
 
         /// Everything a block's life opens (VM, guest_memfd, memfd, vCPU, runner) is closed again.
-        @Test func noFileDescriptorLeaks() throws {
+        @Test(.enabled(if: KVMAvailability.guestMemfd, KVMAvailability.guestMemfdReason)) func noFileDescriptorLeaks() throws {
             let before = try openKVMRelatedFds()
             do {
                 let fixture = try KVMFixture()

@@ -5,7 +5,7 @@ import Testing
 
 extension KVMIntegration {
     /// KVM_CREATE_GUEST_MEMFD and the guest_memfd file operations on Linux 6.18.
-    @Suite struct GuestMemfd {
+    @Suite(.enabled(if: KVMAvailability.guestMemfd, KVMAvailability.guestMemfdReason)) struct GuestMemfd {
         static let page: UInt64 = 4096
 
         @Test func flagsWithinTheCapabilityMaskAreAccepted() throws {

@@ -9,6 +9,14 @@ enum KVMAvailability {
     static let probe = KVMKernel.canOpen()
     static var available: Bool { probe.available }
     static var skipReason: Comment { Comment(rawValue: "needs /dev/kvm — \(probe.reason)") }
+
+    /// Whether the kernel has guest_memfd at all (KVM_CAP_GUEST_MEMFD at system scope; without it
+    /// KVM_CREATE_GUEST_MEMFD is ENOTTY). Some kernels of the development machines are built without it.
+    static let guestMemfd: Bool = {
+        guard available, let kernel = try? KVMKernel() else { return false }
+        return (try? kernel.checkExtension(234, vm: nil)) == 1
+    }()
+    static var guestMemfdReason: Comment { "needs guest_memfd in the kernel (KVM_CAP_GUEST_MEMFD is 0 on this host)" }
 }
 
 /// One VM on the real kernel plus everything a test opens on it; releases all of it on deinit (runner first,

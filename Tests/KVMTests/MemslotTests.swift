@@ -5,7 +5,7 @@ import Testing
 
 extension KVMIntegration {
     /// KVM_SET_USER_MEMORY_REGION2 binding rules for guest_memfd slots.
-    @Suite struct Memslots {
+    @Suite(.enabled(if: KVMAvailability.guestMemfd, KVMAvailability.guestMemfdReason)) struct Memslots {
         static let size: UInt64 = 0x20_0000
 
         @Test func overlappingGuestRangesAreEEXIST() throws {

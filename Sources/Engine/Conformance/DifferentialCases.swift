@@ -2,9 +2,11 @@ import GmemCore
 import GmemKVM
 import GmemSimulator
 
-/// The operation sequences of the differential tests. Each one is data; `expecting` adds the result that
-/// kvm-uapi.md documents (checked against the real kernel, so the two kernels cannot agree on a wrong answer).
-enum DiffSequences {
+/// The differential cases: call sequences whose every step must end the same way on a kernel and on the
+/// simulator of its profile; `expecting` adds the outcome the rule documents (so that the two cannot agree on a
+/// wrong answer). They were written against Linux 6.18 and checked on its PVM variant; each names the profiles
+/// whose kernels share the rule.
+public enum DifferentialCases {
     static let page: UInt64 = 4096
     static let mib: UInt64 = 1 << 20
     static let gib: UInt64 = 1 << 30
@@ -17,35 +19,37 @@ enum DiffSequences {
     static let dontneed: Int32 = 4, remove: Int32 = 9, populateRead: Int32 = 22, populateWrite: Int32 = 23, collapse: Int32 = 25
 
     /// A default VM (vm0) with an MMAP|INIT_SHARED guest_memfd (file0) of `size`, mapped shared (map0).
-    static func sharedGuest(size: UInt64 = 16 * page) -> [DiffStep] {
+    static func sharedGuest(size: UInt64 = 16 * page) -> [ConformanceStep] {
         [.createVM(0, type: 0), .createGmem(0, vm: .vm(0), size: size, flags: shared), .mmap(0, fd: .file(0), length: size)]
     }
 
     /// A gmem slot of vm0 bound to file0.
-    static func bind(slot: UInt32 = 0, gpa: UInt64 = gpa4G, size: UInt64, offset: UInt64 = 0, uaddr: DiffAddress = .mapping(0, 0),
-                     gmem: DiffFd = .file(0), flags: UInt32 = gmemSlot, vm: Int = 0) -> DiffStep {
+    static func bind(slot: UInt32 = 0, gpa: UInt64 = gpa4G, size: UInt64, offset: UInt64 = 0, uaddr: ConformanceAddress = .mapping(0, 0),
+                     gmem: ConformanceFd = .file(0), flags: UInt32 = gmemSlot, vm: Int = 0) -> ConformanceStep {
         .region(vm: vm, slot: slot, flags: flags, gpa: gpa, size: size, uaddr: uaddr, gmem: gmem, offset: offset)
     }
 
-    static func delete(slot: UInt32, vm: Int = 0) -> DiffStep {
+    static func delete(slot: UInt32, vm: Int = 0) -> ConformanceStep {
         .region(vm: vm, slot: slot, flags: 0, gpa: 0, size: 0, uaddr: .zero)
     }
 
-    static let all: [DiffSequence] = capabilities + creation + fileOperations + memslots + conversions + hostMemory
+    public static let all: [ConformanceCase] = capabilities + creation + fileOperations + memslots + conversions + hostMemory
 
     // MARK: - Capabilities and VM creation
 
     static let probedCapabilities: [UInt32] = [10, 231, 232, 233, 234, 235, 236, 240, 241, 242, 244, 250, 9_999]
 
-    static let capabilities: [DiffSequence] = [
-        DiffSequence(name: "capabilities at system scope", steps: probedCapabilities.map { .checkExtension($0, vm: nil) } + [
+    static let capabilities: [ConformanceCase] = [
+        ConformanceCase(id: "uapi/capabilities-system-scope", rule: "capabilities at system scope", source: .kernel(file: "arch/x86/kvm/x86.c", function: "kvm_vm_ioctl_check_extension"),
+                        profiles: ["linux-6.18-pvm"], requirements: [.profileCapabilities], steps: probedCapabilities.map { .checkExtension($0, vm: nil) } + [
             .checkExtension(233, vm: nil).expecting(.value(0)),
             .checkExtension(235, vm: nil).expecting(.value(1)),
             .checkExtension(236, vm: nil).expecting(.value(0)),
             .checkExtension(244, vm: nil).expecting(.value(3)),
             .checkExtension(10, vm: nil).expecting(.value(32764)),
         ]),
-        DiffSequence(name: "capabilities at VM scope", steps: [.createVM(0, type: 0)] + probedCapabilities.map { .checkExtension($0, vm: 0) } + [
+        ConformanceCase(id: "uapi/capabilities-vm-scope", rule: "capabilities at VM scope", source: .kernel(file: "virt/kvm/kvm_main.c", function: "kvm_vm_ioctl_check_extension_generic"),
+                        profiles: ["linux-6.18-pvm"], requirements: [.profileCapabilities], steps: [.createVM(0, type: 0)] + probedCapabilities.map { .checkExtension($0, vm: 0) } + [
             .checkExtension(244, vm: 0).expecting(.value(3)),
             .checkExtension(233, vm: 0).expecting(.value(0)),
             .checkExtension(234, vm: 0).expecting(.value(1)),
@@ -53,7 +57,8 @@ enum DiffSequences {
             .close(.vm(0)),
             .checkExtension(231, vm: 0).expecting(.ebadf),
         ]),
-        DiffSequence(name: "VM types 0-5, 31, 32 and 64", steps: [
+        ConformanceCase(id: "uapi/vm-types", rule: "VM types 0-5, 31, 32 and 64", source: .kernel(file: "arch/x86/kvm/x86.c", function: "kvm_arch_init_vm"),
+                        profiles: ["linux-6.18-pvm"], steps: [
             .createVM(0, type: 0).expecting(.ok),
             .createVM(1, type: 1).expecting(.einval),
             .createVM(2, type: 2).expecting(.einval),
@@ -70,8 +75,9 @@ enum DiffSequences {
 
     // MARK: - KVM_CREATE_GUEST_MEMFD
 
-    static let creation: [DiffSequence] = [
-        DiffSequence(name: "guest_memfd flags 0..3 accepted, 4, 7, 1<<63 rejected", steps: [
+    static let creation: [ConformanceCase] = [
+        ConformanceCase(id: "uapi/gmem-create-flags", rule: "guest_memfd flags 0..3 accepted, 4, 7, 1<<63 rejected", source: .kernel(file: "virt/kvm/guest_memfd.c", function: "kvm_gmem_create"),
+                        profiles: ProfileGroup.upstreamFlags, steps: [
             .createVM(0, type: 0),
             .createGmem(0, vm: .vm(0), size: page, flags: 0).expecting(.ok),
             .createGmem(1, vm: .vm(0), size: page, flags: 1).expecting(.ok),
@@ -86,7 +92,8 @@ enum DiffSequences {
             .mmap(1, fd: .file(3), length: page).expecting(.ok),
             .read(.mapping(1, 0), count: 8).expecting(.filled(0, 8)),
         ]),
-        DiffSequence(name: "guest_memfd sizes 0, 4095, 4096, 4097, 8192, 1 GiB, 1<<63", steps: [
+        ConformanceCase(id: "uapi/gmem-create-sizes", rule: "guest_memfd sizes 0, 4095, 4096, 4097, 8192, 1 GiB, 1<<63", source: .kernel(file: "virt/kvm/guest_memfd.c", function: "kvm_gmem_create"),
+                        profiles: ProfileGroup.upstreamFlags, steps: [
             .createVM(0, type: 0),
             .createGmem(0, vm: .vm(0), size: 0, flags: 0).expecting(.einval),
             .createGmem(1, vm: .vm(0), size: 4095, flags: 0).expecting(.einval),
@@ -101,7 +108,8 @@ enum DiffSequences {
             .write(.mapping(0, gib - page), byte: 0x11, count: 16),
             .read(.mapping(0, gib - page), count: 16).expecting(.filled(0x11, 16)),
         ]),
-        DiffSequence(name: "guest_memfd requested on /dev/kvm, a memfd, a gmem, a closed and a bad fd", steps: [
+        ConformanceCase(id: "uapi/gmem-create-wrong-fd", rule: "guest_memfd requested on /dev/kvm, a memfd, a gmem, a closed and a bad fd", source: .kernel(file: "virt/kvm/kvm_main.c", function: "kvm_vm_ioctl"),
+                        profiles: ProfileGroup.upstreamFlags, steps: [
             .createVM(0, type: 0),
             .createGmem(0, vm: .kvm, size: page, flags: 0).expecting(.einval),
             .createMemfd(1, size: page),
@@ -113,7 +121,8 @@ enum DiffSequences {
             .close(.vm(1)),
             .createGmem(6, vm: .vm(1), size: page, flags: 0).expecting(.ebadf),
         ]),
-        DiffSequence(name: "a VM outlives its fd while a guest_memfd is open", steps: [
+        ConformanceCase(id: "uapi/gmem-holds-vm", rule: "a VM outlives its fd while a guest_memfd is open", source: .kernel(file: "virt/kvm/guest_memfd.c", function: "kvm_gmem_release"),
+                        profiles: ProfileGroup.upstreamFlags, steps: [
             .createVM(0, type: 0),
             .createGmem(0, vm: .vm(0), size: 4 * page, flags: shared),
             .close(.vm(0)).expecting(.ok),
@@ -130,8 +139,9 @@ enum DiffSequences {
 
     // MARK: - guest_memfd file operations
 
-    static let fileOperations: [DiffSequence] = [
-        DiffSequence(name: "fallocate modes on a guest_memfd", steps: [
+    static let fileOperations: [ConformanceCase] = [
+        ConformanceCase(id: "uapi/gmem-fallocate-modes", rule: "fallocate modes on a guest_memfd", source: .kernel(file: "virt/kvm/guest_memfd.c", function: "kvm_gmem_fallocate"),
+                        profiles: ProfileGroup.upstreamFlags, steps: [
             .createVM(0, type: 0),
             .createGmem(0, vm: .vm(0), size: 4 * page, flags: 0),
             .fallocate(.file(0), mode: 0, offset: 0, length: page).expecting(.eopnotsupp),
@@ -146,7 +156,8 @@ enum DiffSequences {
             .fallocate(.file(0), mode: punch, offset: 0, length: page).expecting(.ok),
             .fallocate(.file(0), mode: keep, offset: 0, length: page).expecting(.ok),
         ]),
-        DiffSequence(name: "fallocate alignment, EOF and beyond on a guest_memfd", steps: sharedGuest(size: 4 * page) + [
+        ConformanceCase(id: "uapi/gmem-fallocate-bounds", rule: "fallocate alignment, EOF and beyond on a guest_memfd", source: .kernel(file: "virt/kvm/guest_memfd.c", function: "kvm_gmem_fallocate"),
+                        profiles: ProfileGroup.upstreamFlags, steps: sharedGuest(size: 4 * page) + [
             .fallocate(.file(0), mode: keep, offset: 1, length: page).expecting(.einval),
             .fallocate(.file(0), mode: keep, offset: 0, length: page - 1).expecting(.einval),
             .fallocate(.file(0), mode: keep, offset: 0, length: page + 1).expecting(.einval),
@@ -172,7 +183,8 @@ enum DiffSequences {
             .fallocate(.file(0), mode: punch, offset: 3 * page, length: 2 * page).expecting(.ok),
             .mincore(.mapping(0, 0), length: 4 * page).expecting(.value(3)),
         ]),
-        DiffSequence(name: "fallocate on a memfd, a VM fd and /dev/kvm", steps: [
+        ConformanceCase(id: "uapi/memfd-fallocate", rule: "fallocate on a memfd, a VM fd and /dev/kvm", source: .kernel(file: "mm/shmem.c", function: "shmem_fallocate"),
+                        profiles: ProfileGroup.upstreamFlags, steps: [
             .createVM(0, type: 0),
             .createMemfd(0, size: 4 * page),
             .mmap(0, fd: .file(0), length: 8 * page),
@@ -194,7 +206,8 @@ enum DiffSequences {
             .fallocate(.kvm, mode: keep, offset: 0, length: page),
             .fallocate(.invalid, mode: keep, offset: 0, length: page).expecting(.ebadf),
         ]),
-        DiffSequence(name: "mmap of a guest_memfd: without MMAP, MAP_PRIVATE, offsets and lengths", steps: [
+        ConformanceCase(id: "uapi/gmem-mmap", rule: "mmap of a guest_memfd: without MMAP, MAP_PRIVATE, offsets and lengths", source: .kernel(file: "virt/kvm/guest_memfd.c", function: "kvm_gmem_mmap"),
+                        profiles: ProfileGroup.upstreamFlags, steps: [
             .createVM(0, type: 0),
             .createGmem(0, vm: .vm(0), size: 4 * page, flags: 0),
             .createGmem(1, vm: .vm(0), size: 4 * page, flags: shared),
@@ -212,7 +225,8 @@ enum DiffSequences {
             .mmap(9, fd: .invalid, length: page).expecting(.ebadf),
             .mmap(10, fd: .file(1), length: page, hugePageSize: 2 * mib),
         ]),
-        DiffSequence(name: "mmap beyond EOF, then touch", steps: [
+        ConformanceCase(id: "uapi/gmem-fault-beyond-eof", rule: "mmap beyond EOF, then touch", source: .kernel(file: "virt/kvm/guest_memfd.c", function: "kvm_gmem_fault_user_mapping"),
+                        profiles: ProfileGroup.upstreamFlags, steps: [
             .createVM(0, type: 0),
             .createGmem(0, vm: .vm(0), size: 2 * page, flags: shared),
             .mmap(0, fd: .file(0), length: 4 * page).expecting(.ok),
@@ -226,7 +240,8 @@ enum DiffSequences {
             .madvise(.mapping(0, 0), length: 4 * page, advice: populateWrite).expecting(.efault),
             .mincore(.mapping(0, 0), length: 4 * page).expecting(.value(2)),
         ]),
-        DiffSequence(name: "guest_memfd without INIT_SHARED is private to the host", steps: [
+        ConformanceCase(id: "uapi/gmem-private-to-host", rule: "guest_memfd without INIT_SHARED is private to the host", source: .kernel(file: "virt/kvm/guest_memfd.c", function: "kvm_gmem_fault_user_mapping"),
+                        profiles: ProfileGroup.upstreamFlags, steps: [
             .createVM(0, type: 0),
             .createGmem(0, vm: .vm(0), size: 4 * page, flags: mmapFlag),
             .mmap(0, fd: .file(0), length: 4 * page).expecting(.ok),
@@ -240,7 +255,8 @@ enum DiffSequences {
             .read(.mapping(0, 0), count: 1).expecting(.sigbus),
             .madvise(.mapping(0, 0), length: page, advice: dontneed).expecting(.ok),
         ]),
-        DiffSequence(name: "write, punch, read zeros, rewrite", steps: sharedGuest(size: 4 * page) + [
+        ConformanceCase(id: "uapi/gmem-punch-zeroes", rule: "write, punch, read zeros, rewrite", source: .kernel(file: "virt/kvm/guest_memfd.c", function: "kvm_gmem_punch_hole"),
+                        profiles: ProfileGroup.upstreamFlags, steps: sharedGuest(size: 4 * page) + [
             .write(.mapping(0, 0), byte: 0xaa, count: Int(4 * page)),
             .mincore(.mapping(0, 0), length: 4 * page).expecting(.value(4)),
             .fallocate(.file(0), mode: punch, offset: page, length: page).expecting(.ok),
@@ -254,7 +270,8 @@ enum DiffSequences {
             .mincore(.mapping(0, 0), length: 4 * page).expecting(.value(0)),
             .read(.mapping(0, 3 * page), count: 8).expecting(.filled(0, 8)),
         ]),
-        DiffSequence(name: "two mappings of one guest_memfd see the same bytes; munmap", steps: sharedGuest(size: 4 * page) + [
+        ConformanceCase(id: "uapi/gmem-two-mappings", rule: "two mappings of one guest_memfd see the same bytes; munmap", source: .kernel(file: "virt/kvm/guest_memfd.c", function: "kvm_gmem_mmap"),
+                        profiles: ProfileGroup.upstreamFlags, steps: sharedGuest(size: 4 * page) + [
             .mmap(1, fd: .file(0), length: 2 * page, offset: 2 * page),
             .write(.mapping(0, 2 * page), byte: 0x33, count: 4),
             .read(.mapping(1, 0), count: 4).expecting(.filled(0x33, 4)),
@@ -266,7 +283,8 @@ enum DiffSequences {
             .read(.mapping(0, 2 * page), count: 4).expecting(.filled(0x33, 4)),
             .munmap(.mapping(0, 1), length: page).expecting(.einval),
         ]),
-        DiffSequence(name: "guest_memfd read/ioctl-like calls on the wrong objects", steps: sharedGuest(size: 2 * page) + [
+        ConformanceCase(id: "uapi/gmem-closed-fd", rule: "guest_memfd read/ioctl-like calls on the wrong objects", source: .kernel(file: "virt/kvm/guest_memfd.c", function: "kvm_gmem_release"),
+                        profiles: ProfileGroup.upstreamFlags, steps: sharedGuest(size: 2 * page) + [
             .close(.file(0)).expecting(.ok),
             .close(.file(0)).expecting(.ebadf),
             .close(.invalid).expecting(.ebadf),
@@ -279,8 +297,9 @@ enum DiffSequences {
 
     // MARK: - KVM_SET_USER_MEMORY_REGION2
 
-    static let memslots: [DiffSequence] = [
-        DiffSequence(name: "REGION2 flags: GUEST_MEMFD with LOG_DIRTY or READONLY, unknown bits, plain slots", steps: sharedGuest() + [
+    static let memslots: [ConformanceCase] = [
+        ConformanceCase(id: "uapi/region2-flags", rule: "REGION2 flags: GUEST_MEMFD with LOG_DIRTY or READONLY, unknown bits, plain slots", source: .kernel(file: "virt/kvm/kvm_main.c", function: "check_memory_region_flags"),
+                        profiles: ProfileGroup.linux618, steps: sharedGuest() + [
             .createMemfd(1, size: 4 * page),
             .mmap(1, fd: .file(1), length: 4 * page),
             bind(size: 16 * page, flags: gmemSlot | logDirty).expecting(.einval),
@@ -294,7 +313,8 @@ enum DiffSequences {
             .region(vm: 0, slot: 4, flags: 0, gpa: 0x30_0000, size: 4 * page, uaddr: .mapping(1, 0), gmem: .invalid).expecting(.ok),
             bind(size: 16 * page).expecting(.ok),
         ]),
-        DiffSequence(name: "REGION2 alignment: gpa, size, uaddr, offset; uaddr 0", steps: sharedGuest() + [
+        ConformanceCase(id: "uapi/region2-alignment", rule: "REGION2 alignment: gpa, size, uaddr, offset; uaddr 0", source: .kernel(file: "virt/kvm/kvm_main.c", function: "kvm_set_memory_region"),
+                        profiles: ProfileGroup.linux618, steps: sharedGuest() + [
             bind(gpa: gpa4G + 1, size: 4 * page).expecting(.einval),
             bind(size: 4 * page + 1).expecting(.einval),
             bind(size: page - 1).expecting(.einval),
@@ -306,7 +326,8 @@ enum DiffSequences {
             bind(size: 4 * page, uaddr: .zero).expecting(.ok),
             bind(slot: 1, gpa: gpa4G + 4 * page, size: 4 * page, offset: 4 * page, uaddr: .mapping(0, 4 * page)).expecting(.ok),
         ]),
-        DiffSequence(name: "REGION2 slot ids and address spaces", steps: sharedGuest() + [
+        ConformanceCase(id: "uapi/region2-slot-ids", rule: "REGION2 slot ids and address spaces", source: .kernel(file: "virt/kvm/kvm_main.c", function: "kvm_set_memory_region"),
+                        profiles: ProfileGroup.linux618, steps: sharedGuest() + [
             bind(slot: 32764, size: page).expecting(.einval),
             bind(slot: 0xffff, size: page).expecting(.einval),
             bind(slot: 1 << 16, size: page).expecting(.einval),
@@ -316,7 +337,8 @@ enum DiffSequences {
             delete(slot: 32763).expecting(.ok),
             delete(slot: 32764).expecting(.einval),
         ]),
-        DiffSequence(name: "REGION2 overlapping guest ranges are EEXIST, adjacent ones are not", steps: sharedGuest() + [
+        ConformanceCase(id: "uapi/region2-overlap", rule: "REGION2 overlapping guest ranges are EEXIST, adjacent ones are not", source: .kernel(file: "virt/kvm/kvm_main.c", function: "kvm_check_memslot_overlap"),
+                        profiles: ProfileGroup.linux618, steps: sharedGuest() + [
             bind(slot: 0, gpa: gpa4G, size: 4 * page).expecting(.ok),
             bind(slot: 1, gpa: gpa4G, size: 4 * page, offset: 4 * page, uaddr: .mapping(0, 4 * page)).expecting(.eexist),
             bind(slot: 1, gpa: gpa4G + 3 * page, size: 4 * page, offset: 4 * page, uaddr: .mapping(0, 4 * page)).expecting(.eexist),
@@ -325,7 +347,8 @@ enum DiffSequences {
             bind(slot: 1, gpa: gpa4G + 4 * page, size: 4 * page, offset: 4 * page, uaddr: .mapping(0, 4 * page)).expecting(.ok),
             bind(slot: 2, gpa: gpa4G - 4 * page, size: 4 * page, offset: 8 * page, uaddr: .mapping(0, 8 * page)).expecting(.ok),
         ]),
-        DiffSequence(name: "REGION2 guest_memfd fd: bad, memfd, VM, /dev/kvm, closed", steps: sharedGuest() + [
+        ConformanceCase(id: "uapi/region2-gmem-fd", rule: "REGION2 guest_memfd fd: bad, memfd, VM, /dev/kvm, closed", source: .kernel(file: "virt/kvm/guest_memfd.c", function: "kvm_gmem_bind"),
+                        profiles: ProfileGroup.linux618, steps: sharedGuest() + [
             .createMemfd(1, size: 16 * page),
             .mmap(1, fd: .file(1), length: 16 * page),
             bind(size: 4 * page, gmem: .invalid).expecting(.ebadf),
@@ -337,7 +360,8 @@ enum DiffSequences {
             bind(size: 4 * page, gmem: .file(2)).expecting(.ebadf),
             bind(size: 4 * page).expecting(.ok),
         ]),
-        DiffSequence(name: "REGION2 with another VM's guest_memfd", steps: sharedGuest() + [
+        ConformanceCase(id: "uapi/region2-other-vm-gmem", rule: "REGION2 with another VM's guest_memfd", source: .kernel(file: "virt/kvm/guest_memfd.c", function: "kvm_gmem_bind"),
+                        profiles: ProfileGroup.linux618, steps: sharedGuest() + [
             .createVM(1, type: 0),
             bind(size: 4 * page, vm: 1).expecting(.einval),
             .createGmem(1, vm: .vm(1), size: 4 * page, flags: shared),
@@ -345,14 +369,16 @@ enum DiffSequences {
             bind(size: 4 * page, uaddr: .zero, gmem: .file(1), vm: 1).expecting(.ok),
             bind(size: 4 * page).expecting(.ok),
         ]),
-        DiffSequence(name: "REGION2 offset+size beyond the guest_memfd", steps: sharedGuest() + [
+        ConformanceCase(id: "uapi/region2-offset-bounds", rule: "REGION2 offset+size beyond the guest_memfd", source: .kernel(file: "virt/kvm/guest_memfd.c", function: "kvm_gmem_bind"),
+                        profiles: ProfileGroup.linux618, steps: sharedGuest() + [
             bind(size: 17 * page).expecting(.einval),
             bind(size: 4 * page, offset: 13 * page).expecting(.einval),
             bind(size: page, offset: 16 * page).expecting(.einval),
             bind(size: page, offset: 1 << 62).expecting(.einval),
             bind(size: 4 * page, offset: 12 * page, uaddr: .mapping(0, 12 * page)).expecting(.ok),
         ]),
-        DiffSequence(name: "REGION2 the same guest_memfd range twice", steps: sharedGuest() + [
+        ConformanceCase(id: "uapi/region2-gmem-range-twice", rule: "REGION2 the same guest_memfd range twice", source: .kernel(file: "virt/kvm/guest_memfd.c", function: "kvm_gmem_bind"),
+                        profiles: ProfileGroup.linux618, steps: sharedGuest() + [
             bind(slot: 0, gpa: gpa4G, size: 8 * page).expecting(.ok),
             bind(slot: 1, gpa: 2 * gpa4G, size: 8 * page).expecting(.einval),
             bind(slot: 1, gpa: 2 * gpa4G, size: 4 * page, offset: 7 * page, uaddr: .mapping(0, 7 * page)).expecting(.einval),
@@ -362,7 +388,8 @@ enum DiffSequences {
             .createGmem(1, vm: .vm(1), size: 8 * page, flags: shared),
             bind(slot: 0, gpa: gpa4G, size: 8 * page, uaddr: .zero, gmem: .file(1), vm: 1).expecting(.ok),
         ]),
-        DiffSequence(name: "REGION2 modifying a guest_memfd slot, even identically", steps: sharedGuest() + [
+        ConformanceCase(id: "uapi/region2-gmem-slot-immutable", rule: "REGION2 modifying a guest_memfd slot, even identically", source: .kernel(file: "virt/kvm/kvm_main.c", function: "kvm_set_memory_region"),
+                        profiles: ProfileGroup.linux618, steps: sharedGuest() + [
             bind(slot: 0, size: 4 * page).expecting(.ok),
             bind(slot: 0, size: 4 * page).expecting(.einval),
             bind(slot: 0, gpa: 2 * gpa4G, size: 4 * page).expecting(.einval),
@@ -371,7 +398,8 @@ enum DiffSequences {
             .region(vm: 0, slot: 0, flags: logDirty, gpa: gpa4G, size: 4 * page, uaddr: .mapping(0, 0)),
             bind(slot: 1, gpa: gpa4G, size: 4 * page, offset: 4 * page, uaddr: .mapping(0, 4 * page)).expecting(.eexist),
         ]),
-        DiffSequence(name: "REGION2 plain slots move and change flags; size changes are refused", steps: [
+        ConformanceCase(id: "uapi/region2-plain-slot-move", rule: "REGION2 plain slots move and change flags; size changes are refused", source: .kernel(file: "virt/kvm/kvm_main.c", function: "kvm_set_memory_region"),
+                        profiles: ProfileGroup.linux618, steps: [
             .createVM(0, type: 0),
             .mmap(0, fd: nil, length: 8 * page, shared: false),
             .region(vm: 0, slot: 0, flags: 0, gpa: 0, size: 4 * page, uaddr: .mapping(0, 0)).expecting(.ok),
@@ -385,7 +413,8 @@ enum DiffSequences {
             .region(vm: 0, slot: 1, flags: 0, gpa: 0, size: 4 * page, uaddr: .mapping(0, 4 * page)).expecting(.ok),
             .region(vm: 0, slot: 1, flags: 0, gpa: 0x10_0000, size: 4 * page, uaddr: .mapping(0, 4 * page)).expecting(.eexist),
         ]),
-        DiffSequence(name: "REGION2 delete a missing slot, delete then rebind, delete twice", steps: sharedGuest() + [
+        ConformanceCase(id: "uapi/region2-delete", rule: "REGION2 delete a missing slot, delete then rebind, delete twice", source: .kernel(file: "virt/kvm/kvm_main.c", function: "kvm_set_memory_region"),
+                        profiles: ProfileGroup.linux618, steps: sharedGuest() + [
             delete(slot: 7).expecting(.einval),
             bind(slot: 0, size: 8 * page).expecting(.ok),
             delete(slot: 0).expecting(.ok),
@@ -394,7 +423,8 @@ enum DiffSequences {
             bind(slot: 0, size: 8 * page).expecting(.einval),
             bind(slot: 0, size: 8 * page, offset: 8 * page, uaddr: .mapping(0, 8 * page)).expecting(.ok),
         ]),
-        DiffSequence(name: "REGION2 closing the guest_memfd keeps the slot", steps: [
+        ConformanceCase(id: "uapi/region2-close-gmem", rule: "REGION2 closing the guest_memfd keeps the slot", source: .kernel(file: "virt/kvm/guest_memfd.c", function: "kvm_gmem_release"),
+                        profiles: ProfileGroup.linux618, steps: [
             .createVM(0, type: 0),
             .createGmem(0, vm: .vm(0), size: 8 * page, flags: shared),
             bind(slot: 0, size: 8 * page, uaddr: .zero).expecting(.ok),
@@ -406,7 +436,8 @@ enum DiffSequences {
             delete(slot: 0).expecting(.ok),
             bind(slot: 1, size: 8 * page, uaddr: .zero, gmem: .file(1)).expecting(.ok),
         ]),
-        DiffSequence(name: "REGION2 closing a mapped guest_memfd keeps slot and binding", steps: sharedGuest(size: 8 * page) + [
+        ConformanceCase(id: "uapi/region2-close-mapped-gmem", rule: "REGION2 closing a mapped guest_memfd keeps slot and binding", source: .kernel(file: "virt/kvm/guest_memfd.c", function: "kvm_gmem_release"),
+                        profiles: ProfileGroup.linux618, steps: sharedGuest(size: 8 * page) + [
             bind(slot: 0, size: 8 * page).expecting(.ok),
             .write(.mapping(0, 0), byte: 0x66, count: 16),
             .close(.file(0)).expecting(.ok),
@@ -416,7 +447,8 @@ enum DiffSequences {
             .close(.vm(0)).expecting(.ok),
             .read(.mapping(0, 0), count: 16).expecting(.filled(0x66, 16)),
         ]),
-        DiffSequence(name: "REGION2 on /dev/kvm, a guest_memfd and a closed VM", steps: sharedGuest() + [
+        ConformanceCase(id: "uapi/region2-closed-vm", rule: "REGION2 on /dev/kvm, a guest_memfd and a closed VM", source: .kernel(file: "virt/kvm/kvm_main.c", function: "kvm_vm_ioctl"),
+                        profiles: ProfileGroup.linux618, steps: sharedGuest() + [
             .createVM(1, type: 0),
             .close(.vm(1)),
             bind(size: 4 * page, vm: 1).expecting(.ebadf),
@@ -425,8 +457,9 @@ enum DiffSequences {
 
     // MARK: - Conversion ioctls (none are built on this host)
 
-    static let conversions: [DiffSequence] = [
-        DiffSequence(name: "KVM_SET_MEMORY_ATTRIBUTES is not built here", steps: sharedGuest() + [
+    static let conversions: [ConformanceCase] = [
+        ConformanceCase(id: "uapi/vm-attributes-absent", rule: "KVM_SET_MEMORY_ATTRIBUTES is not built here", source: .kernel(file: "virt/kvm/kvm_main.c", function: "kvm_vm_ioctl_set_mem_attributes"),
+                        profiles: ["linux-6.18-pvm"], steps: sharedGuest() + [
             bind(size: 16 * page),
             .setAttributes(vm: .vm(0), address: gpa4G, size: page, attributes: 8).expecting(.enotty),
             .setAttributes(vm: .vm(0), address: gpa4G, size: page, attributes: 0).expecting(.enotty),
@@ -436,7 +469,8 @@ enum DiffSequences {
             .setAttributes(vm: .invalid, address: 0, size: page, attributes: 8).expecting(.ebadf),
             .read(.mapping(0, 0), count: 4).expecting(.filled(0, 4)),
         ]),
-        DiffSequence(name: "POC convert and ATTRIBUTES2 on a guest_memfd are ENOTTY", steps: sharedGuest() + [
+        ConformanceCase(id: "uapi/gmem-conversion-ioctls-absent", rule: "POC convert and ATTRIBUTES2 on a guest_memfd are ENOTTY", source: .kernel(file: "virt/kvm/guest_memfd.c", function: "kvm_gmem_ioctl"),
+                        profiles: ProfileGroup.linux618, steps: sharedGuest() + [
             .gmemConvert(.file(0), offset: 0, size: page, toPrivate: true).expecting(.enotty),
             .gmemConvert(.file(0), offset: 0, size: page, toPrivate: false).expecting(.enotty),
             .gmemConvert(.file(0), offset: 1, size: 0, toPrivate: true).expecting(.enotty),
@@ -452,7 +486,8 @@ enum DiffSequences {
             .write(.mapping(0, 0), byte: 0xcc, count: 4).expecting(.ok),
             .read(.mapping(0, 0), count: 4).expecting(.filled(0xcc, 4)),
         ]),
-        DiffSequence(name: "conversion ioctls on a memfd", steps: [
+        ConformanceCase(id: "uapi/memfd-conversion-ioctls", rule: "conversion ioctls on a memfd", source: .kernel(file: "mm/shmem.c", function: "shmem_file_operations"),
+                        profiles: ProfileGroup.all, steps: [
             .createMemfd(0, size: 4 * page),
             .gmemConvert(.file(0), offset: 0, size: page, toPrivate: true),
             .attributes2(.file(0), offset: 0, size: page, attributes: 8),
@@ -461,8 +496,9 @@ enum DiffSequences {
 
     // MARK: - Host memory: madvise, mincore, memfd, hugetlb, a whole in-place guest
 
-    static let hostMemory: [DiffSequence] = [
-        DiffSequence(name: "madvise on private anonymous memory", steps: [
+    static let hostMemory: [ConformanceCase] = [
+        ConformanceCase(id: "uapi/madvise-private-anon", rule: "madvise on private anonymous memory", source: .kernel(file: "mm/madvise.c", function: "madvise_dontneed_free"),
+                        profiles: ProfileGroup.all, steps: [
             .mmap(0, fd: nil, length: 16 * page, shared: false).expecting(.ok),
             .mincore(.mapping(0, 0), length: 16 * page).expecting(.value(0)),
             .madvise(.mapping(0, 0), length: 16 * page, advice: populateWrite).expecting(.ok),
@@ -483,7 +519,8 @@ enum DiffSequences {
             .madvise(.mapping(1, 0), length: 2 * page, advice: populateWrite).expecting(.enomem),
             .mincore(.mapping(1, 0), length: page).expecting(.value(1)),
         ]),
-        DiffSequence(name: "madvise on shared anonymous memory", steps: [
+        ConformanceCase(id: "uapi/madvise-shared-anon", rule: "madvise on shared anonymous memory", source: .kernel(file: "mm/madvise.c", function: "madvise_remove"),
+                        profiles: ProfileGroup.all, steps: [
             .mmap(0, fd: nil, length: 8 * page, shared: true).expecting(.ok),
             .write(.mapping(0, 0), byte: 0x21, count: Int(2 * page)),
             .mincore(.mapping(0, 0), length: 8 * page).expecting(.value(2)),
@@ -495,7 +532,8 @@ enum DiffSequences {
             .mincore(.mapping(0, 0), length: 8 * page).expecting(.value(7)),
             .read(.mapping(0, 0), count: 4).expecting(.filled(0, 4)),
         ]),
-        DiffSequence(name: "madvise on memfd mappings, shared and private", steps: [
+        ConformanceCase(id: "uapi/madvise-memfd", rule: "madvise on memfd mappings, shared and private", source: .kernel(file: "mm/madvise.c", function: "madvise_populate"),
+                        profiles: ProfileGroup.all, steps: [
             .createMemfd(0, size: 8 * page),
             .mmap(0, fd: .file(0), length: 8 * page),
             .mmap(1, fd: .file(0), length: 8 * page, shared: false),
@@ -518,7 +556,8 @@ enum DiffSequences {
             .madvise(.mapping(1, 4 * page), length: 4 * page, advice: populateWrite).expecting(.ok),
             .mincore(.mapping(0, 0), length: 8 * page).expecting(.value(7)),
         ]),
-        DiffSequence(name: "madvise on a guest_memfd mapping", steps: sharedGuest(size: 8 * page) + [
+        ConformanceCase(id: "uapi/madvise-gmem", rule: "madvise on a guest_memfd mapping", source: .kernel(file: "virt/kvm/guest_memfd.c", function: "kvm_gmem_mmap"),
+                        profiles: ProfileGroup.upstreamFlags, steps: sharedGuest(size: 8 * page) + [
             .madvise(.mapping(0, 0), length: 4 * page, advice: populateWrite).expecting(.ok),
             .mincore(.mapping(0, 0), length: 8 * page).expecting(.value(4)),
             .write(.mapping(0, 0), byte: 0x44, count: 4),
@@ -531,7 +570,8 @@ enum DiffSequences {
             .madvise(.mapping(0, 0), length: page, advice: remove),
             .mincore(.mapping(0, 0), length: 8 * page),
         ]),
-        DiffSequence(name: "memfd sizes, reads past EOF, unmapped addresses", steps: [
+        ConformanceCase(id: "uapi/memfd-sizes", rule: "memfd sizes, reads past EOF, unmapped addresses", source: .kernel(file: "mm/memfd.c", function: "memfd_create"),
+                        profiles: ProfileGroup.all, steps: [
             .createMemfd(0, size: 0).expecting(.ok),
             .mmap(0, fd: .file(0), length: page).expecting(.ok),
             .read(.mapping(0, 0), count: 1).expecting(.sigbus),
@@ -546,7 +586,8 @@ enum DiffSequences {
         // pool is short) and fallocate allocates from it (ENOSPC). The simulator gets this machine's pools
         // (`DiffReport.simulatedMachine`), so the outcome agrees whatever the pool holds; on the development
         // machines both pools are empty and every reservation fails.
-        DiffSequence(name: "memfd and anonymous memory with hugetlb, against this machine's pools", steps: [
+        ConformanceCase(id: "uapi/hugetlb-memfd-and-anon", rule: "memfd and anonymous memory with hugetlb, against this machine's pools", source: .kernel(file: "mm/hugetlb.c", function: "hugetlb_reserve_pages"),
+                        profiles: ProfileGroup.all, requirements: [.hugePages(2 * mib)], steps: [
             .createMemfd(0, size: 2 * mib, hugePageSize: 2 * mib).expecting(.ok),
             .createMemfd(1, size: 3 * mib, hugePageSize: 2 * mib).expecting(.einval),
             .createMemfd(2, size: 0, hugePageSize: 2 * mib).expecting(.ok),
@@ -565,7 +606,8 @@ enum DiffSequences {
             .createMemfd(6, size: 2 * mib),
             .mmap(6, fd: .file(6), length: 2 * mib, hugePageSize: 2 * mib).expecting(.ok),
         ]),
-        DiffSequence(name: "in-place shared guest end to end (2 MiB)", steps: sharedGuest(size: 2 * mib) + [
+        ConformanceCase(id: "uapi/in-place-shared-guest-2m", rule: "in-place shared guest end to end (2 MiB)", source: .kernel(file: "virt/kvm/guest_memfd.c", function: "kvm_gmem_bind"),
+                        profiles: ProfileGroup.upstreamFlags, steps: sharedGuest(size: 2 * mib) + [
             bind(slot: 0, size: 2 * mib).expecting(.ok),
             .fallocate(.file(0), mode: keep, offset: 0, length: 2 * mib).expecting(.ok),
             .mincore(.mapping(0, 0), length: 2 * mib).expecting(.value(0)),
@@ -580,7 +622,8 @@ enum DiffSequences {
             .close(.vm(0)).expecting(.ok),
             .mincore(.mapping(0, 0), length: 2 * mib).expecting(.value(257)),
         ]),
-        DiffSequence(name: "in-place shared guest of 1 GiB: populate and punch", steps: sharedGuest(size: gib) + [
+        ConformanceCase(id: "uapi/in-place-shared-guest-1g", rule: "in-place shared guest of 1 GiB: populate and punch", source: .kernel(file: "virt/kvm/guest_memfd.c", function: "kvm_gmem_punch_hole"),
+                        profiles: ProfileGroup.upstreamFlags, steps: sharedGuest(size: gib) + [
             bind(slot: 0, size: gib).expecting(.ok),
             .fallocate(.file(0), mode: keep, offset: 0, length: gib).expecting(.ok),
             .mincore(.mapping(0, 0), length: gib).expecting(.value(0)),

@@ -2,13 +2,12 @@ import GmemCore
 import GmemKVM
 import GmemSimulator
 
-/// Differential testing: one sequence of `KernelInterface` calls, written as data with symbolic fds and
-/// addresses, runs on the real kernel (`KVMKernel`) and on `SimulatedKernel(capabilities: .linux618PVM)`;
-/// every step's outcome (success with its value, the errno, or SIGBUS) and the end state (residency of every
-/// mapping still in place) must be the same on both. On a mismatch the whole sequence is printed as a table.
+/// The steps of a conformance case, as data: calls of `KernelInterface` with symbolic fds and addresses, so that
+/// one case runs unchanged on `/dev/kvm` and on the simulator of any profile. A step may carry the outcome its
+/// rule documents (`expecting`); `StepRunner` performs the steps on one kernel and records what each did.
 
 /// A file descriptor, symbolically: the same sequence resolves to different numbers on each kernel.
-enum DiffFd: Sendable, Hashable, CustomStringConvertible {
+public enum ConformanceFd: Sendable, Hashable, CustomStringConvertible {
     /// The n-th VM created by the sequence.
     case vm(Int)
     /// The n-th file (guest_memfd or memfd) created by the sequence.
@@ -18,7 +17,7 @@ enum DiffFd: Sendable, Hashable, CustomStringConvertible {
     /// A number that is open on neither kernel (EBADF).
     case invalid
 
-    var description: String {
+    public var description: String {
         switch self {
         case .vm(let n): return "vm\(n)"
         case .file(let n): return "file\(n)"
@@ -29,13 +28,13 @@ enum DiffFd: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// A host address, symbolically.
-enum DiffAddress: Sendable, Hashable, CustomStringConvertible {
+public enum ConformanceAddress: Sendable, Hashable, CustomStringConvertible {
     /// Mapping n (from an `.mmap` step) plus a byte offset.
     case mapping(Int, UInt64)
     /// Address 0 (`userspace_addr = 0`).
     case zero
 
-    var description: String {
+    public var description: String {
         switch self {
         case .mapping(let n, let offset): return offset == 0 ? "map\(n)" : "map\(n)+0x\(String(offset, radix: 16))"
         case .zero: return "0"
@@ -44,33 +43,33 @@ enum DiffAddress: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// One call. Creating steps name the symbolic index they define.
-indirect enum DiffStep: Sendable, Hashable, CustomStringConvertible {
+public indirect enum ConformanceStep: Sendable, Hashable, CustomStringConvertible {
     case checkExtension(UInt32, vm: Int?)
     case createVM(Int, type: UInt64)
-    case createGmem(Int, vm: DiffFd, size: UInt64, flags: UInt64)
+    case createGmem(Int, vm: ConformanceFd, size: UInt64, flags: UInt64)
     case createMemfd(Int, size: UInt64, hugePageSize: UInt64? = nil)
     /// `fd == nil`: anonymous memory.
-    case mmap(Int, fd: DiffFd?, length: UInt64, offset: UInt64 = 0, shared: Bool = true, hugePageSize: UInt64? = nil)
-    case munmap(DiffAddress, length: UInt64)
+    case mmap(Int, fd: ConformanceFd?, length: UInt64, offset: UInt64 = 0, shared: Bool = true, hugePageSize: UInt64? = nil)
+    case munmap(ConformanceAddress, length: UInt64)
     /// `KVM_SET_USER_MEMORY_REGION2`; `gmem` is written into `guest_memfd` (as its fd number).
-    case region(vm: Int, slot: UInt32, flags: UInt32, gpa: UInt64, size: UInt64, uaddr: DiffAddress, gmem: DiffFd? = nil,
+    case region(vm: Int, slot: UInt32, flags: UInt32, gpa: UInt64, size: UInt64, uaddr: ConformanceAddress, gmem: ConformanceFd? = nil,
                 offset: UInt64 = 0)
-    case fallocate(DiffFd, mode: Int32, offset: UInt64, length: UInt64)
+    case fallocate(ConformanceFd, mode: Int32, offset: UInt64, length: UInt64)
     /// Writes `count` bytes of `byte`.
-    case write(DiffAddress, byte: UInt8, count: Int)
-    case read(DiffAddress, count: Int)
-    case setAttributes(vm: DiffFd, address: UInt64, size: UInt64, attributes: UInt64, flags: UInt64 = 0)
-    case gmemConvert(DiffFd, offset: UInt64, size: UInt64, toPrivate: Bool)
-    case attributes2(DiffFd, offset: UInt64, size: UInt64, attributes: UInt64, flags: UInt64 = 0)
-    case madvise(DiffAddress, length: UInt64, advice: Int32)
-    case mincore(DiffAddress, length: UInt64)
-    case close(DiffFd)
+    case write(ConformanceAddress, byte: UInt8, count: Int)
+    case read(ConformanceAddress, count: Int)
+    case setAttributes(vm: ConformanceFd, address: UInt64, size: UInt64, attributes: UInt64, flags: UInt64 = 0)
+    case gmemConvert(ConformanceFd, offset: UInt64, size: UInt64, toPrivate: Bool)
+    case attributes2(ConformanceFd, offset: UInt64, size: UInt64, attributes: UInt64, flags: UInt64 = 0)
+    case madvise(ConformanceAddress, length: UInt64, advice: Int32)
+    case mincore(ConformanceAddress, length: UInt64)
+    case close(ConformanceFd)
     /// The step, plus the outcome the uapi reference documents; checked on the real kernel.
-    case expect(DiffStep, DiffOutcome)
+    case expect(ConformanceStep, ConformanceOutcome)
 
-    func expecting(_ outcome: DiffOutcome) -> DiffStep { .expect(self, outcome) }
+    public func expecting(_ outcome: ConformanceOutcome) -> ConformanceStep { .expect(self, outcome) }
 
-    var description: String {
+    public var description: String {
         func hex(_ value: UInt64) -> String { "0x" + String(value, radix: 16) }
         switch self {
         case .checkExtension(let cap, let vm): return "CHECK_EXTENSION(\(cap)) on \(vm.map { "vm\($0)" } ?? "/dev/kvm")"
@@ -101,20 +100,20 @@ indirect enum DiffStep: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// What one step did: success (with its value where it has one) or its failure.
-enum DiffOutcome: Sendable, Hashable, CustomStringConvertible {
+public enum ConformanceOutcome: Sendable, Hashable, CustomStringConvertible {
     case ok
     case value(Int64)
     /// Bytes read, run-length encoded (lossless).
     case bytes(String)
     case failed(KernelError.Failure)
 
-    static func errno(_ value: Int32) -> DiffOutcome { .failed(.errno(value)) }
-    static let sigbus = DiffOutcome.failed(.sigbus)
-    static let einval = errno(22), ebadf = errno(9), enotty = errno(25), enodev = errno(19), eexist = errno(17)
-    static let eopnotsupp = errno(95), efault = errno(14), enomem = errno(12)
+    public static func errno(_ value: Int32) -> ConformanceOutcome { .failed(.errno(value)) }
+    public static let sigbus = ConformanceOutcome.failed(.sigbus)
+    public static let einval = errno(22), ebadf = errno(9), enotty = errno(25), enodev = errno(19), eexist = errno(17)
+    public static let eopnotsupp = errno(95), efault = errno(14), enomem = errno(12)
 
     /// Bytes read, as "N x 0xBB" runs.
-    static func readBytes(_ bytes: [UInt8]) -> DiffOutcome {
+    public static func readBytes(_ bytes: [UInt8]) -> ConformanceOutcome {
         var runs: [String] = []
         var index = 0
         while index < bytes.count {
@@ -127,9 +126,9 @@ enum DiffOutcome: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Pattern of a read that returns `count` bytes of `byte`.
-    static func filled(_ byte: UInt8, _ count: Int) -> DiffOutcome { readBytes([UInt8](repeating: byte, count: count)) }
+    public static func filled(_ byte: UInt8, _ count: Int) -> ConformanceOutcome { readBytes([UInt8](repeating: byte, count: count)) }
 
-    var description: String {
+    public var description: String {
         switch self {
         case .ok: return "ok"
         case .value(let value): return "= \(value)"
@@ -140,19 +139,12 @@ enum DiffOutcome: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// A named sequence of steps.
-struct DiffSequence: Sendable, CustomStringConvertible {
-    var name: String
-    var steps: [DiffStep]
-    var description: String { name }
-}
-
 /// Runs a sequence on one kernel, keeping the symbolic tables, and releases everything it opened.
-final class DiffRunner {
-    let kernel: KernelInterface
-    let deviceFd: Int32
+public final class StepRunner {
+    public let kernel: KernelInterface
+    public let deviceFd: Int32
     /// Never open on either kernel: the simulator numbers from 1000 upwards and never reuses.
-    static let invalidFd: Int32 = 987_654
+    public static let invalidFd: Int32 = 987_654
 
     private var vms: [Int: Int32] = [:]
     private var files: [Int: Int32] = [:]
@@ -162,31 +154,30 @@ final class DiffRunner {
     private var closed: Set<Int32> = []
     private var opened: [Int32] = []
 
-    init(kernel: KernelInterface, deviceFd: Int32) {
+    public init(kernel: KernelInterface, deviceFd: Int32) {
         self.kernel = kernel
         self.deviceFd = deviceFd
     }
 
     /// Every step's outcome, then one `mincore` per intact mapping (the end state).
-    func run(_ steps: [DiffStep]) -> [(label: String, outcome: DiffOutcome)] {
+    public func run(_ steps: [ConformanceStep]) -> [(label: String, outcome: ConformanceOutcome)] {
         var results = steps.map { (label: $0.description, outcome: perform($0)) }
-        for index in mappings.keys.sorted() where !touchedMappings.contains(index) {
-            let mapping = mappings[index]!
-            let outcome = capture { () throws(KernelError) in DiffOutcome.value(Int64(try kernel.residentPages(address: mapping.address, length: mapping.length))) }
+        for (index, mapping) in mappings.sorted(by: { $0.key < $1.key }) where !touchedMappings.contains(index) {
+            let outcome = capture { () throws(KernelError) in ConformanceOutcome.value(Int64(try kernel.residentPages(address: mapping.address, length: mapping.length))) }
             results.append((label: "end: resident pages of map\(index)", outcome: outcome))
         }
         return results
     }
 
     /// Unmaps every mapping and closes every fd the sequence opened and did not close.
-    func release() {
+    public func release() {
         for mapping in mappings.values { try? kernel.munmap(address: mapping.address, length: mapping.length) }
         for fd in opened.reversed() where !closed.contains(fd) { try? kernel.close(fd) }
         mappings = [:]
         opened = []
     }
 
-    private func fd(_ symbol: DiffFd) -> Int32 {
+    private func fd(_ symbol: ConformanceFd) -> Int32 {
         switch symbol {
         case .vm(let n): return vms[n] ?? Self.invalidFd
         case .file(let n): return files[n] ?? Self.invalidFd
@@ -195,14 +186,14 @@ final class DiffRunner {
         }
     }
 
-    private func address(_ symbol: DiffAddress) -> UInt64 {
+    private func address(_ symbol: ConformanceAddress) -> UInt64 {
         switch symbol {
         case .mapping(let n, let offset): return (mappings[n]?.address ?? 0) + offset
         case .zero: return 0
         }
     }
 
-    private func capture(_ body: () throws(KernelError) -> DiffOutcome) -> DiffOutcome {
+    private func capture(_ body: () throws(KernelError) -> ConformanceOutcome) -> ConformanceOutcome {
         do { return try body() } catch { return .failed(error.failure) }
     }
 
@@ -212,7 +203,7 @@ final class DiffRunner {
         return fd
     }
 
-    private func perform(_ step: DiffStep) -> DiffOutcome {
+    private func perform(_ step: ConformanceStep) -> ConformanceOutcome {
         let kernel = self.kernel
         switch step {
         case .expect(let inner, _):
@@ -231,7 +222,7 @@ final class DiffRunner {
             }
         case .createMemfd(let n, let size, let huge):
             return capture { () throws(KernelError) in
-                files[n] = opened(try kernel.createMemfd(name: "gmemctl-kvmtests-diff", size: size, hugePageSize: huge))
+                files[n] = opened(try kernel.createMemfd(name: "gmemctl-conformance", size: size, hugePageSize: huge))
                 return .ok
             }
         case .mmap(let n, let file, let length, let offset, let shared, let huge):
@@ -298,73 +289,3 @@ final class DiffRunner {
     }
 }
 
-/// The comparison of one sequence on both kernels.
-struct DiffReport {
-    struct Row {
-        var index: Int
-        var label: String
-        var kernel: DiffOutcome
-        var simulator: DiffOutcome
-        var documented: DiffOutcome?
-        var matches: Bool { kernel == simulator }
-        var meetsDocumentation: Bool { documented.map { $0 == kernel } ?? true }
-    }
-
-    var name: String
-    var rows: [Row]
-
-    var mismatches: [Row] { rows.filter { !$0.matches } }
-    var documentationDeviations: [Row] { rows.filter { !$0.meetsDocumentation } }
-
-    /// This machine's kernel profile, with this machine's hugetlb pools laid over it: which huge page sizes
-    /// exist (a CPU property: 1 GiB needs pdpe1gb) and how many pages are free are facts of the host, not
-    /// of the kernel generation, so the profile cannot know them. Read once per comparison.
-    static var simulatedMachine: Capabilities {
-        var capabilities = Profiles.linux618PVM
-        let pools = HugepagePools.read(directory: HugepagePools.defaultDirectory)
-        if !pools.isEmpty {
-            capabilities.hugePageSizes = pools.keys.sorted()
-            capabilities.hugePagesFree = pools
-        }
-        return capabilities
-    }
-
-    /// Runs `sequence` on the real kernel and on a fresh simulator of this machine's profile.
-    static func compare(_ sequence: DiffSequence) throws -> DiffReport {
-        let real = try KVMKernel()
-        let realRunner = DiffRunner(kernel: real, deviceFd: real.systemFd)
-        let realResults = realRunner.run(sequence.steps)
-        realRunner.release()
-
-        let simulated = SimulatedKernel(capabilities: simulatedMachine)
-        let simRunner = DiffRunner(kernel: simulated, deviceFd: simulated.deviceDescriptor)
-        let simResults = simRunner.run(sequence.steps)
-        simRunner.release()
-
-        var documented: [DiffOutcome?] = sequence.steps.map { if case .expect(_, let outcome) = $0 { return outcome } else { return nil } }
-        documented += [DiffOutcome?](repeating: nil, count: max(0, realResults.count - documented.count))
-        var rows: [Row] = []
-        for index in 0..<max(realResults.count, simResults.count) {
-            let realRow = index < realResults.count ? realResults[index] : nil
-            let simRow = index < simResults.count ? simResults[index] : nil
-            rows.append(Row(index: index + 1, label: realRow?.label ?? simRow?.label ?? "?",
-                            kernel: realRow?.outcome ?? .bytes("(no step)"), simulator: simRow?.outcome ?? .bytes("(no step)"),
-                            documented: index < documented.count ? documented[index] : nil))
-        }
-        return DiffReport(name: sequence.name, rows: rows)
-    }
-
-    /// The step-by-step table: every step, both outcomes, the documented one, and a marker on each difference.
-    var table: String {
-        func pad(_ text: String, _ width: Int) -> String { text.count >= width ? text : text + String(repeating: " ", count: width - text.count) }
-        let labelWidth = min(100, rows.map(\.label.count).max() ?? 10)
-        var lines = ["sequence \(name):",
-                     "  #   \(pad("step", labelWidth))  \(pad("kernel", 22))  \(pad("simulator", 22))  documented"]
-        for row in rows {
-            let marker = !row.matches ? "<<< MISMATCH" : (!row.meetsDocumentation ? "<<< kernel differs from kvm-uapi.md" : "")
-            lines.append("  \(pad(String(row.index), 3)) \(pad(row.label, labelWidth))  \(pad(row.kernel.description, 22))  "
-                         + "\(pad(row.simulator.description, 22))  \(pad(row.documented?.description ?? "", 10)) \(marker)")
-        }
-        return lines.joined(separator: "\n")
-    }
-}
