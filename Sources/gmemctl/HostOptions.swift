@@ -61,7 +61,7 @@ struct HostOptions: ParsableArguments {
         do {
             return try KVMHost(optIn: kvmABI.flatMap(ConversionABI.init(rawValue:)))
         } catch {
-            throw CLIError("cannot use /dev/kvm: \(error)")
+            throw CLIError.unavailable("cannot use /dev/kvm: \(error)")
         }
     }
 
@@ -88,23 +88,5 @@ enum SimFaultSpec {
             throw ValidationError("--sim-fault takes CALL:N:ERRNO, e.g. KVM_SET_MEMORY_ATTRIBUTES:2:12")
         }
         return SimulatedFault(call: call, occurrence: occurrence, errno: errno)
-    }
-}
-
-/// An error message for people, exit code 1.
-struct CLIError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
-
-func printNote(_ text: String) {
-    var stderr = StandardError()
-    print("note: \(text)", to: &stderr)
-}
-
-struct StandardError: TextOutputStream {
-    mutating func write(_ string: String) {
-        var bytes = Array(string.utf8)
-        _ = Glibc.write(STDERR_FILENO, &bytes, bytes.count)
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Config
 import Engine
+import Foundation
 
 struct PlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -9,8 +10,10 @@ struct PlanCommand: ParsableCommand {
         discussion: """
             The plan comes from the same code as apply: every ioctl, mmap, discard and listener notification, in order. Values only the kernel can give (file descriptors, host addresses) are named by block.
 
+            Live blocks the change replaces come first, marked -/+ with the reason and what is lost (in JSON: "replacements", each with "replace": true and "destroysData"); apply refuses them without --allow-replace.
+
             Examples:
-              gmemctl plan examples/in-place.yaml --host sim:gmem-attributes2
+              gmemctl plan examples/in-place-mixed.yaml --host sim:gmem-attributes2
               gmemctl plan examples/shared-in-place.yaml --output json
 
             Exit codes: 0 nothing to change, 1 error (bad manifest, missing capability), 2 changes planned, 64 usage.
@@ -33,14 +36,14 @@ struct PlanCommand: ParsableCommand {
         do {
             plan = try Provisioner(host: host).plan(manifest)
         } catch {
-            try ManifestInput.report(error, file: file, format: output)
+            throw CLIError(error, file: file)
         }
         try emit(plan, host: HostView(host))
     }
 
     private func emit(_ plan: Plan, host: HostView) throws {
         switch output {
-        case .human: print(HumanOutput.plan(plan, host: host))
+        case .human: print(HumanOutput.plan(plan, host: host, color: Terminal.colorEnabled(for: STDOUT_FILENO)))
         case .json: try JSONOutput.print(PlanJSON(plan, host: host))
         }
         if plan.hasChanges { throw ExitCode(2) }
