@@ -9,7 +9,7 @@ import Glibc
 /// unmerged kernel ABIs.
 struct HostOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp(
-        "Host: auto (/dev/kvm when it can be opened, else the simulator), kvm, or sim:PROFILE (see `gmemctl profiles`).",
+        "Host: auto (/dev/kvm when it opens and offers guest_memfd, else the simulator), kvm, or sim:PROFILE (see `gmemctl profiles`).",
         valueName: "host"))
     var host: String = "auto"
 
@@ -44,8 +44,12 @@ struct HostOptions: ParsableArguments {
         case "kvm":
             return try openKVM()
         case "auto":
-            let (available, reason) = KVMKernel.canOpen()
-            if available { return try openKVM() }
+            var (available, reason) = KVMKernel.canOpen()
+            if available {
+                let kvm = try openKVM()
+                if kvm.capabilities.vmTypes.contains(where: \.guestMemfd) { return kvm }
+                reason = "/dev/kvm offers no guest_memfd on any VM type (see `gmemctl caps --host kvm`)"
+            }
             let profile = Profiles.linux618PVM
             printNote("using the simulator (sim:\(profile.name)): \(reason)")
             return try openSimulator(profile, persistent: persistent)
