@@ -17,6 +17,7 @@ struct ApplyCommand: ParsableCommand {
             Examples:
               gmemctl apply examples/in-place-mixed.yaml --host sim:gmem-attributes2
               gmemctl apply examples/shared-in-place.yaml --host kvm --ephemeral --verify
+              gmemctl apply examples/shared-in-place.yaml --ephemeral --verify --output junit > gmemctl-junit.xml
 
             Exit codes: 0 applied (and verified), 1 error, failed verification or a refused replacement, 64 usage.
             """)
@@ -24,7 +25,14 @@ struct ApplyCommand: ParsableCommand {
     @Argument(help: "The manifest.") var file: String
     @OptionGroup var hostOptions: HostOptions
     @OptionGroup var agentOptions: AgentOptions
-    @Option(help: "Output format: human or json.") var output: OutputFormat = .human
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case human, json, junit
+    }
+
+    @Option(help: "Output format: human, json, or junit (JUnit XML: the apply, each verification check and the teardown as testcases).")
+    var output: Format = .human
+    /// The format of errors and agent messages (JUnit reports only a finished apply).
+    private var format: OutputFormat { output == .json ? .json : .human }
     @Flag(help: "Build, report and tear down in this process (the only mode on the real kernel without an agent).")
     var ephemeral = false
     @Flag(help: "Verify the result: host probes of every range, and on the real kernel a guest vCPU that reads and writes every shared range.")
@@ -35,7 +43,7 @@ struct ApplyCommand: ParsableCommand {
     var allowReplace = false
 
     func run() throws {
-        let manifest = try ManifestInput.load(file, format: output)
+        let manifest = try ManifestInput.load(file, format: format)
         let outcome: ApplyOutcome
         if !ephemeral, let session = try agentSession() {
             outcome = try applyThroughAgent(session)
@@ -121,8 +129,10 @@ struct ApplyOutcome {
                         teardown: teardown.map { ReportJSON($0, flagSet: flagSet, guest: plan.guest) })
     }
 
-    func render(_ format: OutputFormat) throws {
+    func render(_ format: ApplyCommand.Format) throws {
         switch format {
+        case .junit:
+            print(JUnitOutput.text(self))
         case .human:
             let flagSet = host.flagSet
             print(HumanOutput.plan(plan, host: host, color: Terminal.colorEnabled(for: STDOUT_FILENO)))
@@ -156,12 +166,12 @@ extension ApplyCommand {
     private func applyThroughAgent(_ session: AgentSession) throws -> ApplyOutcome {
         let host = session.hostView
         // The agent's plan first, so a replacement is refused before the agent tears anything down.
-        let planned = try session.call(try .manifest(.plan, file: file), as: PlanResult.self, file: file, format: output)
+        let planned = try session.call(try .manifest(.plan, file: file), as: PlanResult.self, file: file, format: format)
         try checkReplacements(planned.plan, host: host)
         var request = try AgentRequest.manifest(.apply, file: file)
         request.prefault = prefault
         request.verify = verify
-        let result = try session.call(request, as: ApplyResult.self, file: file, format: output)
+        let result = try session.call(request, as: ApplyResult.self, file: file, format: format)
         let live = result.guest.live
         if live.exists { session.remember(guest: live.name, exists: true) }
         return ApplyOutcome(host: host, plan: result.plan, report: result.report, live: live,
