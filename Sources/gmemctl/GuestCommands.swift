@@ -133,9 +133,10 @@ struct ConvertCommand: ParsableCommand {
         guard start.addingReportingOverflow(length).overflow == false else { throw ValidationError("--gpa + --size overflows") }
         let range = start..<(start + length)
         if let session = try AgentSession.find(agentOptions, host: hostOptions) {
-            let guests = try session.call(.guest(.get, name: nil), as: GetResult.self, format: output).guests.map(\.live)
+            // A named get: a guest lost in an agent restart gets the restart notice, as every guest command does.
+            let guests = try session.call(.guest(.get, name: name), as: GetResult.self, format: output).guests.map(\.live)
             guard let live = guests.first(where: { $0.name == name && $0.exists }) else {
-                throw GuestLookup.notFound(name, among: guests.map(\.name), host: session.hostView.label)
+                throw GuestLookup.notFound(name, among: session.hello.guests, host: session.hostView.label)
             }
             try ConvertCheck.check(range, in: live)
             var request = AgentRequest.guest(.convert, name: name)
