@@ -60,19 +60,8 @@ struct DiffCommand: ParsableCommand {
 
     func run() throws {
         let manifest = try ManifestInput.load(file, format: output)
-        if let session = try AgentSession.find(agentOptions, host: hostOptions) {
-            let result = try session.call(try .manifest(.diff, file: file), as: DiffResult.self, file: file, format: output)
-            try emit(result.diff, host: session.hostView)
-            return
-        }
-        let host = try hostOptions.open()
-        let diff: StateDiff
-        do {
-            diff = try Provisioner(host: host).diff(manifest)
-        } catch {
-            throw CLIError(error, file: file)
-        }
-        try emit(diff, host: HostView(host))
+        let service = try GuestServices.open(hostOptions, agentOptions, format: output)
+        try emit(try service.diff(manifest, file: file), host: service.hostView)
     }
 
     private func emit(_ diff: StateDiff, host: HostView) throws {

@@ -30,24 +30,8 @@ struct GetCommand: ParsableCommand {
     }
 
     func run() throws {
-        let host: HostView
-        let guests: [(live: LiveState, observation: GuestObservation)]
-        if let session = try AgentSession.find(agentOptions, host: hostOptions) {
-            let result = try session.call(.guest(.get, name: name), as: GetResult.self, format: output)
-            for guest in result.guests { session.remember(guest: guest.live.name, exists: true) }
-            (host, guests) = (session.hostView, result.guests.map { ($0.live, $0.observation) })
-        } else {
-            let local = try hostOptions.open()
-            let names = name.map { [$0] } ?? local.guestNames()
-            let found = names.map { local.guest(named: $0) }
-            if let name, !(found.first?.exists ?? false) {
-                throw GuestLookup.notFound(name, among: local.guestNames(), host: local.label,
-                                           detail: local.outlivesProcess ? "" : "; live KVM objects die with the process that made them")
-            }
-            host = HostView(local)
-            guests = found.map { ($0, Observer.observe($0, kernel: local.kernel)) }
-        }
-        try emit(guests, host: host)
+        let service = try GuestServices.open(hostOptions, agentOptions, format: output)
+        try emit(try service.guests(named: name), host: service.hostView)
     }
 
     private func emit(_ guests: [(live: LiveState, observation: GuestObservation)], host: HostView) throws {
@@ -87,19 +71,11 @@ struct DestroyCommand: ParsableCommand {
     @Option(help: "Output format: human or json.") var output: OutputFormat = .human
 
     func run() throws {
-        if let session = try AgentSession.find(agentOptions, host: hostOptions) {
-            let result = try session.call(.guest(.destroy, name: name), as: RunResult.self, format: output)
-            if result.report.succeeded { session.remember(guest: name, exists: false) }
-            try ConversionOutput.emit(plan: result.plan, report: result.report, host: session.hostView, format: output)
-            if !result.report.succeeded { throw ExitCode.failure }
-            return
-        }
-        let host = try hostOptions.open()
-        let live = host.guest(named: name)
-        guard live.exists || !live.blocks.isEmpty else { throw GuestLookup.notFound(name, among: host.guestNames(), host: host.label) }
-        try ConversionOutput.runLocally(on: host, format: output) { provisioner throws(ProvisionError) in
-            try provisioner.destroy(guest: name)
-        }
+        let service = try GuestServices.open(hostOptions, agentOptions, format: output)
+        _ = try service.guests(named: name)
+        let (plan, report) = try service.destroy(guest: name)
+        try ConversionOutput.emit(plan: plan, report: report, host: service.hostView, format: output)
+        if !report.succeeded { throw ExitCode.failure }
     }
 }
 
@@ -132,27 +108,14 @@ struct ConvertCommand: ParsableCommand {
         guard let state = MemoryState(rawValue: to) else { throw ValidationError("--to takes private or shared, not \(to)") }
         guard start.addingReportingOverflow(length).overflow == false else { throw ValidationError("--gpa + --size overflows") }
         let range = start..<(start + length)
-        if let session = try AgentSession.find(agentOptions, host: hostOptions) {
-            // A named get: a guest lost in an agent restart gets the restart notice, as every guest command does.
-            let guests = try session.call(.guest(.get, name: name), as: GetResult.self, format: output).guests.map(\.live)
-            guard let live = guests.first(where: { $0.name == name && $0.exists }) else {
-                throw GuestLookup.notFound(name, among: session.hello.guests, host: session.hostView.label)
-            }
-            try ConvertCheck.check(range, in: live)
-            var request = AgentRequest.guest(.convert, name: name)
-            (request.gpa, request.size, request.to) = (start, length, state)
-            let result = try session.call(request, as: RunResult.self, format: output)
-            try ConversionOutput.emit(plan: result.plan, report: result.report, host: session.hostView, format: output)
-            if !result.report.succeeded { throw ExitCode.failure }
-            return
+        let service = try GuestServices.open(hostOptions, agentOptions, format: output)
+        guard let live = try service.guests(named: name).first?.live, live.exists else {
+            throw GuestLookup.notFound(name, among: [], host: service.hostView.label)
         }
-        let host = try hostOptions.open()
-        let live = host.guest(named: name)
-        guard live.exists else { throw GuestLookup.notFound(name, among: host.guestNames(), host: host.label) }
         try ConvertCheck.check(range, in: live)
-        try ConversionOutput.runLocally(on: host, format: output) { provisioner throws(ProvisionError) in
-            try provisioner.convert(guest: name, gpa: range, to: state)
-        }
+        let (plan, report) = try service.convert(guest: name, gpa: range, to: state)
+        try ConversionOutput.emit(plan: plan, report: report, host: service.hostView, format: output)
+        if !report.succeeded { throw ExitCode.failure }
     }
 }
 
@@ -191,19 +154,6 @@ enum ConvertCheck {
 }
 
 enum ConversionOutput {
-    /// Runs a workflow in this process, prints its plan and report, and exits 1 unless every step ran.
-    static func runLocally(on host: Engine.Host, format: OutputFormat,
-                           _ workflow: (Provisioner) throws(ProvisionError) -> (Plan, ApplyReport)) throws {
-        let (plan, report): (Plan, ApplyReport)
-        do {
-            (plan, report) = try workflow(Provisioner(host: host))
-        } catch {
-            throw CLIError(error, file: nil)
-        }
-        try emit(plan: plan, report: report, host: host, format: format)
-        if !report.succeeded { throw ExitCode.failure }
-    }
-
     struct RunJSON: Encodable {
         var formatVersion = JSONOutput.formatVersion
         var host: String
@@ -211,10 +161,6 @@ enum ConversionOutput {
         var succeeded: Bool
         var plan: PlanJSON
         var report: ReportJSON
-    }
-
-    static func emit(plan: Plan, report: ApplyReport, host: Host, format: OutputFormat) throws {
-        try emit(plan: plan, report: report, host: HostView(host), format: format)
     }
 
     static func emit(plan: Plan, report: ApplyReport, host: HostView, format: OutputFormat) throws {

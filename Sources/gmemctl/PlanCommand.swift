@@ -26,19 +26,8 @@ struct PlanCommand: ParsableCommand {
 
     func run() throws {
         let manifest = try ManifestInput.load(file, format: output)
-        if let session = try AgentSession.find(agentOptions, host: hostOptions) {
-            let result = try session.call(try .manifest(.plan, file: file), as: PlanResult.self, file: file, format: output)
-            try emit(result.plan, host: session.hostView)
-            return
-        }
-        let host = try hostOptions.open()
-        let plan: Plan
-        do {
-            plan = try Provisioner(host: host).plan(manifest)
-        } catch {
-            throw CLIError(error, file: file)
-        }
-        try emit(plan, host: HostView(host))
+        let service = try GuestServices.open(hostOptions, agentOptions, format: output)
+        try emit(try service.plan(manifest, file: file), host: service.hostView)
     }
 
     private func emit(_ plan: Plan, host: HostView) throws {
