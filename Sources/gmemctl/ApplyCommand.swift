@@ -46,7 +46,7 @@ struct ApplyCommand: ParsableCommand {
         let manifest = try ManifestInput.load(file, format: format)
         let outcome: ApplyOutcome
         if !ephemeral, let session = try agentSession() {
-            outcome = try applyThroughAgent(session)
+            outcome = try applyThroughAgent(session, manifest: manifest)
         } else {
             outcome = try applyLocally(manifest)
         }
@@ -79,7 +79,7 @@ struct ApplyCommand: ParsableCommand {
         let plan: Plan
         let report: ApplyReport
         do {
-            try checkReplacements(try provisioner.plan(manifest), host: view)
+            try checkReplacements(try provisioner.plan(manifest, prefault: prefault), host: view)
             (plan, report) = try provisioner.apply(manifest, prefault: prefault)
         } catch let error as ProvisionError {
             throw CLIError(error, file: file)
@@ -163,11 +163,10 @@ extension ApplyCommand {
         return session
     }
 
-    private func applyThroughAgent(_ session: AgentSession) throws -> ApplyOutcome {
+    private func applyThroughAgent(_ session: AgentSession, manifest: Manifest) throws -> ApplyOutcome {
         let host = session.hostView
         // The agent's plan first, so a replacement is refused before the agent tears anything down.
-        let planned = try session.call(try .manifest(.plan, file: file), as: PlanResult.self, file: file, format: format)
-        try checkReplacements(planned.plan, host: host)
+        try checkReplacements(try AgentGuestService(session: session, format: format).plan(manifest, file: file, prefault: prefault), host: host)
         var request = try AgentRequest.manifest(.apply, file: file)
         request.prefault = prefault
         request.verify = verify

@@ -5,7 +5,7 @@ import Engine
 /// kernel for `--ephemeral`) or a running agent. Commands parse, call one of these once, and render once.
 protocol GuestService {
     var hostView: HostView { get }
-    func plan(_ manifest: Manifest, file: String) throws -> Plan
+    func plan(_ manifest: Manifest, file: String, prefault: Bool) throws -> Plan
     func diff(_ manifest: Manifest, file: String) throws -> StateDiff
     /// The named guest (not-found when absent), or every guest.
     func guests(named name: String?) throws -> [(live: LiveState, observation: GuestObservation)]
@@ -30,8 +30,8 @@ struct LocalGuestService: GuestService {
         do { return try body(Provisioner(host: host)) } catch { throw CLIError(error, file: file) }
     }
 
-    func plan(_ manifest: Manifest, file: String) throws -> Plan {
-        try workflow(file: file) { provisioner throws(ProvisionError) in try provisioner.plan(manifest) }
+    func plan(_ manifest: Manifest, file: String, prefault: Bool) throws -> Plan {
+        try workflow(file: file) { provisioner throws(ProvisionError) in try provisioner.plan(manifest, prefault: prefault) }
     }
 
     func diff(_ manifest: Manifest, file: String) throws -> StateDiff {
@@ -62,8 +62,10 @@ struct AgentGuestService: GuestService {
     let format: OutputFormat
     var hostView: HostView { session.hostView }
 
-    func plan(_ manifest: Manifest, file: String) throws -> Plan {
-        try session.call(try .manifest(.plan, file: file), as: PlanResult.self, file: file, format: format).plan
+    func plan(_ manifest: Manifest, file: String, prefault: Bool) throws -> Plan {
+        var request = try AgentRequest.manifest(.plan, file: file)
+        request.prefault = prefault
+        return try session.call(request, as: PlanResult.self, file: file, format: format).plan
     }
 
     func diff(_ manifest: Manifest, file: String) throws -> StateDiff {

@@ -23,11 +23,13 @@ struct PlanCommand: ParsableCommand {
     @OptionGroup var hostOptions: HostOptions
     @OptionGroup var agentOptions: AgentOptions
     @Option(help: "Output format: human or json.") var output: OutputFormat = .human
+    @Flag(help: "Include the populate steps of `apply --prefault` (fallocate on guest_memfd, MADV_POPULATE_WRITE on shared backings).")
+    var prefault = false
 
     func run() throws {
         let manifest = try ManifestInput.load(file, format: output)
         let service = try GuestServices.open(hostOptions, agentOptions, format: output)
-        try emit(try service.plan(manifest, file: file), host: service.hostView)
+        try emit(try service.plan(manifest, file: file, prefault: prefault), host: service.hostView)
     }
 
     private func emit(_ plan: Plan, host: HostView) throws {

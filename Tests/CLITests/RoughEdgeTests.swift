@@ -174,4 +174,21 @@ import Testing
         #expect(bars == ["populating ram [##############################] 4 GiB / 4 GiB"], "\(bars)")
         #expect(result.stdout.contains("\r"), "the bar redraws in place")
     }
+
+    /// `apply --prefault` runs no step that `plan --prefault` does not show.
+    @Test func planPrefaultShowsThePopulateStepsApplyRuns() throws {
+        let workspace = try CLIWorkspace()
+        defer { workspace.remove() }
+        let manifest = try workspace.write("cvm.yaml", CLIWorkspace.manifest())
+        let plain = try JSONValue.parse(try workspace.run(["plan", manifest, "--output", "json"]).stdout)
+        let planned = try JSONValue.parse(try workspace.run(["plan", manifest, "--prefault", "--output", "json"]).stdout)
+        let applied = try JSONValue.parse(try workspace.run(["apply", manifest, "--prefault", "--output", "json"]).stdout)
+        guard case .array(let withPrefault)? = planned["operations"], case .array(let without)? = plain["operations"] else {
+            Issue.record("no operations")
+            return
+        }
+        #expect(withPrefault.count == without.count + 1)
+        #expect(withPrefault.last?["op"] == .string("populate"))
+        #expect(applied["plan"]?["operations"] == planned["operations"], "apply ran the plan that plan --prefault showed")
+    }
 }
