@@ -18,11 +18,14 @@ public struct Provisioner {
         try DesiredState(manifest: manifest, capabilities: host.capabilities)
     }
 
-    public func plan(_ manifest: Manifest) throws(ProvisionError) -> Plan {
+    /// The plan apply runs; with `prefault`, the populate steps of `apply --prefault` are part of it.
+    public func plan(_ manifest: Manifest, prefault: Bool = false) throws(ProvisionError) -> Plan {
         let desired = try wrap { () throws(DesiredStateError) in try desiredState(manifest) }
-        return try wrap { () throws(PlanError) in
+        var plan = try wrap { () throws(PlanError) in
             try Planner.plan(desired: desired, observed: host.guest(named: desired.name), capabilities: host.capabilities)
         }
+        if prefault { plan.operations += prefaultOperations(plan: plan, manifest: manifest) }
+        return plan
     }
 
     public func diff(_ manifest: Manifest) throws(ProvisionError) -> StateDiff {
@@ -40,9 +43,7 @@ public struct Provisioner {
     /// `apply`, asking `delivery` about every listener event (the agent's connected listeners): a listener
     /// that rejects an `unmap` stops the conversion before the kernel is asked.
     public func apply(_ manifest: Manifest, prefault: Bool, delivery: ListenerDelivery?) throws(ProvisionError) -> WorkflowRun {
-        var plan = try self.plan(manifest)
-        if prefault { plan.operations += prefaultOperations(plan: plan, manifest: manifest) }
-        return try run(plan, delivery: delivery)
+        try run(try self.plan(manifest, prefault: prefault), delivery: delivery)
     }
 
     /// Converts a guest-physical range at run time, as a guest's request would.

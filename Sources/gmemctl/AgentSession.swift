@@ -77,7 +77,10 @@ final class AgentSession {
             return result
         case .failure(.agent(let body)):
             if body.code == .notFound, let name = request.name, let notice = memory.restartNotice(guest: name, socket: socket) {
-                throw CLIError(notice)
+                throw CLIError.notFound(guest: name, host: hostView.label, suggestion: nil, detail: "; " + notice)
+            }
+            if body.code == .notFound, let name = request.name {
+                throw GuestLookup.notFound(name, among: hello.guests, host: hostView.label)
             }
             try ManifestInput.report(ProvisionError(message: body.message, diagnostics: body.diagnostics ?? []), file: file, format: format)
         case .failure(let error):

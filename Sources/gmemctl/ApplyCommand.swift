@@ -1,5 +1,6 @@
 import ArgumentParser
 import Config
+import Foundation
 import GmemAgent
 import GmemCore
 import GmemKVM
@@ -13,57 +14,79 @@ struct ApplyCommand: ParsableCommand {
         discussion: """
             Apply runs exactly the plan `gmemctl plan` shows. On a failure it stops, records what the host really holds, and says which steps ran and which did not; `gmemctl diff` then tells the truth.
 
+            A change that replaces a live block (its size, backend or mappings differ; guest_memfd memslots cannot be modified) destroys the block's contents. Apply refuses it, before anything is torn down, unless --allow-replace is given or, on a terminal, you confirm. `gmemctl plan` lists replacements first, marked -/+.
+
             On the real kernel (--host kvm) live objects belong to the process that made them: apply keeps the guest in an agent (`gmemctl agent`), starting one on demand and saying so; --ephemeral instead builds, verifies (--verify), prints the live state and tears down in this process. On the simulator the guest lives in the state file, or in the agent when one runs.
 
             Examples:
-              gmemctl apply examples/in-place.yaml --host sim:gmem-attributes2
+              gmemctl apply examples/in-place-mixed.yaml --host sim:gmem-attributes2
               gmemctl apply examples/shared-in-place.yaml --host kvm --ephemeral --verify
+              gmemctl apply examples/shared-in-place.yaml --ephemeral --verify --output junit > gmemctl-junit.xml
 
-            Exit codes: 0 applied (and verified), 1 error or failed verification, 64 usage.
+            Exit codes: 0 applied (and verified), 1 error, failed verification or a refused replacement, 64 usage.
             """)
 
     @Argument(help: "The manifest.") var file: String
     @OptionGroup var hostOptions: HostOptions
     @OptionGroup var agentOptions: AgentOptions
-    @Option(help: "Output format: human or json.") var output: OutputFormat = .human
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case human, json, junit
+    }
+
+    @Option(help: "Output format: human, json, or junit (JUnit XML: the apply, each verification check and the teardown as testcases).")
+    var output: Format = .human
+    /// The format of errors and agent messages (JUnit reports only a finished apply).
+    private var format: OutputFormat { output == .json ? .json : .human }
     @Flag(help: "Build, report and tear down in this process (the only mode on the real kernel without an agent).")
     var ephemeral = false
     @Flag(help: "Verify the result: host probes of every range, and on the real kernel a guest vCPU that reads and writes every shared range.")
     var verify = false
     @Flag(help: "Populate all memory up front (fallocate on guest_memfd, MADV_POPULATE_WRITE on shared backings).")
     var prefault = false
-
-    struct ApplyJSON: Encodable {
-        var formatVersion = JSONOutput.formatVersion
-        var host: String
-        var guest: String
-        var changes: Bool
-        var plan: PlanJSON
-        var report: ReportJSON
-        var live: LiveState
-        var observation: GuestObservation
-        var verification: VerificationReport?
-        var teardown: ReportJSON?
-    }
+    @Flag(help: "Allow replacing live blocks whose contents the change destroys (see `gmemctl plan`).")
+    var allowReplace = false
 
     func run() throws {
-        let manifest = try ManifestInput.load(file, format: output)
+        let manifest = try ManifestInput.load(file, format: format)
+        let outcome: ApplyOutcome
         if !ephemeral, let session = try agentSession() {
-            try applyThroughAgent(session)
-            return
+            outcome = try applyThroughAgent(session, manifest: manifest)
+        } else {
+            outcome = try applyLocally(manifest)
         }
+        try outcome.render(output)
+        if !outcome.succeeded { throw ExitCode.failure }
+    }
+
+    /// Refuses a plan that destroys live data unless allowed, before any step runs.
+    private func checkReplacements(_ plan: Plan, host: HostView) throws {
+        let destructive = plan.destructiveReplacements
+        guard !destructive.isEmpty, !allowReplace else { return }
+        if output == .human, isatty(STDIN_FILENO) == 1, isatty(STDERR_FILENO) == 1 {
+            var stderr = StandardError()
+            let lines = HumanOutput.replacements(plan.replacements, style: Style(enabled: Terminal.colorEnabled(for: STDERR_FILENO)))
+            print("Guest \(plan.guest) on \(host.label):\n" + lines.joined(separator: "\n"), to: &stderr)
+            print("Replace and lose these contents? Type 'yes' to go on: ", terminator: "", to: &stderr)
+            if readLine()?.trimmingCharacters(in: .whitespaces) == "yes" { return }
+        }
+        throw CLIError.replaceRefused(destructive)
+    }
+
+    private func applyLocally(_ manifest: Manifest) throws -> ApplyOutcome {
         let host = try hostOptions.open(persistent: !ephemeral)
         if !host.outlivesProcess && !ephemeral {
-            throw CLIError("\(host.label) keeps guests only while this process runs; use --ephemeral (build, verify, tear down), an agent (drop --no-agent), or the simulator (--host sim:PROFILE)")
+            throw CLIError.unavailable("\(host.label) keeps guests only while this process runs; use --ephemeral (build, verify, tear down), an agent (drop --no-agent), or the simulator (--host sim:PROFILE)")
         }
         var provisioner = Provisioner(host: host)
         provisioner.populateProgress = ProgressBar.forPopulate()
+        let view = HostView(host)
         let plan: Plan
         let report: ApplyReport
         do {
+            try checkReplacements(try provisioner.plan(manifest, prefault: prefault), host: view)
             (plan, report) = try provisioner.apply(manifest, prefault: prefault)
-        } catch {
-            try ManifestInput.report(error, file: file, format: output)
+        } catch let error as ProvisionError {
+            throw CLIError(error, file: file)
         }
         let live = host.guest(named: plan.guest)
         let observation = Observer.observe(live, kernel: host.kernel)
@@ -72,27 +95,64 @@ struct ApplyCommand: ParsableCommand {
         if ephemeral {
             teardown = try? provisioner.destroy(guest: plan.guest).1
         }
-        let flagSet = host.capabilities.guestMemfdFlagSet
-        switch output {
+        return ApplyOutcome(host: view, plan: plan, report: report, live: live, observation: observation,
+                            verification: verification, teardown: teardown)
+    }
+}
+
+/// What apply did, wherever it ran (here or in an agent), rendered once.
+struct ApplyOutcome {
+    var host: HostView
+    var plan: Plan
+    var report: ApplyReport
+    var live: LiveState
+    var observation: GuestObservation?
+    var verification: VerificationReport?
+    var teardown: ApplyReport?
+
+    var succeeded: Bool { report.succeeded && verification?.passed != false && teardown?.succeeded != false }
+
+    struct Document: Encodable {
+        var formatVersion = JSONOutput.formatVersion
+        var host: String
+        var guest: String
+        var changes: Bool
+        var succeeded: Bool
+        var plan: PlanJSON
+        var report: ReportJSON
+        var live: LiveJSON
+        var verification: VerificationJSON?
+        var teardown: ReportJSON?
+    }
+
+    var document: Document {
+        let flagSet = host.flagSet
+        return Document(host: host.label, guest: plan.guest, changes: plan.hasChanges, succeeded: succeeded,
+                        plan: PlanJSON(plan, host: host), report: ReportJSON(report, flagSet: flagSet, guest: plan.guest),
+                        live: LiveJSON(live, observation: observation), verification: verification.map(VerificationJSON.init),
+                        teardown: teardown.map { ReportJSON($0, flagSet: flagSet, guest: plan.guest) })
+    }
+
+    func render(_ format: ApplyCommand.Format) throws {
+        switch format {
+        case .junit:
+            print(JUnitOutput.text(self))
         case .human:
-            print(HumanOutput.plan(plan, host: host))
+            let flagSet = host.flagSet
+            print(HumanOutput.plan(plan, host: host, color: Terminal.colorEnabled(for: STDOUT_FILENO)))
             print(HumanOutput.report(report, flagSet: flagSet))
             print(HumanOutput.live(live, observation: observation, host: host))
             if let verification { print(HumanOutput.verification(verification)) }
             if let teardown { print("Teardown: " + HumanOutput.report(teardown, flagSet: flagSet)) }
         case .json:
-            try JSONOutput.print(ApplyJSON(host: host.label, guest: plan.guest, changes: plan.hasChanges,
-                                           plan: PlanJSON(plan, host: host), report: ReportJSON(report, flagSet: flagSet),
-                                           live: live, observation: observation, verification: verification,
-                                           teardown: teardown.map { ReportJSON($0, flagSet: flagSet) }))
+            try JSONOutput.print(document)
         }
-        if !report.succeeded || verification?.passed == false || teardown?.succeeded == false { throw ExitCode.failure }
     }
 }
 
 extension ApplyCommand {
     /// The agent to apply through: a running one; else, where guests would die with this process (kvm) or
-    /// where `--agent` names a socket, one started now. Nil: apply here as before (the simulator's state file).
+    /// where `--agent` names a socket, one started now. Nil: apply here (the simulator's state file).
     private func agentSession() throws -> AgentSession? {
         if agentOptions.noAgent { return nil }
         let path = agentOptions.socketPath
@@ -107,25 +167,17 @@ extension ApplyCommand {
         return session
     }
 
-    private func applyThroughAgent(_ session: AgentSession) throws {
+    private func applyThroughAgent(_ session: AgentSession, manifest: Manifest) throws -> ApplyOutcome {
+        let host = session.hostView
+        // The agent's plan first, so a replacement is refused before the agent tears anything down.
+        try checkReplacements(try AgentGuestService(session: session, format: format).plan(manifest, file: file, prefault: prefault), host: host)
         var request = try AgentRequest.manifest(.apply, file: file)
         request.prefault = prefault
         request.verify = verify
-        let result = try session.call(request, as: ApplyResult.self, file: file, format: output)
+        let result = try session.call(request, as: ApplyResult.self, file: file, format: format)
         let live = result.guest.live
         if live.exists { session.remember(guest: live.name, exists: true) }
-        let host = session.hostView
-        switch output {
-        case .human:
-            print(HumanOutput.plan(result.plan, host: host))
-            print(HumanOutput.report(result.report, flagSet: host.flagSet))
-            print(HumanOutput.live(live, observation: result.guest.observation, host: host))
-            if let verification = result.verification { print(HumanOutput.verification(verification)) }
-        case .json:
-            try JSONOutput.print(ApplyJSON(host: host.label, guest: result.plan.guest, changes: result.plan.hasChanges,
-                                           plan: PlanJSON(result.plan, host: host), report: ReportJSON(result.report, flagSet: host.flagSet),
-                                           live: live, observation: result.guest.observation, verification: result.verification, teardown: nil))
-        }
-        if !result.report.succeeded || result.verification?.passed == false { throw ExitCode.failure }
+        return ApplyOutcome(host: host, plan: result.plan, report: result.report, live: live,
+                            observation: result.guest.observation, verification: result.verification, teardown: nil)
     }
 }

@@ -26,15 +26,10 @@ enum DiagnosticOutput {
     /// Prints the reports to stdout and throws exit code 1 when any has an error.
     static func emit(_ reports: [FileDiagnostics], format: OutputFormat) throws {
         switch format {
-        case .human: print(human(reports, color: terminalWantsColor), terminator: "")
+        case .human: print(human(reports, color: Terminal.colorEnabled(for: STDOUT_FILENO)), terminator: "")
         case .json: print(json(reports))
         }
         if errorCount(reports) > 0 { throw ExitCode.failure }
-    }
-
-    /// Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org).
-    static var terminalWantsColor: Bool {
-        isatty(STDOUT_FILENO) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
     }
 
     // MARK: human
@@ -109,28 +104,29 @@ enum DiagnosticOutput {
         var warningCount: Int
         var diagnostics: [JSONDiagnostic]
     }
+}
 
-    private struct JSONDiagnostic: Encodable {
-        struct Position: Encodable { var line: Int; var column: Int }
-        struct Range: Encodable { var filename: String; var start: Position?; var end: Position? }
-        var severity: String
-        var summary: String
-        var detail: String
-        var path: String
-        var range: Range
+/// One diagnostic as JSON (validate, and the `diagnostics` of an error document).
+struct JSONDiagnostic: Encodable {
+    struct Position: Encodable { var line: Int; var column: Int }
+    struct Range: Encodable { var filename: String; var start: Position?; var end: Position? }
+    var severity: String
+    var summary: String
+    var detail: String
+    var path: String
+    var range: Range
 
-        init(_ diagnostic: Diagnostic, file: String) {
-            severity = diagnostic.severity.rawValue
-            summary = diagnostic.summary
-            detail = diagnostic.detail
-            path = diagnostic.path
-            if let source = diagnostic.range {
-                range = Range(filename: source.file,
-                              start: Position(line: source.start.line, column: source.start.column),
-                              end: Position(line: source.end.line, column: source.end.column))
-            } else {
-                range = Range(filename: file, start: nil, end: nil)
-            }
+    init(_ diagnostic: Diagnostic, file: String) {
+        severity = diagnostic.severity.rawValue
+        summary = diagnostic.summary
+        detail = diagnostic.detail
+        path = diagnostic.path
+        if let source = diagnostic.range {
+            range = Range(filename: source.file,
+                          start: Position(line: source.start.line, column: source.start.column),
+                          end: Position(line: source.end.line, column: source.end.column))
+        } else {
+            range = Range(filename: file, start: nil, end: nil)
         }
     }
 }
@@ -155,7 +151,7 @@ private struct SourceCache {
 }
 
 /// ANSI styling that is a no-op when colour is off.
-private struct Style {
+struct Style {
     let enabled: Bool
     private func wrap(_ code: String, _ text: String) -> String { enabled ? "\u{1B}[\(code)m\(text)\u{1B}[0m" : text }
     func bold(_ text: String) -> String { wrap("1", text) }

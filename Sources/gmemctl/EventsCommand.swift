@@ -26,23 +26,14 @@ struct EventsCommand: ParsableCommand {
     @Option(help: "Only events with a larger sequence number.") var since: UInt64 = 0
     @OptionGroup var hostOptions: HostOptions
     @OptionGroup var agentOptions: AgentOptions
-    @Option(help: "Output format: human (a line per event) or json (an object per line).") var output: OutputFormat = .human
-
-    struct EventJSON: Encodable {
-        var guest: String
-        var sequence: UInt64
-        var listener: String
-        var kind: ListenerEventKind
-        var gpa: UInt64
-        var size: UInt64
-    }
+    @Option(help: "Output format: human (a line per event) or json (a JSON document per line, each with formatVersion).") var output: OutputFormat = .human
 
     func run() throws {
         guard let session = try AgentSession.find(agentOptions, host: hostOptions) else {
-            if follow { throw CLIError("following events needs a running agent (none on \(agentOptions.socketPath))") }
+            if follow { throw CLIError.unavailable("following events needs a running agent (none on \(agentOptions.socketPath)); start one with `gmemctl agent`") }
             let host = try hostOptions.open()
             let live = host.guest(named: name)
-            guard live.exists || !live.blocks.isEmpty else { throw CLIError("guest \(name) does not exist on \(host.label)") }
+            guard live.exists || !live.blocks.isEmpty else { throw GuestLookup.notFound(name, among: host.guestNames(), host: host.label) }
             for event in live.events where event.sequence > since { try emit(event) }
             return
         }
@@ -56,7 +47,7 @@ struct EventsCommand: ParsableCommand {
             switch Result(catching: { () throws(AgentClientError) in try session.client.read(AgentEventLine.self) }) {
             case .success(let line): try emit(line.event)
             case .failure(.closed): return
-            case .failure(let error): throw CLIError("the agent on \(session.socket): \(error)")
+            case .failure(let error): throw CLIError.unavailable("the agent on \(session.socket): \(error)")
             }
         }
     }
@@ -66,11 +57,7 @@ struct EventsCommand: ParsableCommand {
         case .human:
             print("#\(event.sequence) \(event.kind.rawValue.padding(toLength: 5, withPad: " ", startingAt: 0)) gpa \(hex(event.gpa))-\(hex(event.gpa + event.size - 1)) (\(formatSize(event.size))) listener \(event.listener)")
         case .json:
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            let data = try encoder.encode(EventJSON(guest: name, sequence: event.sequence, listener: event.listener,
-                                                    kind: event.kind, gpa: event.gpa, size: event.size))
-            print(String(decoding: data, as: UTF8.self))
+            print(try JSONOutput.encoded(EventJSON(event, guest: name, standalone: true), pretty: false))
         }
         fflush(nil) // a follower reads line by line
     }

@@ -13,7 +13,7 @@ import Glibc
 /// unmerged kernel ABIs.
 struct HostOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp(
-        "Host: auto (/dev/kvm when it can be opened, else the simulator), kvm, or sim:PROFILE (see `gmemctl profiles`).",
+        "Host: auto (/dev/kvm when it opens and offers guest_memfd, else the simulator), kvm, or sim:PROFILE (see `gmemctl profiles`).",
         valueName: "host"))
     var host: String = "auto"
 
@@ -48,8 +48,12 @@ struct HostOptions: ParsableArguments {
         case "kvm":
             return try openKVM()
         case "auto":
-            let (available, reason) = KVMKernel.canOpen()
-            if available { return try openKVM() }
+            var (available, reason) = KVMKernel.canOpen()
+            if available {
+                let kvm = try openKVM()
+                if kvm.capabilities.vmTypes.contains(where: \.guestMemfd) { return kvm }
+                reason = "/dev/kvm offers no guest_memfd on any VM type (see `gmemctl caps --host kvm`)"
+            }
             let profile = Profiles.linux618PVM
             printNote("using the simulator (sim:\(profile.name)): \(reason)")
             return try openSimulator(profile, persistent: persistent)
@@ -65,7 +69,7 @@ struct HostOptions: ParsableArguments {
         do {
             return try KVMHost(optIn: kvmABI.flatMap(ConversionABI.init(rawValue:)))
         } catch {
-            throw CLIError("cannot use /dev/kvm: \(error)")
+            throw CLIError.unavailable("cannot use /dev/kvm: \(error)")
         }
     }
 
@@ -92,23 +96,5 @@ enum SimFaultSpec {
             throw ValidationError("--sim-fault takes CALL:N:ERRNO, e.g. KVM_SET_MEMORY_ATTRIBUTES:2:12")
         }
         return SimulatedFault(call: call, occurrence: occurrence, errno: errno)
-    }
-}
-
-/// An error message for people, exit code 1.
-struct CLIError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
-
-func printNote(_ text: String) {
-    var stderr = StandardError()
-    print("note: \(text)", to: &stderr)
-}
-
-struct StandardError: TextOutputStream {
-    mutating func write(_ string: String) {
-        var bytes = Array(string.utf8)
-        _ = Glibc.write(STDERR_FILENO, &bytes, bytes.count)
     }
 }

@@ -21,14 +21,22 @@ extension HostView {
 enum HumanOutput {
     static func plan(_ plan: Plan, host: Host) -> String { self.plan(plan, host: HostView(host)) }
 
-    static func plan(_ plan: Plan, host: HostView) -> String {
+    /// "1 step", "2 steps".
+    static func plural(_ count: Int, _ word: String, _ words: String? = nil) -> String {
+        "\(count) \(count == 1 ? word : words ?? word + "s")"
+    }
+
+    static func plan(_ plan: Plan, host: HostView, color: Bool = false) -> String {
+        let style = Style(enabled: color)
         var lines: [String] = ["Plan for guest \(plan.guest) on \(host.label):"]
+        // Replacements first: they are what a reader must not miss.
+        lines += replacements(plan.replacements, style: style)
         for (block, reason) in plan.resolutions.sorted(by: { $0.key < $1.key }) {
             lines.append("  block \(block): \(reason)")
         }
         if !plan.transitions.isEmpty {
             lines.append("Transitions:")
-            for transition in plan.transitions { lines.append("  ~ " + describe(transition)) }
+            for transition in plan.transitions { lines.append("  " + style.yellow("~") + " " + describe(transition)) }
         }
         if plan.operations.isEmpty {
             lines.append("No changes: the host matches the manifest.")
@@ -38,6 +46,29 @@ enum HumanOutput {
         }
         for note in plan.notes { lines.append("note: \(note)") }
         return lines.joined(separator: "\n")
+    }
+
+    /// `-/+ block ram: replaced (size 64 MiB -> 128 MiB)` and what is lost, terraform style.
+    static func replacements(_ replacements: [BlockReplacement], style: Style) -> [String] {
+        guard !replacements.isEmpty else { return [] }
+        let destroying = replacements.filter(\.destroysData).count
+        var lines = ["Replacements (\(plural(replacements.count, "block")) torn down and built again; " +
+                     (destroying == 0 ? "no data lost" : "\(style.red("contents lost")) in \(plural(destroying, "block"))") + "):"]
+        for replacement in replacements {
+            let marker = replacement.reason == .removed ? style.red("-  ") : style.red("-") + "/" + style.green("+")
+            let verb: String
+            switch replacement.reason {
+            case .changed: verb = "replaced"
+            case .incomplete: verb = "rebuilt (an earlier apply stopped before it was complete)"
+            case .removed: verb = "removed (not in the manifest)"
+            }
+            lines.append("  \(marker) block \(replacement.block): \(verb)")
+            for change in replacement.changes where !(replacement.reason == .removed && change == "not in the manifest") {
+                lines.append("        \(change)")
+            }
+            lines.append("        " + (replacement.destroysData ? style.red("destroys data: \(replacement.lost)") : "loses: \(replacement.lost)"))
+        }
+        return lines
     }
 
     static func operations(_ operations: [PlanOperation], flagSet: GuestMemfdFlagSet) -> [String] {
@@ -59,7 +90,7 @@ enum HumanOutput {
         let total = report.completed.count + report.notRun.count + (report.failure == nil ? 0 : 1)
         if let failure = report.failure {
             lines.append("error: step \(report.completed.count + 1) of \(total) failed: \(failure)")
-            lines.append("done: \(report.completed.count) steps; not run: \(report.notRun.count) steps")
+            lines.append("done: \(plural(report.completed.count, "step")); not run: \(plural(report.notRun.count, "step"))")
             for operation in report.notRun.prefix(10) {
                 lines.append("  not run: \(operation.call) \(operation.arguments(flagSet: flagSet))")
             }
@@ -69,22 +100,25 @@ enum HumanOutput {
             }
             lines.append("The host's state was recorded as it is; `gmemctl diff` shows what remains to do.")
         } else {
-            lines.append("Applied \(report.completed.count) steps" + (report.retries > 0 ? " (\(report.retries) EAGAIN retries)" : "") + ".")
+            lines.append("Applied \(plural(report.completed.count, "step"))" + (report.retries > 0 ? " (\(plural(report.retries, "EAGAIN retry", "EAGAIN retries")))" : "") + ".")
         }
         return lines.joined(separator: "\n")
     }
 
     static func diff(_ diff: StateDiff, host: Host) -> String { self.diff(diff, host: HostView(host)) }
 
-    static func diff(_ diff: StateDiff, host: HostView) -> String {
+    static func diff(_ diff: StateDiff, host: HostView, color: Bool = false) -> String {
         guard diff.hasChanges else { return "No drift: guest \(diff.guest) on \(host.label) matches the manifest." }
+        let style = Style(enabled: color)
         var lines = ["Drift for guest \(diff.guest) on \(host.label):"]
+        lines += replacements(diff.replacements, style: style)
+        if !diff.replacements.isEmpty { lines.append("Differences:") }
         for entry in diff.entries {
             let sign: String
             switch entry.change {
-            case .missing: sign = "+"
-            case .extra: sign = "-"
-            case .changed: sign = "~"
+            case .missing: sign = style.green("+")
+            case .extra: sign = style.red("-")
+            case .changed: sign = style.yellow("~")
             }
             var text = "  \(sign) \(entry.kind) \(entry.name)"
             switch entry.change {
@@ -115,13 +149,13 @@ enum HumanOutput {
             lines.append(text)
             let privateBytes = block.layout.runs.filter { $0.value == .private }.reduce(UInt64(0)) { $0 + UInt64($1.range.count) }
             let sharedBytes = block.layout.runs.filter { $0.value == .shared }.reduce(UInt64(0)) { $0 + UInt64($1.range.count) }
-            lines.append("    layout: \(block.layout.runCount) runs, private \(formatSize(privateBytes)), shared \(formatSize(sharedBytes))")
+            lines.append("    layout: \(plural(block.layout.runCount, "run")), private \(formatSize(privateBytes)), shared \(formatSize(sharedBytes))")
         }
         for memslot in state.memslots.sorted(by: { $0.slot < $1.slot }) {
             let mapping = memslot.mapping
             lines.append("  memslot \(memslot.slot): gpa \(hex(mapping.gpa))-\(hex(mapping.gpa + mapping.size - 1)) -> \(mapping.block)+\(hex(mapping.offset)) userspace \(hex(memslot.userspaceAddress))")
         }
-        if !state.listeners.isEmpty { lines.append("  listeners: \(state.listeners.joined(separator: ", ")) (\(state.events.count) events)") }
+        if !state.listeners.isEmpty { lines.append("  listeners: \(state.listeners.joined(separator: ", ")) (\(plural(state.events.count, "event")))") }
         if let failure = state.lastFailure { lines.append("  last operation did not finish: \(failure)") }
         return lines.joined(separator: "\n")
     }
@@ -135,7 +169,8 @@ extension String {
 
 extension HumanOutput {
     static func verification(_ report: VerificationReport) -> String {
-        var lines = ["Verification: \(report.checks.filter(\.passed).count) of \(report.checks.count) checks passed"]
+        let passed = report.checks.filter(\.passed).count
+        var lines = ["Verification: \(passed) of \(plural(report.checks.count, "check")) passed"]
         for check in report.checks {
             lines.append("  \(check.passed ? "ok  " : "FAIL") \(check.kind.rawValue) \(check.block) gpa \(hex(check.gpa)): expected \(check.expected), observed \(check.observed)")
         }

@@ -6,27 +6,21 @@ import GmemKVM
 import GmemProtocol
 import GmemSimulator
 
-/// Loads a manifest for a command; on any error prints the diagnostics (compiler style or JSON) and exits 1.
+/// Loads a manifest for a command; a manifest that does not load is a `CLIError.invalidManifest` (its
+/// diagnostics compiler style, or in the JSON error document).
 enum ManifestInput {
     static func load(_ file: String, format: OutputFormat) throws -> Manifest {
         let result = ManifestLoader.load(file: file)
         guard result.isValid, let manifest = result.manifest else {
-            try DiagnosticOutput.emit([FileDiagnostics(file: file, diagnostics: result.diagnostics)], format: format)
-            throw ExitCode.failure
+            let errors = result.diagnostics.filter { $0.severity == .error }.count
+            throw CLIError.invalidManifest(file: file, message: "\(file) is not a valid manifest (\(HumanOutput.plural(max(errors, 1), "error")))",
+                                           diagnostics: result.diagnostics)
         }
         return manifest
     }
 
     /// Reports a workflow error: its diagnostics in the manifest's terms where it has any, else the message.
     static func report(_ error: ProvisionError, file: String?, format: OutputFormat) throws -> Never {
-        if let file, !error.diagnostics.isEmpty {
-            var stderr = StandardError()
-            if format == .human { print("error: \(error.message)", to: &stderr) }
-            try DiagnosticOutput.emit([FileDiagnostics(file: file, diagnostics: error.diagnostics)], format: format)
-        } else {
-            var stderr = StandardError()
-            print("error: \(error.message)", to: &stderr)
-        }
-        throw ExitCode.failure
+        throw CLIError(error, file: file)
     }
 }

@@ -15,7 +15,8 @@ enum ProgressBar {
             let width = 30
             let filled = Int(Double(width) * Double(done) / Double(total))
             let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-            var line = "\rpopulating \(block) [\(bar)] \(formatSize(done)) / \(formatSize(total))"
+            // Carriage return, then erase to the end of the line: a shorter redraw leaves nothing of a longer one.
+            var line = "\r\u{1B}[K" + "populating \(block) [\(bar)] \(formatSize(done)) / \(formatSize(total))"
             if done == total { line += "\n" }
             var stderr = StandardError()
             print(line, terminator: "", to: &stderr)

@@ -15,6 +15,7 @@ struct Validate: ParsableCommand {
             Examples:
               gmemctl validate examples/shared-in-place.yaml
               gmemctl validate examples/*.yaml --output json
+              gmemctl validate examples/*.yaml --output sarif > gmemctl.sarif
               gmemctl validate examples/in-place-mixed.yaml --target linux-6.18 --target gmem-attributes2
 
             Exit codes:
@@ -27,8 +28,12 @@ struct Validate: ParsableCommand {
     @Argument(help: ArgumentHelp("Manifest files to check.", valueName: "file"))
     var files: [String] = []
 
-    @Option(help: "Output format: human (compiler style) or json (the shape of `terraform validate -json`).")
-    var output: OutputFormat = .human
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case human, json, sarif
+    }
+
+    @Option(help: "Output format: human (compiler style), json (the shape of `terraform validate -json`) or sarif (SARIF 2.1.0, one result per diagnostic, for code-scanning services).")
+    var output: Format = .human
 
     @Option(name: .long, help: ArgumentHelp(
         "Also check against a kernel: a profile name (see `gmemctl profiles`) or `host` for this machine's /dev/kvm. Repeatable.",
@@ -59,7 +64,13 @@ struct Validate: ParsableCommand {
             }
             return FileDiagnostics(file: file, diagnostics: diagnostics)
         }
-        try DiagnosticOutput.emit(reports, format: output)
+        switch output {
+        case .human: try DiagnosticOutput.emit(reports, format: .human)
+        case .json: try DiagnosticOutput.emit(reports, format: .json)
+        case .sarif:
+            print(SARIFOutput.text(reports))
+            if DiagnosticOutput.errorCount(reports) > 0 { throw ExitCode.failure }
+        }
     }
 
     /// A named profile, or `host`: the capabilities probed from /dev/kvm.

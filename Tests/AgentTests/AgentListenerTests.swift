@@ -83,7 +83,7 @@ import Testing
         #expect(lines.first?.contains("unmap gpa 0x200000-0x3fffff") == true, "\(printed.stdout)")
         #expect(lines.last?.contains("map") == true && lines.last?.contains("unmap") == false)
         let json = try world.run(["events", "listened", "--output", "json"] + host)
-        #expect(json.stdout.split(separator: "\n").allSatisfy { $0.hasPrefix("{\"gpa\"") }, "\(json.stdout)")
+        #expect(json.stdout.split(separator: "\n").allSatisfy { $0.hasPrefix("{\"formatVersion\":\"1.0\",\"gpa\"") }, "\(json.stdout)")
     }
 
     @Test func rejectedUnmapStopsTheConversion() throws {

@@ -122,7 +122,8 @@ import Testing
     func misuseExits64(arguments: [String]) throws {
         let result = try Gmemctl.run(arguments)
         #expect(result.exitCode == 64, "\(result.stderr)")
-        #expect(result.stderr.contains("Error:"))
+        #expect(result.stderr.hasPrefix("error: "), "one error prefix style: \(result.stderr)")
+        #expect(!result.stderr.contains("Error:"))
     }
 
     @Test func helpTeachesExamplesAndExitCodes() throws {

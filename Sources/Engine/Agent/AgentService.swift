@@ -171,7 +171,7 @@ public final class AgentService: @unchecked Sendable {
         let id = request.id
         switch op {
         case .plan:
-            reply(connection, id: id, result: PlanResult(hostLabel: host.label, plan: try provisioner.plan(manifest)))
+            reply(connection, id: id, result: PlanResult(hostLabel: host.label, plan: try provisioner.plan(manifest, prefault: request.prefault ?? false)))
         case .diff:
             reply(connection, id: id, result: DiffResult(hostLabel: host.label, diff: try provisioner.diff(manifest)))
         default:

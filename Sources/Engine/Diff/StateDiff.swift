@@ -34,6 +34,8 @@ public struct DiffEntry: Sendable, Hashable, Codable {
 public struct StateDiff: Sendable, Hashable, Codable {
     public var guest: String
     public var entries: [DiffEntry]
+    /// Live blocks that converging would tear down, as the plan would (shown first: they lose data).
+    public var replacements: [BlockReplacement] = []
 
     public var hasChanges: Bool { !entries.isEmpty }
 
@@ -47,6 +49,7 @@ public struct StateDiff: Sendable, Hashable, Codable {
             }
             return
         }
+        replacements = observed.blocks.compactMap { BlockReplacement.needed(live: $0, observed: observed, desired: desired) }
         if let type = observed.vmType, type != desired.vmType {
             entries.append(DiffEntry(change: .changed, kind: "vm", name: desired.name, expected: desired.vmType.rawValue, actual: type.rawValue))
         }

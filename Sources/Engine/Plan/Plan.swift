@@ -12,6 +12,8 @@ public struct Plan: Sendable, Hashable, Codable {
     public var transitions: [BlockTransition]
     /// The listeners registered once the plan has run (nil: unchanged).
     public var listeners: [String]?
+    /// Live blocks the plan tears down (and rebuilds): shown first, and refused by apply unless allowed.
+    public var replacements: [BlockReplacement] = []
 
     public init(guest: String, operations: [PlanOperation] = [], resolutions: [String: String] = [:],
                 notes: [String] = [], transitions: [BlockTransition] = [], listeners: [String]? = nil) {
@@ -24,6 +26,9 @@ public struct Plan: Sendable, Hashable, Codable {
     }
 
     public var hasChanges: Bool { !operations.isEmpty }
+
+    /// The replacements that discard memory contents (what apply asks before running).
+    public var destructiveReplacements: [BlockReplacement] { replacements.filter(\.destroysData) }
 }
 
 /// A maximal range of one block whose state changes.

@@ -23,12 +23,8 @@ public enum Planner {
         // are immutable (the kernel refuses to modify them) and a guest_memfd cannot be resized.
         let desiredNames = Set(desired.blocks.map(\.name))
         for liveBlock in observed.blocks {
-            let wanted = desired.block(named: liveBlock.name)
-            let wantedMappings = desired.mappings.filter { $0.block == liveBlock.name }
-            let liveMappings = observed.memslots.filter { $0.mapping.block == liveBlock.name }.map(\.mapping)
-            let keep = wanted.map { sameObjects(live: liveBlock, desired: $0, conversion: desired.conversion) } == true
-                && Set(wantedMappings) == Set(liveMappings)
-            guard !keep else { continue }
+            guard let replacement = BlockReplacement.needed(live: liveBlock, observed: observed, desired: desired) else { continue }
+            plan.replacements.append(replacement)
             if desiredNames.contains(liveBlock.name) && !isComplete(liveBlock) {
                 plan.notes.append("block \(liveBlock.name) is rebuilt (an earlier apply stopped before it was complete)")
             } else if desiredNames.contains(liveBlock.name) {
