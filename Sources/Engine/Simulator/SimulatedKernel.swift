@@ -47,6 +47,12 @@ public final class SimulatedKernel: KernelInterface {
         try state.unpin(gmem: fd, offset: offset)
     }
 
+    /// Makes the next `count` KVM_SET_MEMORY_ATTRIBUTES2 calls that change state fail their preallocation
+    /// (kernel memory for the attribute tree): ENOMEM with `error_offset` = the requested offset.
+    public func failAttributePreallocation(count: Int = 1) {
+        state.attributePreallocationFailures = count
+    }
+
     // MARK: - Running one call
 
     /// Fires a due injected fault instead of the call, or runs it; logs the outcome either way. Errors
@@ -150,9 +156,17 @@ public final class SimulatedKernel: KernelInterface {
     }
 
     public func setMemoryAttributes2(gmem: Int32, offset: UInt64, size: UInt64, attributes: UInt64, flags: UInt64) throws(KernelError) {
+        try setMemoryAttributes2(gmem: gmem, offset: offset, size: size, attributes: attributes, flags: flags,
+                                 reserved: [UInt64](repeating: 0, count: SimulatedKernelState.attributes2ReservedWords))
+    }
+
+    /// KVM_SET_MEMORY_ATTRIBUTES2 with the struct's `reserved[]` words as the caller filled them.
+    public func setMemoryAttributes2(gmem: Int32, offset: UInt64, size: UInt64, attributes: UInt64, flags: UInt64,
+                                     reserved: [UInt64]) throws(KernelError) {
         let arguments = "gmem fd \(gmem), offset=\(Format.hex(offset)), size=\(Format.hex(size)), attributes=\(Format.memoryAttributes(attributes)), flags=\(Format.hex(flags))"
         try perform(.setMemoryAttributes2, arguments) { (state: inout SimulatedKernelState) throws(KernelError) in
-            try state.setMemoryAttributes2(gmem: gmem, offset: offset, size: size, attributes: attributes, flags: flags)
+            try state.setMemoryAttributes2(gmem: gmem, offset: offset, size: size, attributes: attributes, flags: flags,
+                                           reserved: reserved)
         }
     }
 

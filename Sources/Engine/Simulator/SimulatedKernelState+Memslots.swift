@@ -1,10 +1,11 @@
 import Config
 
-/// `KVM_SET_USER_MEMORY_REGION2`, checked in the kernel's order (kvm-uapi.md 1.7, the numbered list), so
-/// that where two errors apply the simulator returns the one the kernel returns.
+/// `KVM_SET_USER_MEMORY_REGION2`, checked in the kernel's order (`kvm_set_memory_region`, then
+/// `kvm_arch_prepare_memory_region`; docs/kernels.md), so that where two errors apply the simulator returns
+/// the one the kernel returns.
 extension SimulatedKernelState {
     /// `KVM_MEM_MAX_NR_PAGES` on x86 (pages per memslot).
-    static let maxPagesPerSlot: UInt64 = (1 << 31) - 1
+    static let maxPagesPerSlot: UInt64 = KVMConstants.maxPagesPerMemslot
     /// `kvm_arch_nr_memslot_as_ids`: the development machines have no SMM address space.
     static let addressSpaces: UInt32 = 1
 
@@ -63,6 +64,11 @@ extension SimulatedKernelState {
         // 10. Bind the guest_memfd range (a non-zero fd without the flag is ignored: step 11).
         if wantsGuestMemfd {
             slot.guestMemfdFile = try bind(vm: vm, slot: slot, fd: region.guestMemfd)
+        }
+        // 12. kvm_arch_prepare_memory_region: the last GFN must not exceed kvm_mmu_max_gfn (the bind is undone).
+        guard gpaRange.upperBound <= capabilities.gpaLimit else {
+            unbind(slot)
+            throw .simulated(SimErrno.einval)
         }
         vm.slots[region.slot] = slot
         vms[vm.id] = vm

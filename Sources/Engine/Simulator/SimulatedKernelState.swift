@@ -24,6 +24,8 @@ public struct SimulatedKernelState: Sendable, Hashable, Codable {
     /// Sorted by address, non-overlapping.
     var mappings: [SimMapping] = []
     var faults: [PendingFault] = []
+    /// Test hook: KVM_SET_MEMORY_ATTRIBUTES2 preallocations left to fail (nil: none).
+    var attributePreallocationFailures: Int?
 
     /// Where the simulated `mmap` starts placing mappings (first fit from here up to `TASK_SIZE_MAX`).
     static let mmapBase: UInt64 = 0x7000_0000_0000
