@@ -1,5 +1,6 @@
 import Config
 @testable import Engine
+import Foundation
 import Testing
 
 /// `CapabilityProbe` on the simulator of every built-in profile: probing must find the profile back.
@@ -11,10 +12,13 @@ struct CapabilityProbeTests {
     }
 
     @Test("probing a simulated kernel of each profile gives its VM types, and matchingProfile finds it",
-          arguments: Profiles.names)
+          arguments: Profiles.all.map(\.name))
     func probeFindsProfile(name: String) throws {
         let profile = try #require(Profiles.named(name))
-        let probed = try CapabilityProbe.probe(SimulatedKernel(capabilities: profile), optIn: Self.optIn(for: profile))
+        // The simulated host's sysfs: the module parameter as the profile has it.
+        let facts = HostFacts(gmemInPlaceConversion: profile.gmemInPlaceConversion)
+        let probed = try CapabilityProbe.probe(SimulatedKernel(capabilities: profile), optIn: Self.optIn(for: profile),
+                                               hostFacts: facts)
         #expect(probed.vmTypes == profile.vmTypes, "\(name): probed \(probed.vmTypes)")
         #expect(probed.guestMemfdFlagSet == profile.guestMemfdFlagSet)
         #expect(probed.vmTypesMask == profile.vmTypesMask)
@@ -33,13 +37,53 @@ struct CapabilityProbeTests {
         }
     }
 
-    @Test("without opt-in an unmerged ABI is never guessed: no VM type converts in place")
+    @Test("without opt-in the 2025 POC (colliding capability numbers) is never guessed")
     func noGuessWithoutOptIn() throws {
-        for profile in [Profiles.gmemConvertPOC, Profiles.gmemAttributes2, Profiles.gmemAttributes2SevSnp] {
-            let probed = try CapabilityProbe.probe(SimulatedKernel(capabilities: profile))
-            #expect(!probed.vmTypes.contains { $0.conversion.convertsInPlace }, "\(profile.name): \(probed.vmTypes)")
-            #expect(CapabilityProbe.matchingProfile(probed)?.name != profile.name)
-        }
+        let probed = try CapabilityProbe.probe(SimulatedKernel(capabilities: Profiles.gmemConvertPOC))
+        #expect(!probed.vmTypes.contains { $0.conversion.convertsInPlace }, "\(probed.vmTypes)")
+    }
+
+    @Test("in-place mode is found by the ioctl, without opt-in or sysfs; evidence says so and 250 only confirms",
+          arguments: [Profiles.linux74InPlace, Profiles.linux74InPlaceSevSnp, Profiles.linux74InPlaceTDX])
+    func inPlaceFoundByBehaviour(profile: Capabilities) throws {
+        let probed = try CapabilityProbe.probe(SimulatedKernel(capabilities: profile))
+        #expect(probed.vmTypes == profile.vmTypes)
+        #expect(probed.gmemInPlaceConversion == true)
+        #expect(CapabilityProbe.matchingProfile(probed)?.name == profile.name)
+        #expect(probed.evidence.contains { $0.contains("KVM_SET_MEMORY_ATTRIBUTES2 on a guest_memfd works") && $0.contains("confirming") },
+                "\(probed.evidence)")
+        #expect(probed.evidence.contains { $0.contains("deduced") }, "\(probed.evidence)")
+    }
+
+    @Test("ENOTTY means absent: a 6.18 or 7.4 (mode off) kernel probes as per-VM attributes, evidence names ENOTTY",
+          arguments: [Profiles.linux618, Profiles.linux74])
+    func attributes2AbsentIsENOTTY(profile: Capabilities) throws {
+        let probed = try CapabilityProbe.probe(SimulatedKernel(capabilities: profile))
+        #expect(!probed.vmTypes.contains { $0.conversion == .gmemAttributes2 })
+        #expect(probed.evidence.contains { $0.contains("ENOTTY") }, "\(probed.evidence)")
+    }
+
+    @Test("the sysfs parameter is read where it exists; address sizes come from /proc/cpuinfo's line")
+    func hostFacts() throws {
+        #expect(HostFacts.parsePhysicalBits("address sizes\t: 48 bits physical, 48 bits virtual") == 48)
+        #expect(HostFacts.parsePhysicalBits("address sizes\t: 46 bits physical, 57 bits virtual") == 46)
+        #expect(HostFacts.parsePhysicalBits("flags : fpu") == nil)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gmemctl-facts-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let parameter = dir.appendingPathComponent("gmem_in_place_conversion").path
+        let cpuinfo = dir.appendingPathComponent("cpuinfo").path
+        try "Y\n".write(toFile: parameter, atomically: true, encoding: .utf8)
+        try "processor : 0\naddress sizes\t: 46 bits physical, 48 bits virtual\n".write(toFile: cpuinfo, atomically: true, encoding: .utf8)
+        let facts = HostFacts.read(parameter: parameter, cpuinfo: cpuinfo)
+        #expect(facts == HostFacts(gmemInPlaceConversion: true, physicalAddressBits: 46))
+        #expect(HostFacts.read(parameter: dir.appendingPathComponent("none").path, cpuinfo: cpuinfo).gmemInPlaceConversion == nil)
+        // With TDP (6.11+ reports capability 236) the CPU width limits guest-physical addresses.
+        let probed = try CapabilityProbe.probe(SimulatedKernel(capabilities: Profiles.linux618), hostFacts: facts)
+        #expect(probed.physicalAddressBits == 46)
+        // Shadow paging (the PVM host: 236 = 0 on a 6.18 kernel): 52 bits whatever the CPU says.
+        let pvm = try CapabilityProbe.probe(SimulatedKernel(capabilities: Profiles.linux618PVM), hostFacts: facts)
+        #expect(pvm.physicalAddressBits == 52)
     }
 
     @Test("opting in to an ABI the kernel does not have finds nothing in place")

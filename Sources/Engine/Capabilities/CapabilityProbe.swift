@@ -68,7 +68,7 @@ public enum CapabilityProbe {
             guard offered else { continue }
             types.append(try probeVMType(type, kernel: kernel, optIn: optIn, flagSet: flagSet, evidence: &evidence))
         }
-        if types.contains(where: { $0.conversion == .gmemAttributes2 }) {
+        if types.contains(where: { $0.conversion == .gmemAttributes2 }) {  // capability 233 confirms the mode
             let cap = system[KVMConstants.capMemoryAttributes] ?? 0
             evidence.append("per-VM attributes (capability 233) report \(cap) at system scope\(cap == 0 ? ", as the in-place mode says" : "")")
         }
@@ -79,10 +79,18 @@ public enum CapabilityProbe {
             hugeSizes = pools.keys.sorted()
             hugeFree = pools
         }
-        let inPlaceMode = hostFacts.gmemInPlaceConversion
+        let convertsByAttributes2 = types.contains { $0.conversion == .gmemAttributes2 }
+        var inPlaceMode = hostFacts.gmemInPlaceConversion
         switch inPlaceMode {
         case .some(let value):
             evidence.append("kvm.gmem_in_place_conversion = \(value ? "Y" : "N") (\(KVMConstants.gmemInPlaceConversionParameter))")
+            if value != convertsByAttributes2 {
+                evidence.append("the parameter and the ioctl disagree; the ioctl's answer decides how memory converts")
+            }
+        case nil where convertsByAttributes2:
+            // The ioctl only works in the in-place mode, so its success proves the mode.
+            inPlaceMode = true
+            evidence.append("kvm.gmem_in_place_conversion: parameter unreadable; in-place mode deduced from KVM_SET_MEMORY_ATTRIBUTES2")
         case nil:
             evidence.append("kvm.gmem_in_place_conversion: no such parameter (before Linux 7.4, or no private memory)")
         }

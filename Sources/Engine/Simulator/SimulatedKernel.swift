@@ -53,6 +53,18 @@ public final class SimulatedKernel: KernelInterface {
         state.attributePreallocationFailures = count
     }
 
+    /// A guest load of `count` bytes (within one page) at `gpa`, from where the MMU takes that page.
+    public func guestRead(vm fd: Int32, gpa: UInt64, count: Int) throws(KernelError) -> [UInt8] {
+        let source = (try? guestFaultSource(vm: fd, gpa: gpa)) ?? GuestFaultSource.none
+        return try state.guestAccess(vm: fd, gpa: gpa, write: nil, count: count, source: source)
+    }
+
+    /// A guest store at `gpa` (within one page).
+    public func guestWrite(vm fd: Int32, gpa: UInt64, bytes: [UInt8]) throws(KernelError) {
+        let source = (try? guestFaultSource(vm: fd, gpa: gpa)) ?? GuestFaultSource.none
+        _ = try state.guestAccess(vm: fd, gpa: gpa, write: bytes, count: bytes.count, source: source)
+    }
+
     // MARK: - Running one call
 
     /// Fires a due injected fault instead of the call, or runs it; logs the outcome either way. Errors
