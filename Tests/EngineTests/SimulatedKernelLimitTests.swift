@@ -89,3 +89,19 @@ struct SimulatedKernelLimitTests {
         }
     }
 }
+
+/// Linux 7.4 splits binding a guest_memfd range into prepare and commit (`kvm_gmem_commit_memory_region`):
+/// a range already bound to another slot is EEXIST there, EINVAL before 7.4 (`kvm_gmem_bind`).
+@Suite("SimulatedKernel: guest_memfd binding across generations")
+struct SimulatedKernelBindingTests {
+    @Test("binding a guest_memfd range twice: EINVAL up to 7.3, EEXIST on 7.4 in either mode",
+          arguments: [(Profiles.linux618, Int32(22)), (Profiles.linux611, Int32(22)), (Profiles.linux74, Int32(17)),
+                      (Profiles.linux74InPlace, Int32(17))] as [(Capabilities, Int32)])
+    func doubleBind(profile: Capabilities, errno: Int32) throws {
+        let setup = SimSetup(profile)
+        let (vm, gmem) = try setup.gmem(.swProtected, size: 16 * simPage, flags: 0)
+        try setup.kernel.setUserMemoryRegion2(vm: vm, SimSetup.gmemRegion(slot: 0, gpa: 0, size: 8 * simPage, gmem: gmem))
+        let again = SimSetup.gmemRegion(slot: 1, gpa: 1 << 32, size: 8 * simPage, gmem: gmem, offset: 4 * simPage)
+        #expect(simErrno { try setup.kernel.setUserMemoryRegion2(vm: vm, again) } == errno)
+    }
+}

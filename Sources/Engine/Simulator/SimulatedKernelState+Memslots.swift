@@ -116,13 +116,23 @@ extension SimulatedKernelState {
             throw .simulated(SimErrno.einval)
         }
         let range = slot.gmemRange
-        guard slot.guestMemfdOffset <= UInt64(Int64.max), range.upperBound <= file.size,
-              gmem.bindings.runs(in: range).isEmpty else { throw .simulated(SimErrno.einval) }
+        guard slot.guestMemfdOffset <= UInt64(Int64.max), range.upperBound <= file.size else { throw .simulated(SimErrno.einval) }
+        if !gmem.bindings.runs(in: range).isEmpty {
+            // Linux 7.4 moved the check to kvm_gmem_commit_memory_region, after kvm_arch_prepare_memory_region,
+            // and made it EEXIST; before, kvm_gmem_bind said EINVAL.
+            guard Self.bindsAtCommit(capabilities) else { throw .simulated(SimErrno.einval) }
+            guard slot.gpaRange.upperBound <= capabilities.gpaLimit else { throw .simulated(SimErrno.einval) }
+            throw .simulated(SimErrno.eexist)
+        }
         gmem.bindings.assign(slot.slot, to: range)
         file.gmem = gmem
         files[id] = file
         return id
     }
+
+    /// Kernels with the in-place series (7.4: the `gmem_in_place_conversion` parameter exists) bind a
+    /// guest_memfd range in two steps, prepare and commit.
+    static func bindsAtCommit(_ capabilities: Capabilities) -> Bool { capabilities.gmemInPlaceConversion != nil }
 
     private mutating func unbind(_ slot: SimMemslot) {
         guard let id = slot.guestMemfdFile else { return }
