@@ -78,12 +78,20 @@ struct CapabilityProbeTests {
         let facts = HostFacts.read(parameter: parameter, cpuinfo: cpuinfo)
         #expect(facts == HostFacts(gmemInPlaceConversion: true, physicalAddressBits: 46))
         #expect(HostFacts.read(parameter: dir.appendingPathComponent("none").path, cpuinfo: cpuinfo).gmemInPlaceConversion == nil)
-        // With TDP (6.11+ reports capability 236) the CPU width limits guest-physical addresses.
-        let probed = try CapabilityProbe.probe(SimulatedKernel(capabilities: Profiles.linux618), hostFacts: facts)
-        #expect(probed.physicalAddressBits == 46)
-        // Shadow paging (the PVM host: 236 = 0 on a 6.18 kernel): 52 bits whatever the CPU says.
-        let pvm = try CapabilityProbe.probe(SimulatedKernel(capabilities: Profiles.linux618PVM), hostFacts: facts)
-        #expect(pvm.physicalAddressBits == 52)
+    }
+
+    /// The limit is asked of the kernel (a memslot just below 2^bits), not taken from the CPU's width: with
+    /// shadow paging (this host) KVM allows 52 bits whatever /proc/cpuinfo says.
+    @Test("the guest-physical limit is probed by binding a memslot, whatever /proc/cpuinfo says", arguments: [46, 48, 52])
+    func physicalLimitByBehaviour(bits: Int) throws {
+        var profile = Profiles.linux618
+        profile.physicalAddressBits = bits
+        let kernel = SimulatedKernel(capabilities: profile)
+        let before = kernel.openDescriptors
+        let probed = try CapabilityProbe.probe(kernel, hostFacts: HostFacts(physicalAddressBits: 40))
+        #expect(probed.physicalAddressBits == bits)
+        #expect(probed.evidence.contains { $0.contains("one-page memslot") }, "\(probed.evidence)")
+        #expect(kernel.openDescriptors == before)
     }
 
     @Test("opting in to an ABI the kernel does not have finds nothing in place")

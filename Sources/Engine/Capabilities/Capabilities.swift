@@ -112,6 +112,11 @@ public struct Capabilities: Sendable, Hashable, Codable {
     /// Largest memslot in bytes: `KVM_MEM_MAX_NR_PAGES` (2^31 - 1) pages.
     public var maxMemslotSize: UInt64 { KVMConstants.maxPagesPerMemslot * pageSize }
 
+    /// "2^31 - 1 pages (8 TiB - 4 KiB)", for messages.
+    public var maxMemslotDescription: String {
+        "2^31 - 1 pages (\(formatSize(maxMemslotSize + pageSize)) - \(formatSize(pageSize)))"
+    }
+
     public func vmType(_ type: VMType) -> VMTypeCapabilities? { vmTypes.first { $0.vmType == type } }
 
     /// KVM_CAP_VM_TYPES as the kernel reports it: `BIT(type)` for each creatable type.

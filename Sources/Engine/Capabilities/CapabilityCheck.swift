@@ -73,7 +73,7 @@ public enum CapabilityCheck {
         if slots > caps.maxMemslots {
             problems.append(manifest.diagnostic(
                 at: "spec.mappings", summary: "the mappings need \(slots) memslots, the host has \(caps.maxMemslots)",
-                detail: "KVM_CAP_NR_MEMSLOTS is \(caps.maxMemslots); a mapping over \(formatSize(caps.maxMemslotSize)) takes one memslot per \(formatSize(caps.maxMemslotSize)) (KVM_MEM_MAX_NR_PAGES); merge adjacent mappings"))
+                detail: "KVM_CAP_NR_MEMSLOTS is \(caps.maxMemslots); a memslot holds at most \(caps.maxMemslotDescription) (KVM_MEM_MAX_NR_PAGES), so a larger mapping takes one memslot per \(formatSize(MemslotSplit.pieceSize(maxSize: caps.maxMemslotSize))); merge adjacent mappings"))
         }
         return problems
     }

@@ -95,7 +95,7 @@ public enum CapabilityProbe {
             evidence.append("kvm.gmem_in_place_conversion: no such parameter (before Linux 7.4, or no private memory)")
         }
         let preFault = (system[KVMConstants.capPreFaultMemory] ?? 0) != 0
-        let bits = physicalAddressBits(facts: hostFacts, system: system, evidence: &evidence)
+        let bits = physicalAddressBits(kernel: kernel, facts: hostFacts, evidence: &evidence)
         let slots = Int(system[KVMConstants.capNrMemslots] ?? 0)
         return Capabilities(
             name: "kvm", summary: "probed from the running kernel", pageSize: kernel.pageSize, guestMemfdFlagSet: flagSet,
@@ -104,20 +104,31 @@ public enum CapabilityProbe {
             gmemInPlaceConversion: inPlaceMode, physicalAddressBits: bits, evidence: evidence)
     }
 
-    /// `kvm_mmu_max_gfn`: the MMU's physical-address width with TDP, 52 with shadow paging. Capability 236
-    /// reports whether TDP is on, but only where it exists (6.11+; capability 244 proves 6.18+): an unknown
-    /// capability also reads 0, so without that proof the CPU's width is the safe answer.
-    static func physicalAddressBits(facts: HostFacts, system: [UInt32: Int64], evidence: inout [String]) -> Int {
-        let tdp = system[KVMConstants.capPreFaultMemory] ?? 0
-        if tdp == 0 && (system[KVMConstants.capGuestMemfdFlags] ?? 0) != 0 {
-            evidence.append("guest-physical limit: 52 bits (shadow paging: KVM_CAP_PRE_FAULT_MEMORY is 0 on a 6.18+ kernel)")
-            return 52
+    /// `kvm_mmu_max_gfn`, asked of the kernel: a one-page memslot (no guest_memfd) whose last page is just
+    /// below `2^bits` binds exactly when `bits` is within the limit (the MMU's physical-address width with
+    /// TDP, 52 with shadow paging). Falls back to the CPU's width ("address sizes") if no slot binds.
+    static func physicalAddressBits(kernel: KernelInterface, facts: HostFacts, evidence: inout [String]) -> Int {
+        let page = kernel.pageSize
+        if let vm = try? kernel.createVM(type: VMType.default.kvmValue) {
+            defer { try? kernel.close(vm) }
+            if let memory = try? kernel.mmap(fd: nil, length: page, offset: 0, shared: false, hugePageSize: nil) {
+                defer { try? kernel.munmap(address: memory, length: page) }
+                for bits in stride(from: 52, through: 32, by: -1) {
+                    var region = MemoryRegion2(slot: 0, flags: 0, guestPhysAddr: (1 << UInt64(bits)) - page, memorySize: page,
+                                               userspaceAddr: memory)
+                    guard (try? kernel.setUserMemoryRegion2(vm: vm, region)) != nil else { continue }
+                    region.memorySize = 0
+                    try? kernel.setUserMemoryRegion2(vm: vm, region)
+                    evidence.append("guest-physical limit: \(bits) bits (a one-page memslot ending at 2^\(bits) binds\(bits < 52 ? ", one bit higher is EINVAL" : ""))")
+                    return bits
+                }
+            }
         }
         guard let cpu = facts.physicalAddressBits else {
-            evidence.append("guest-physical limit: 52 bits (no CPU address width known)")
+            evidence.append("guest-physical limit: 52 bits (no memslot probe possible, no CPU address width known)")
             return 52
         }
-        evidence.append("guest-physical limit: \(cpu) bits (/proc/cpuinfo \"address sizes\"\(tdp != 0 ? ", TDP" : ""))")
+        evidence.append("guest-physical limit: \(cpu) bits (/proc/cpuinfo \"address sizes\"; no memslot probe possible)")
         return cpu
     }
 

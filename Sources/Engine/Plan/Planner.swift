@@ -45,7 +45,7 @@ public enum Planner {
         desired.manifestMappings.compactMap { mapping in
             let pieces = MemslotSplit.pieceCount(size: mapping.size, maxSize: capabilities.maxMemslotSize)
             guard pieces > 1 else { return nil }
-            return "mapping of \(mapping.block) at \(hex(mapping.gpa)) (\(formatSize(mapping.size))) takes \(pieces) memslots: one memslot holds at most \(formatSize(capabilities.maxMemslotSize)) (KVM_MEM_MAX_NR_PAGES), pieces of \(formatSize(MemslotSplit.pieceSize(maxSize: capabilities.maxMemslotSize)))"
+            return "mapping of \(mapping.block) at \(hex(mapping.gpa)) (\(formatSize(mapping.size))) takes \(pieces) memslots: one memslot holds at most \(capabilities.maxMemslotDescription) (KVM_MEM_MAX_NR_PAGES), pieces of \(formatSize(MemslotSplit.pieceSize(maxSize: capabilities.maxMemslotSize)))"
         }
     }
 
