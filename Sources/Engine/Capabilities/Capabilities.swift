@@ -14,7 +14,7 @@ public enum ConversionABI: String, Sendable, Hashable, Codable, CaseIterable {
     /// No guest_memfd conversion of any kind (no private memory).
     case none = "none"
 
-    /// Whether one guest_memfd can serve both states (the seed's "in-place conversion").
+    /// Whether one guest_memfd can serve both states ("in-place conversion").
     public var convertsInPlace: Bool { self == .gmemConvertPOC || self == .gmemAttributes2 }
     /// Whether private/shared state can change at run time at all.
     public var canConvert: Bool { self != .sharedOnly && self != .none }

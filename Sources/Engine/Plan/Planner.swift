@@ -310,7 +310,7 @@ public enum Planner {
                     discard = [.discard(block: block.name, memory: .guestMemfd, offset: offsets.lowerBound,
                                         size: UInt64(offsets.count), method: .punchHole)]
                 } else if shared.source != .hugetlb {
-                    // hugetlb shared backings are preallocated and stay (the seed's rule).
+                    // hugetlb shared backings are preallocated and stay (their pool pages are kept, not given back).
                     discard = [.discard(block: block.name, memory: .sharedBacking, offset: offsets.lowerBound,
                                         size: UInt64(offsets.count),
                                         method: shared.source == .anonymous ? .madviseDontneed : .punchHole)]

@@ -1,5 +1,5 @@
 /// A faithful model of the kernel's guest_memfd rules for one `Capabilities` value (a profile or a probed
-/// kernel): the same calls as `KVMKernel`, the same successes and errnos (kvm-uapi.md section 5), with
+/// kernel): the same calls as `KVMKernel`, the same successes and errnos (docs/kernels.md), with
 /// state kept in interval maps so a 1 TiB guest costs nothing until touched. On top of the protocol it
 /// offers test hooks (pins, deterministic fault injection, a call log) and persistence (`snapshot()` /
 /// `init(state:)`). Not thread-safe: like a process's fd table, one owner drives it.

@@ -93,7 +93,7 @@ public struct SimulatedKernelState: Sendable, Hashable, Codable {
 
     /// Drops every object nothing refers to any more, as the kernel does on the last `fput`: a file lives
     /// while an fd or a mapping refers to it; a VM while its fd or one of its guest_memfds does. Releasing a
-    /// guest_memfd invalidates its bindings but leaves the memslots in place (kvm-uapi.md 1.7).
+    /// guest_memfd invalidates its bindings but leaves the memslots in place (docs/kernels.md).
     mutating func collectGarbage() {
         var liveFiles = Set(mappings.map(\.file))
         var liveVMs: Set<UInt64> = []
