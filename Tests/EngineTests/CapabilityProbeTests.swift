@@ -115,3 +115,42 @@ struct CapabilityProbeTests {
         }
     }
 }
+
+/// The profile table: generations as docs/kernels.md describes them.
+@Suite("Capability profiles")
+struct CapabilityProfileTests {
+    @Test("gmem-attributes2 is an alias: linux-7.4-in-place's capabilities under the old name")
+    func aliases() throws {
+        for (alias, target) in Profiles.aliases {
+            let aliased = try #require(Profiles.named(alias))
+            let profile = try #require(Profiles.named(target))
+            #expect(aliased.name == alias && aliased.summary.hasPrefix("alias of \(target)"))
+            #expect(aliased.vmTypes == profile.vmTypes && aliased.systemExtensions == profile.systemExtensions)
+            #expect(aliased.gmemInPlaceConversion == true)
+            #expect(Profiles.names.contains(alias) && !Profiles.all.contains { $0.name == alias })
+        }
+    }
+
+    @Test("pre-fault (236) arrives in 6.11; 6.8 has none")
+    func preFaultGeneration() {
+        #expect(!Profiles.linux68.preFault && Profiles.linux68.systemExtension(KVMConstants.capPreFaultMemory) == 0)
+        #expect(Profiles.linux611.preFault && Profiles.linux611.systemExtension(KVMConstants.capPreFaultMemory) == 1)
+        #expect(Profiles.linux616TDX.vmType(.tdx) != nil && Profiles.linux611.vmType(.tdx) == nil)
+        #expect(Profiles.linux611.vmType(.sevSnp) != nil)
+    }
+
+    @Test("the 6.18 family describes 6.18-7.3; 7.4 comes in two modes")
+    func generations() {
+        for profile in [Profiles.linux618, Profiles.linux618SevSnp, Profiles.linux618TDX] {
+            #expect(profile.summary.contains("6.18-7.3"), "\(profile.name)")
+        }
+        #expect(Profiles.linux74.gmemInPlaceConversion == false && Profiles.linux74.vmTypes == Profiles.linux618.vmTypes)
+        let inPlace = Profiles.linux74InPlace
+        #expect(inPlace.inPlaceMode)
+        #expect(inPlace.systemExtension(KVMConstants.capMemoryAttributes) == 0)
+        #expect(inPlace.systemExtension(KVMConstants.capGuestMemfdMemoryAttributes) == 8)
+        for type in inPlace.vmTypes where type.vmType.hasPrivateMemory {
+            #expect(type.conversion == .gmemAttributes2 && type.guestMemfdFlags & KVMConstants.gmemFlagInitShared != 0)
+        }
+    }
+}

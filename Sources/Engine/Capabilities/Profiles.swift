@@ -18,9 +18,16 @@ public enum Profiles {
         ("gmem-attributes2-sev-snp", "linux-7.4-in-place-sev-snp"),
     ]
 
+    /// A profile by name. An alias gives its profile's capabilities under the alias name, so hosts, state
+    /// files and agents named after it keep their identity.
     public static func named(_ name: String) -> Capabilities? {
-        let resolved = aliases.first { $0.alias == name }?.profile ?? name
-        return all.first { $0.name == resolved }
+        if let alias = aliases.first(where: { $0.alias == name }) {
+            guard var profile = all.first(where: { $0.name == alias.profile }) else { return nil }
+            profile.name = alias.alias
+            profile.summary = "alias of \(alias.profile): \(profile.summary)"
+            return profile
+        }
+        return all.first { $0.name == name }
     }
 
     public static var names: [String] { all.map(\.name) + aliases.map(\.alias) }
@@ -195,7 +202,7 @@ public enum Profiles {
         name: "linux-7.4-in-place-tdx", coco: [.tdx],
         summary: "Linux 7.4 on an Intel TDX host, kvm.gmem_in_place_conversion=1: in-place conversion")
 
-    /// Kept for code that named the profiles by their ioctl.
-    public static var gmemAttributes2: Capabilities { linux74InPlace }
-    public static var gmemAttributes2SevSnp: Capabilities { linux74InPlaceSevSnp }
+    /// Kept for code that named the profiles by their ioctl (the alias names, same capabilities).
+    public static var gmemAttributes2: Capabilities { named("gmem-attributes2") ?? linux74InPlace }
+    public static var gmemAttributes2SevSnp: Capabilities { named("gmem-attributes2-sev-snp") ?? linux74InPlaceSevSnp }
 }
