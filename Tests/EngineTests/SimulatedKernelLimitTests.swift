@@ -105,3 +105,22 @@ struct SimulatedKernelBindingTests {
         #expect(simErrno { try setup.kernel.setUserMemoryRegion2(vm: vm, again) } == errno)
     }
 }
+
+@Suite("SimulatedKernel: error_offset on input")
+struct SimulatedKernelErrorOffsetInputTests {
+    @Test("the 2025 POC refuses a nonzero error_offset on input; 7.4's ATTRIBUTES2 does not read it")
+    func errorOffsetOnInput() throws {
+        let poc = SimSetup(Profiles.gmemConvertPOC)
+        let (_, pocGmem) = try poc.gmem(.swProtected, flags: pocSharedPrivate)
+        #expect(simErrno { try poc.kernel.gmemConvert(gmem: pocGmem, offset: 0, size: simPage, toPrivate: false, errorOffset: 8) } == 22)
+        #expect(simErrno { try poc.kernel.gmemConvert(gmem: pocGmem, offset: 0, size: simPage, toPrivate: false, errorOffset: 0) } == nil)
+        // KVM_SET_MEMORY_ATTRIBUTES2 has no input error_offset in its interface: whatever the caller left
+        // there is overwritten on failure only, so a conversion after a failed one succeeds as usual.
+        let inPlace = SimSetup(Profiles.linux74InPlace)
+        let (_, gmem) = try inPlace.gmem(.swProtected, flags: KVMConstants.gmemFlagMmap)
+        inPlace.kernel.failAttributePreallocation()
+        #expect(simError { try inPlace.kernel.setMemoryAttributes2(gmem: gmem, offset: simPage, size: simPage, attributes: 0, flags: 0) }?
+            .errorOffset == simPage)
+        #expect(simErrno { try inPlace.kernel.setMemoryAttributes2(gmem: gmem, offset: simPage, size: simPage, attributes: 0, flags: 0) } == nil)
+    }
+}

@@ -160,10 +160,16 @@ public final class SimulatedKernel: KernelInterface {
     }
 
     public func gmemConvert(gmem: Int32, offset: UInt64, size: UInt64, toPrivate: Bool) throws(KernelError) {
+        try gmemConvert(gmem: gmem, offset: offset, size: size, toPrivate: toPrivate, errorOffset: 0)
+    }
+
+    /// The POC's `struct kvm_gmem_convert` with `error_offset` as the caller filled it: the POC refuses a
+    /// nonzero value on input (EINVAL); the 7.4 ioctl does not read it.
+    public func gmemConvert(gmem: Int32, offset: UInt64, size: UInt64, toPrivate: Bool, errorOffset: UInt64) throws(KernelError) {
         try perform(toPrivate ? .gmemConvertPrivate : .gmemConvertShared,
                     "gmem fd \(gmem), offset=\(Format.hex(offset)), size=\(Format.hex(size))") {
             (state: inout SimulatedKernelState) throws(KernelError) in
-            try state.gmemConvert(gmem: gmem, offset: offset, size: size, toPrivate: toPrivate)
+            try state.gmemConvert(gmem: gmem, offset: offset, size: size, toPrivate: toPrivate, errorOffset: errorOffset)
         }
     }
 

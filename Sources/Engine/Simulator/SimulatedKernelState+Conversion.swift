@@ -33,9 +33,11 @@ extension SimulatedKernelState {
 
     /// 2025 POC. Without the POC ABI the gmem fd has no ioctls (ENOTTY). A gmem created without
     /// SUPPORT_SHARED tracks no shareability, so it is refused with EINVAL ([U]: not in the stored material).
-    mutating func gmemConvert(gmem fd: Int32, offset: UInt64, size: UInt64, toPrivate: Bool) throws(KernelError) {
+    mutating func gmemConvert(gmem fd: Int32, offset: UInt64, size: UInt64, toPrivate: Bool,
+                              errorOffset: UInt64 = 0) throws(KernelError) {
         let file = try guestMemfdForIoctl(fd)
         guard hasConversionABI(.gmemConvertPOC) else { throw .simulated(SimErrno.enotty) }
+        guard errorOffset == 0 else { throw .simulated(SimErrno.einval) }
         guard let gmem = file.gmem, gmem.flags & KVMConstants.pocGmemFlagSupportShared != 0 else {
             throw .simulated(SimErrno.einval)
         }
