@@ -16,8 +16,8 @@ extension ManifestValidator {
                 let path = "spec.layout.\(list)[\(index)]"
                 guard !isTainted(path) else { continue }
                 if list == "private" && !vmTainted && !vmType.hasPrivateMemory {
+                    // Reported with its other faults (alignment, holes), so one edit fixes the range.
                     error(path, "private range \(formatRange(range.range)) on a `default` VM", fix)
-                    continue
                 }
                 checkRange(range, path: path, mapped: holes)
             }

@@ -73,6 +73,9 @@ struct ProfilesCommand: ParsableCommand {
                 print("\(profile.name.padding(to: width))  \(types)")
                 print("\(String(repeating: " ", count: width))  \(profile.summary)")
             }
+            for alias in Profiles.aliases {
+                print("\(alias.alias.padding(to: width))  alias of \(alias.profile)")
+            }
         }
     }
 }
@@ -82,6 +85,8 @@ enum CapabilityText {
         var lines = ["host: \(host)", "summary: \(caps.summary)"]
         lines.append("matches profile: \(match ?? "none")")
         lines.append("page size: \(caps.pageSize), memslots: \(caps.maxMemslots), pre-fault: \(caps.preFault ? "yes" : "no")")
+        lines.append("guest-physical limit: \(caps.physicalAddressBits) bits, memslot limit: \(caps.maxMemslotDescription)")
+        for line in caps.evidence { lines.append("evidence: \(line)") }
         let extensions = caps.systemExtensions.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         lines.append("KVM_CHECK_EXTENSION (system): \(extensions)")
         lines.append("VM types:")

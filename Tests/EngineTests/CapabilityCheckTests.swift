@@ -126,3 +126,56 @@ struct CapabilityCheckTests {
         #expect(Self.errors(manifest, caps).map(\.path) == ["spec.blocks[0].backend.type", "spec.blocks[1].backend.shared.pageSize"])
     }
 }
+
+/// Limits and warnings `validate --target` adds for real kernels (docs/kernels.md, "Limits").
+@Suite("CapabilityCheck: kernel limits")
+struct CapabilityCheckLimitTests {
+    @Test("a 1 GiB mapping at 2^52 is refused naming the address width; at 2^48 it passes")
+    func physicalAddressLimit() throws {
+        let at52 = try engManifest(engYAML(vm: "default", blocks: [engBlock(size: "1GiB", backend: engInPlace)],
+                                           mappings: [engMapping(size: engGiB, gpa: 1 << 52)], defaultState: "shared"))
+        let problems = CapabilityCheck.check(at52, against: Profiles.linux618PVM).filter { $0.severity == .error }
+        #expect(problems.count == 1)
+        #expect(problems.first?.path == "spec.mappings[0]")
+        #expect(problems.first?.detail.contains("52-bit") == true, "\(problems)")
+        let at48 = try engManifest(engYAML(vm: "default", blocks: [engBlock(size: "1GiB", backend: engInPlace)],
+                                           mappings: [engMapping(size: engGiB, gpa: 1 << 48)], defaultState: "shared"))
+        #expect(CapabilityCheck.check(at48, against: Profiles.linux618PVM).isEmpty)
+        var narrow = Profiles.linux618
+        narrow.physicalAddressBits = 46
+        #expect(CapabilityCheck.check(at48, against: narrow).contains { $0.severity == .error })
+    }
+
+    @Test("the memslot count counts the pieces of split mappings")
+    func memslotCountWithSplit() throws {
+        var small = Profiles.linux618
+        small.maxMemslots = 1
+        let big = try engManifest(engYAML(vm: "default", blocks: [engBlock(size: "9TiB", backend: engInPlace)],
+                                          mappings: [engMapping(size: 9 << 40, gpa: 0)], defaultState: "shared"))
+        let problems = CapabilityCheck.check(big, against: small).filter { $0.severity == .error }
+        #expect(problems.count == 1 && problems.first?.summary.contains("need 2 memslots") == true, "\(problems)")
+        #expect(CapabilityCheck.check(big, against: Profiles.linux618).isEmpty)
+    }
+
+    @Test("a hugetlb mapping whose GPA is not aligned to its huge pages is warned about, naming the cost")
+    func hugetlbAlignment() throws {
+        let yaml = engYAML(blocks: [engBlock(backend: engLegacyHugetlb)], mappings: [engMapping(size: 4 * engMiB, gpa: engMiB)])
+        let warnings = CapabilityCheck.check(try engManifest(yaml), against: Profiles.linux618).filter { $0.severity == .warning }
+        #expect(warnings.count == 1)
+        #expect(warnings.first?.path == "spec.mappings[0].gpa")
+        #expect(warnings.first?.detail.contains("4 KiB pages only") == true || warnings.first?.detail.contains("4KiB pages only") == true,
+                "\(warnings)")
+        let aligned = engYAML(blocks: [engBlock(backend: engLegacyHugetlb)], mappings: [engMapping(size: 4 * engMiB, gpa: 2 * engMiB)])
+        #expect(CapabilityCheck.check(try engManifest(aligned), against: Profiles.linux618).isEmpty)
+    }
+
+    @Test("on a default VM an unaligned private range reports its misalignment too")
+    func defaultVMUnalignedPrivate() {
+        let yaml = engYAML(vm: "default", blocks: [engBlock(backend: engInPlace)], mappings: [engMapping(size: 64 * engMiB, gpa: 0)],
+                           defaultState: "shared", private: [engRange(gpa: 0x1800, size: 0x1000)])
+        let result = ManifestLoader.load(yaml: yaml, file: "test.yaml")
+        let summaries = result.diagnostics.filter { $0.path.hasPrefix("spec.layout.private[0]") }.map(\.summary)
+        #expect(summaries.contains { $0.contains("default") }, "\(summaries)")
+        #expect(summaries.contains { $0.contains("aligned") }, "\(summaries)")
+    }
+}

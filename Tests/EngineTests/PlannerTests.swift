@@ -304,9 +304,12 @@ struct PlannerTests {
             ("linux-6.18-tdx", "tdx", .legacy(SharedBacking(source: .memfd)), "vm-attributes"),
             ("gmem-convert-poc", "sw-protected", .inPlace, "gmem-convert-poc"),
             ("gmem-convert-poc", "tdx", .inPlace, "gmem-convert-poc"),
-            ("gmem-attributes2", "sw-protected", .inPlace, "gmem-attributes2"),
-            ("gmem-attributes2", "tdx", .inPlace, "gmem-attributes2"),
-            ("gmem-attributes2-sev-snp", "sev-snp", .inPlace, "gmem-attributes2"),
+            ("linux-6.11", "sev-snp", .legacy(SharedBacking(source: .memfd)), "vm-attributes"),
+            ("linux-7.4", "sw-protected", .legacy(SharedBacking(source: .memfd)), "vm-attributes"),
+            ("linux-7.4-in-place", "sw-protected", .inPlace, "kvm.gmem_in_place_conversion"),
+            ("linux-7.4-in-place-tdx", "tdx", .inPlace, "kvm.gmem_in_place_conversion"),
+            ("gmem-attributes2", "tdx", .inPlace, "kvm.gmem_in_place_conversion"),
+            ("gmem-attributes2-sev-snp", "sev-snp", .inPlace, "kvm.gmem_in_place_conversion"),
         ]
         for (profileName, vm, backend, abi) in expectations {
             let profile = try #require(Profiles.named(profileName))
@@ -480,23 +483,85 @@ struct PlannerTests {
         #expect(try applied.provisioner.plan(mixed).operations.isEmpty)
     }
 
-    @Test("legacy blocks on gmem-attributes2 (no per-VM attributes) convert through the guest_memfd and still discard")
-    func legacyOnAttributes2() throws {
-        let profile = Profiles.gmemAttributes2
+    /// In-place mode makes every guest_memfd memslot guest_memfd-only: the shared backing of a legacy block
+    /// would never be what the guest sees, so no plan may build one (it used to convert with ATTRIBUTES2).
+    @Test("legacy blocks with private memory are refused in in-place mode, naming the parameter and the fix",
+          arguments: ["linux-7.4-in-place", "linux-7.4-in-place-sev-snp", "gmem-attributes2"])
+    func legacyRefusedInPlaceMode(profileName: String) throws {
+        let profile = try #require(Profiles.named(profileName))
+        let vm = profile.vmTypes.first { $0.vmType.hasPrivateMemory }?.vmType.rawValue ?? "sw-protected"
+        let manifest = try engManifest(Self.singleBlock(engLegacyAnonymous, vm: vm))
+        #expect(throws: DesiredStateError.self) { try DesiredState(manifest: manifest, capabilities: profile) }
+        let problems = CapabilityCheck.check(manifest, against: profile).filter { $0.severity == .error }
+        let text = problems.map { "\($0.summary) \($0.detail)" }.joined(separator: "\n")
+        #expect(text.contains("kvm.gmem_in_place_conversion"), "\(text)")
+        #expect(text.contains("backend: in-place"), "\(text)")
+    }
+
+    @Test("the same legacy manifest plans with per-VM attributes on linux-7.4 and linux-6.18, never ATTRIBUTES2",
+          arguments: ["linux-7.4", "linux-6.18", "linux-6.11", "linux-6.8"])
+    func legacyPlansWithVMAttributes(profileName: String) throws {
+        let profile = try #require(Profiles.named(profileName))
         let (_, plan) = try engFreshPlan(Self.singleBlock(engLegacyAnonymous), on: profile)
-        let backing = SharedBacking(source: .anonymous)
-        #expect(plan.operations == [
-            .createVM(type: .swProtected),
-            .createSharedBacking(block: "ram", backing: backing, size: Self.size),
-            .mapHostMemory(block: "ram", memory: .sharedBacking, size: Self.size),
-            .createGuestMemfd(block: "ram", size: Self.size, flags: 0, backend: .legacy(backing)),
-            .bindMemslot(slot: 0, mapping: Self.mapping, memory: .sharedBacking),
-            .convertGuestMemfd(block: "ram", offset: Self.sharedGPA, size: Self.sharedSize, to: .shared, abi: .gmemAttributes2),
-            .discard(block: "ram", memory: .guestMemfd, offset: Self.sharedGPA, size: Self.sharedSize, method: .punchHole),
-            .notify(listener: "vfio0", kind: .map, gpa: Self.sharedGPA, size: Self.sharedSize),
-        ])
-        let applied = try EngApplied(Self.singleBlock(engLegacyAnonymous), on: profile)
+        #expect(plan.operations.contains { if case .setVMAttributes = $0 { return true }; return false })
+        #expect(!plan.operations.contains { if case .convertGuestMemfd = $0 { return true }; return false })
+    }
+
+    @Test("mechanism: a legacy block never converts through per-gmem attributes")
+    func legacyMechanism() {
+        let vm = VMTypeCapabilities(vmType: .swProtected, guestMemfdFlags: 3, guestMemfd: true, memoryAttributes: 0,
+                                    conversion: .gmemAttributes2)
+        let block = LiveBlock(name: "ram", size: engMiB, backend: .legacy(SharedBacking(source: .memfd)), guestMemfdFlags: 0)
+        #expect(Planner.mechanism(block: block, vm: vm) == nil)
+        #expect(BackendResolver.creation(backend: .legacy(SharedBacking(source: .memfd)), vm: vm, layout: nil).1 == .shared)
+    }
+
+    @Test("auto on linux-7.4-in-place converts with KVM_SET_MEMORY_ATTRIBUTES2 on the guest_memfd; on linux-7.4 per VM")
+    func autoAcrossModes() throws {
+        let yaml = Self.singleBlock(engAuto)
+        let (_, inPlace) = try engFreshPlan(yaml, on: Profiles.linux74InPlace)
+        #expect(inPlace.operations.contains { if case .convertGuestMemfd(_, _, _, _, .gmemAttributes2) = $0 { return true }; return false })
+        #expect(!inPlace.operations.contains { if case .setVMAttributes = $0 { return true }; return false })
+        let (_, off) = try engFreshPlan(yaml, on: Profiles.linux74)
+        #expect(off.operations.contains { if case .setVMAttributes = $0 { return true }; return false })
+        #expect(!off.operations.contains { if case .convertGuestMemfd = $0 { return true }; return false })
+    }
+
+    // MARK: - Memslot split
+
+    static func bigGuest(size: UInt64, gpa: UInt64 = 0) -> String {
+        engYAML(vm: "default", blocks: [engBlock(size: engHex(size), backend: engInPlace)],
+                mappings: [engMapping(size: size, gpa: gpa)], defaultState: "shared")
+    }
+
+    @Test("a 9 TiB mapping is planned as two memslots with a note; apply builds both; plan and diff are then empty")
+    func nineTiBSplits() throws {
+        let size: UInt64 = 9 << 40
+        let yaml = Self.bigGuest(size: size)
+        let (desired, plan) = try engFreshPlan(yaml, on: Profiles.linux618)
+        let binds = plan.operations.compactMap { op -> Mapping? in
+            if case .bindMemslot(_, let mapping, _) = op { return mapping }
+            return nil
+        }
+        #expect(binds.count == 2)
+        #expect(binds.allSatisfy { $0.size <= Profiles.linux618.maxMemslotSize })
+        #expect(binds.reduce(0) { $0 + $1.size } == size && binds[1].gpa == binds[0].gpa + binds[0].size)
+        #expect(desired.mappings == binds)
+        #expect(plan.notes.contains { $0.contains("takes 2 memslots") && $0.contains("KVM_MEM_MAX_NR_PAGES") }, "\(plan.notes)")
+        let applied = try EngApplied(yaml, on: Profiles.linux618)
+        #expect(applied.report.succeeded)
+        #expect(applied.state.memslots.count == 2)
         #expect(try applied.provisioner.plan(applied.manifest).operations.isEmpty)
-        #expect(engSameRuns(try engGmemRuns(applied.host, applied.state), engLayoutRuns(applied.state)))
+        #expect(try applied.provisioner.diff(applied.manifest).entries.isEmpty)
+    }
+
+    @Test("MemslotSplit: exact limit stays one slot, one page more is two; pieces are whole GiBs")
+    func splitEdges() {
+        let max = Profiles.linux618.maxMemslotSize
+        let piece = MemslotSplit.pieceSize(maxSize: max)
+        #expect(piece % engGiB == 0 && piece <= max && piece > max - engGiB)
+        #expect(MemslotSplit.split(Mapping(block: "b", offset: 0, size: max, gpa: 0), maxSize: max).count == 1)
+        let two = MemslotSplit.split(Mapping(block: "b", offset: 4096, size: max + 4096, gpa: engGiB), maxSize: max)
+        #expect(two.count == 2 && two[0].offset == 4096 && two[1].offset == 4096 + piece && two[1].gpa == engGiB + piece)
     }
 }

@@ -1,6 +1,6 @@
 import Config
 
-/// How a host converts guest memory between private and shared (ARCHITECTURE.md section 4; kvm-uapi.md).
+/// How a host converts guest memory between private and shared (docs/kernels.md, the generations table).
 public enum ConversionABI: String, Sendable, Hashable, Codable, CaseIterable {
     /// Per-VM attributes, `KVM_SET_MEMORY_ATTRIBUTES` on the VM fd (Linux 6.8+); never in place.
     case vmAttributes = "vm-attributes"
@@ -8,12 +8,13 @@ public enum ConversionABI: String, Sendable, Hashable, Codable, CaseIterable {
     case sharedOnly = "shared-only"
     /// 2025 RFC/POC: `KVM_GMEM_CONVERT_SHARED/PRIVATE` on the guest_memfd (`SUPPORT_SHARED`, `INIT_PRIVATE`).
     case gmemConvertPOC = "gmem-convert-poc"
-    /// 2026 series: `KVM_SET_MEMORY_ATTRIBUTES2` on the guest_memfd.
+    /// The in-place series (Linux 7.4, `kvm.gmem_in_place_conversion=1`): `KVM_SET_MEMORY_ATTRIBUTES2` on the
+    /// guest_memfd.
     case gmemAttributes2 = "gmem-attributes2"
     /// No guest_memfd conversion of any kind (no private memory).
     case none = "none"
 
-    /// Whether one guest_memfd can serve both states (the seed's "in-place conversion").
+    /// Whether one guest_memfd can serve both states ("in-place conversion").
     public var convertsInPlace: Bool { self == .gmemConvertPOC || self == .gmemAttributes2 }
     /// Whether private/shared state can change at run time at all.
     public var canConvert: Bool { self != .sharedOnly && self != .none }
@@ -74,10 +75,19 @@ public struct Capabilities: Sendable, Hashable, Codable {
     public var maxMemslots: Int
     /// KVM_PRE_FAULT_MEMORY works (needs TDP; the PVM host uses shadow paging).
     public var preFault: Bool
+    /// `kvm.gmem_in_place_conversion` (Linux 7.4): nil where the parameter does not exist (before 7.4, and
+    /// on hosts without private memory). When true every guest_memfd memslot is guest_memfd-only.
+    public var gmemInPlaceConversion: Bool?
+    /// Guest-physical address width a memslot may reach (`kvm_mmu_max_gfn`: the MMU's physical-address
+    /// width with TDP, 52 with shadow paging). A slot whose last byte is at or above `2^bits` is EINVAL.
+    public var physicalAddressBits: Int
+    /// What a probe relied on, one line each ("ioctl", "module parameter", "capability"); empty for profiles.
+    public var evidence: [String]
 
     public init(name: String, summary: String, pageSize: UInt64 = 4096, guestMemfdFlagSet: GuestMemfdFlagSet,
                 vmTypes: [VMTypeCapabilities], systemExtensions: [UInt32: Int64], hugePageSizes: [UInt64] = [2 << 20, 1 << 30],
-                hugePagesFree: [UInt64: UInt64]? = nil, maxMemslots: Int = 32764, preFault: Bool) {
+                hugePagesFree: [UInt64: UInt64]? = nil, maxMemslots: Int = 32764, preFault: Bool,
+                gmemInPlaceConversion: Bool? = nil, physicalAddressBits: Int = 52, evidence: [String] = []) {
         self.name = name
         self.summary = summary
         self.pageSize = pageSize
@@ -88,6 +98,23 @@ public struct Capabilities: Sendable, Hashable, Codable {
         self.hugePagesFree = hugePagesFree
         self.maxMemslots = maxMemslots
         self.preFault = preFault
+        self.gmemInPlaceConversion = gmemInPlaceConversion
+        self.physicalAddressBits = physicalAddressBits
+        self.evidence = evidence
+    }
+
+    /// Whether this host runs the in-place mode of Linux 7.4 (guest_memfd-only memslots).
+    public var inPlaceMode: Bool { gmemInPlaceConversion == true }
+
+    /// First guest-physical address no memslot may cover.
+    public var gpaLimit: UInt64 { physicalAddressBits >= 64 ? .max : 1 << UInt64(physicalAddressBits) }
+
+    /// Largest memslot in bytes: `KVM_MEM_MAX_NR_PAGES` (2^31 - 1) pages.
+    public var maxMemslotSize: UInt64 { KVMConstants.maxPagesPerMemslot * pageSize }
+
+    /// "2^31 - 1 pages (8 TiB - 4 KiB)", for messages.
+    public var maxMemslotDescription: String {
+        "2^31 - 1 pages (\(formatSize(maxMemslotSize + pageSize)) - \(formatSize(pageSize)))"
     }
 
     public func vmType(_ type: VMType) -> VMTypeCapabilities? { vmTypes.first { $0.vmType == type } }
@@ -96,6 +123,29 @@ public struct Capabilities: Sendable, Hashable, Codable {
     public var vmTypesMask: Int64 { vmTypes.reduce(0) { $0 | (1 << Int64($1.vmType.kvmValue)) } }
 
     public func systemExtension(_ cap: UInt32) -> Int64 { systemExtensions[cap] ?? 0 }
+}
+
+extension Capabilities {
+    private enum CodingKeys: String, CodingKey {
+        case name, summary, pageSize, guestMemfdFlagSet, vmTypes, systemExtensions, hugePageSizes, hugePagesFree
+        case maxMemslots, preFault, gmemInPlaceConversion, physicalAddressBits, evidence
+    }
+
+    /// Decodes capabilities written before the in-place mode, address width and evidence were recorded.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(name: try c.decode(String.self, forKey: .name), summary: try c.decode(String.self, forKey: .summary),
+                  pageSize: try c.decode(UInt64.self, forKey: .pageSize),
+                  guestMemfdFlagSet: try c.decode(GuestMemfdFlagSet.self, forKey: .guestMemfdFlagSet),
+                  vmTypes: try c.decode([VMTypeCapabilities].self, forKey: .vmTypes),
+                  systemExtensions: try c.decode([UInt32: Int64].self, forKey: .systemExtensions),
+                  hugePageSizes: try c.decode([UInt64].self, forKey: .hugePageSizes),
+                  hugePagesFree: try c.decodeIfPresent([UInt64: UInt64].self, forKey: .hugePagesFree),
+                  maxMemslots: try c.decode(Int.self, forKey: .maxMemslots), preFault: try c.decode(Bool.self, forKey: .preFault),
+                  gmemInPlaceConversion: try c.decodeIfPresent(Bool.self, forKey: .gmemInPlaceConversion),
+                  physicalAddressBits: try c.decodeIfPresent(Int.self, forKey: .physicalAddressBits) ?? 52,
+                  evidence: try c.decodeIfPresent([String].self, forKey: .evidence) ?? [])
+    }
 }
 
 extension VMType {
@@ -129,9 +179,14 @@ public enum KVMConstants {
     public static let capPOCGmemSharedMem: UInt32 = 240
     public static let capPOCGmemConversion: UInt32 = 241
     public static let capPOCGmemHugetlb: UInt32 = 242
-    /// 2026 series v8 number (unconfirmed upstream); read only on opt-in.
+    /// `KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES` of the in-place series (number unconfirmed; a PowerPC
+    /// capability also wants 250): only confirmation, the probe asks the ioctl first.
     public static let capGuestMemfdMemoryAttributes: UInt32 = 250
     public static let capNrMemslots: UInt32 = 10
+    /// `KVM_MEM_MAX_NR_PAGES`: pages one memslot may hold (every generation).
+    public static let maxPagesPerMemslot: UInt64 = (1 << 31) - 1
+    /// `/sys/module/kvm/parameters/gmem_in_place_conversion` (Linux 7.4, where private memory exists).
+    public static let gmemInPlaceConversionParameter = "/sys/module/kvm/parameters/gmem_in_place_conversion"
 
     public static let memoryAttributePrivate: UInt64 = 1 << 3
     public static let memGuestMemfd: UInt32 = 1 << 2

@@ -35,7 +35,12 @@ public enum CapabilityCheck {
             case .inPlace:
                 problems += checkInPlace(manifest, block: block, path: path, vm: vm, caps: caps, needsPrivate: needsPrivate)
             case .legacy(let shared):
-                if needsPrivate && !vm.conversion.canConvert {
+                if caps.inPlaceMode && vm.vmType.hasPrivateMemory {
+                    problems.append(manifest.diagnostic(
+                        at: path + ".backend.type",
+                        summary: "legacy block \(block.name) cannot work on \(caps.name): kvm.gmem_in_place_conversion=1 makes every guest_memfd memslot guest_memfd-only",
+                        detail: "guest faults, shared or private, are served from the guest_memfd, so the separate shared backing is never what the guest sees, and per-VM attributes report 0; use backend: in-place (or auto)"))
+                } else if needsPrivate && !vm.conversion.canConvert {
                     problems.append(manifest.diagnostic(
                         at: path + ".backend", summary: "block \(block.name) has private memory, but \(caps.name) cannot make memory private on \(vmType.rawValue) VMs",
                         detail: "KVM_CAP_MEMORY_ATTRIBUTES is 0x\(String(vm.memoryAttributes, radix: 16)) (PRIVATE = 0x8 missing); per-VM private attributes need Linux 6.8+ with a VM type that has private memory (sw-protected, sev-snp, tdx)"))
@@ -45,11 +50,48 @@ public enum CapabilityCheck {
                 }
             }
         }
-        let slots = spec.mappings.count
+        problems += checkMemslots(manifest, caps: caps)
+        problems += checkHugetlbAlignment(manifest, caps: caps)
+        return problems
+    }
+
+    /// Memslots the host must hold: a mapping larger than one memslot is split (as QEMU's
+    /// kvm_max_slot_size), so the count is of pieces; every piece must end below the MMU's maximum GFN.
+    private static func checkMemslots(_ manifest: Manifest, caps: Capabilities) -> [Diagnostic] {
+        var problems: [Diagnostic] = []
+        var slots = 0
+        for (index, mapping) in manifest.spec.mappings.enumerated() where mapping.size > 0 {
+            slots += MemslotSplit.pieceCount(size: mapping.size, maxSize: caps.maxMemslotSize)
+            let (end, overflow) = mapping.gpa.addingReportingOverflow(mapping.size)
+            if overflow || end > caps.gpaLimit {
+                problems.append(manifest.diagnostic(
+                    at: "spec.mappings[\(index)]",
+                    summary: "mapping \(formatHex(mapping.gpa))+\(formatSize(mapping.size)) ends beyond the highest guest-physical address of \(caps.name) (\(formatHex(caps.gpaLimit - 1)))",
+                    detail: "the MMU maps \(caps.physicalAddressBits)-bit guest-physical addresses (kvm_mmu_max_gfn; CPUID 0x80000008, /proc/cpuinfo \"address sizes\"): KVM_SET_USER_MEMORY_REGION2 is EINVAL; move the mapping below \(formatHex(caps.gpaLimit))"))
+            }
+        }
         if slots > caps.maxMemslots {
             problems.append(manifest.diagnostic(
-                at: "spec.mappings", summary: "\(slots) mappings exceed the host's \(caps.maxMemslots) memslots",
-                detail: "KVM_CAP_NR_MEMSLOTS is \(caps.maxMemslots); merge adjacent mappings"))
+                at: "spec.mappings", summary: "the mappings need \(slots) memslots, the host has \(caps.maxMemslots)",
+                detail: "KVM_CAP_NR_MEMSLOTS is \(caps.maxMemslots); a memslot holds at most \(caps.maxMemslotDescription) (KVM_MEM_MAX_NR_PAGES), so a larger mapping takes one memslot per \(formatSize(MemslotSplit.pieceSize(maxSize: caps.maxMemslotSize))); merge adjacent mappings"))
+        }
+        return problems
+    }
+
+    /// A hugetlb shared backing mapped at a GPA not aligned to its page size is mapped by KVM with 4 KiB
+    /// pages only (the host page and the guest page must line up for a huge mapping).
+    private static func checkHugetlbAlignment(_ manifest: Manifest, caps: Capabilities) -> [Diagnostic] {
+        var problems: [Diagnostic] = []
+        for (index, mapping) in manifest.spec.mappings.enumerated() {
+            guard let block = manifest.spec.blocks.first(where: { $0.name == mapping.block }),
+                  block.backend.type != .inPlace, block.backend.shared.source == .hugetlb,
+                  let pageSize = block.backend.shared.pageSize, pageSize > caps.pageSize else { continue }
+            let misaligned = (mapping.gpa % pageSize) != (mapping.offset % pageSize)
+            guard misaligned else { continue }
+            problems.append(manifest.diagnostic(
+                .warning, at: "spec.mappings[\(index)].gpa",
+                summary: "mapping of hugetlb block \(block.name) at \(formatHex(mapping.gpa)) is not aligned to its \(formatSize(pageSize)) pages",
+                detail: "KVM can then map it with \(formatSize(caps.pageSize)) pages only: \(pageSize / caps.pageSize) times the page-table entries and TLB misses of \(formatSize(pageSize)) pages; align gpa (and offset) to \(formatSize(pageSize))"))
         }
         return problems
     }
@@ -61,7 +103,7 @@ public enum CapabilityCheck {
             return [manifest.diagnostic(
                 at: path + ".backend.type",
                 summary: "in-place block \(block.name) has private memory, but \(caps.name) cannot convert a guest_memfd in place on \(vmType) VMs",
-                detail: "conversion on this host is \(vm.conversion.rawValue); in-place conversion needs KVM_CAP_GMEM_CONVERSION (2025 POC, profile gmem-convert-poc) or KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES (2026 series, profile gmem-attributes2); or use backend legacy")]
+                detail: "conversion on this host is \(vm.conversion.rawValue); in-place conversion needs KVM_CAP_GMEM_CONVERSION (2025 POC, profile gmem-convert-poc) or KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES (Linux 7.4 with kvm.gmem_in_place_conversion=1, profile linux-7.4-in-place); or use backend legacy")]
         }
         let wanted = BackendResolver.creation(backend: .inPlace, vm: vm, layout: nil).0
         let missing = wanted & ~vm.guestMemfdFlags

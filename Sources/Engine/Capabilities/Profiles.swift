@@ -1,17 +1,36 @@
 import Config
 
 /// Built-in kernel profiles: named capability sets of kernel generations, for offline checks and for the
-/// simulator. Values follow kvm-uapi.md (sections 1.2-1.9, 2 and 3); where a value of an unmerged series is
-/// uncertain, the profile says so in its summary.
+/// simulator. Each generation, what changed in it and where it was read are in docs/kernels.md.
 public enum Profiles {
     public static let all: [Capabilities] = [
-        linux68, linux618, linux618PVM, linux618SevSnp, linux618TDX,
-        gmemConvertPOC, gmemAttributes2, gmemAttributes2SevSnp,
+        linux68, linux611, linux611SevSnp, linux616TDX,
+        linux618, linux618PVM, linux618SevSnp, linux618TDX,
+        linux74, linux74SevSnp, linux74TDX,
+        linux74InPlace, linux74InPlaceSevSnp, linux74InPlaceTDX,
+        gmemConvertPOC,
     ]
 
-    public static func named(_ name: String) -> Capabilities? { all.first { $0.name == name } }
+    /// Older names kept working: the 2026 series profiles were named after their ioctl before the series
+    /// was applied for 7.4.
+    public static let aliases: [(alias: String, profile: String)] = [
+        ("gmem-attributes2", "linux-7.4-in-place"),
+        ("gmem-attributes2-sev-snp", "linux-7.4-in-place-sev-snp"),
+    ]
 
-    public static var names: [String] { all.map(\.name) }
+    /// A profile by name. An alias gives its profile's capabilities under the alias name, so hosts, state
+    /// files and agents named after it keep their identity.
+    public static func named(_ name: String) -> Capabilities? {
+        if let alias = aliases.first(where: { $0.alias == name }) {
+            guard var profile = all.first(where: { $0.name == alias.profile }) else { return nil }
+            profile.name = alias.alias
+            profile.summary = "alias of \(alias.profile): \(profile.summary)"
+            return profile
+        }
+        return all.first { $0.name == name }
+    }
+
+    public static var names: [String] { all.map(\.name) + aliases.map(\.alias) }
 
     private static let x86Base: [UInt32: Int64] = [
         KVMConstants.capUserMemory2: 1,
@@ -26,20 +45,45 @@ public enum Profiles {
         return result
     }
 
-    /// Linux 6.8-6.17: guest_memfd only for VMs with private memory; per-VM attributes convert.
+    /// 6.8-6.17: guest_memfd (flags 0) only for VMs with private memory, converted by per-VM attributes.
+    private static func preMmapTypes(_ coco: [VMType]) -> [VMTypeCapabilities] {
+        [VMTypeCapabilities(vmType: .default, guestMemfdFlags: 0, guestMemfd: false, memoryAttributes: 0, conversion: .none)]
+            + coco.map {
+                VMTypeCapabilities(vmType: $0, guestMemfdFlags: 0, guestMemfd: true,
+                                   memoryAttributes: KVMConstants.memoryAttributePrivate, conversion: .vmAttributes)
+            }
+    }
+
+    /// Linux 6.8-6.10: no KVM_PRE_FAULT_MEMORY yet (capability 236 arrived in 6.11).
     public static let linux68: Capabilities = {
-        let types = [
-            VMTypeCapabilities(vmType: .default, guestMemfdFlags: 0, guestMemfd: false, memoryAttributes: 0, conversion: .none),
-            VMTypeCapabilities(vmType: .swProtected, guestMemfdFlags: 0, guestMemfd: true,
-                               memoryAttributes: KVMConstants.memoryAttributePrivate, conversion: .vmAttributes),
-        ]
+        let types = preMmapTypes([.swProtected])
         return Capabilities(
             name: "linux-6.8",
-            summary: "Linux 6.8-6.17 x86 with CONFIG_KVM_SW_PROTECTED_VM: guest_memfd (flags 0) for private VMs, per-VM attributes",
+            summary: "Linux 6.8-6.10 x86 with CONFIG_KVM_SW_PROTECTED_VM: guest_memfd (flags 0) for private VMs, per-VM attributes, no pre-fault",
             guestMemfdFlagSet: .none, vmTypes: types,
+            systemExtensions: extensions([KVMConstants.capMemoryAttributes: 8], types: types),
+            preFault: false)
+    }()
+
+    private static func makeLinux611(name: String, coco: [VMType], summary: String) -> Capabilities {
+        let types = preMmapTypes(coco)
+        return Capabilities(
+            name: name, summary: summary, guestMemfdFlagSet: .none, vmTypes: types,
             systemExtensions: extensions([KVMConstants.capMemoryAttributes: 8, KVMConstants.capPreFaultMemory: 1], types: types),
             preFault: true)
-    }()
+    }
+
+    public static let linux611 = makeLinux611(
+        name: "linux-6.11", coco: [.swProtected, .sevSnp],
+        summary: "Linux 6.11-6.17 x86 with SW_PROTECTED and SEV-SNP: guest_memfd (flags 0) for private VMs, per-VM attributes, pre-fault (cap 236)")
+
+    public static let linux611SevSnp = makeLinux611(
+        name: "linux-6.11-sev-snp", coco: [.sevSnp],
+        summary: "Linux 6.11-6.17 on an AMD SEV-SNP host: default and SNP VMs, per-VM attributes")
+
+    public static let linux616TDX = makeLinux611(
+        name: "linux-6.16-tdx", coco: [.tdx],
+        summary: "Linux 6.16-6.17 on an Intel TDX host (TDX VMs arrived in 6.16): default and TDX VMs, per-VM attributes")
 
     private static func linux618Types(_ coco: [VMType]) -> [VMTypeCapabilities] {
         [VMTypeCapabilities(vmType: .default, guestMemfdFlags: KVMConstants.gmemFlagMmap | KVMConstants.gmemFlagInitShared,
@@ -50,22 +94,24 @@ public enum Profiles {
             }
     }
 
-    /// A Linux 6.18 x86 host offering default VMs plus the given CoCo VM types (with VM attributes).
-    private static func makeLinux618(name: String, coco: [VMType], summary: String) -> Capabilities {
+    /// A 6.18-7.3 x86 host (or 7.4 with `gmem_in_place_conversion=0`) offering default VMs plus the given
+    /// CoCo VM types, converted by per-VM attributes.
+    private static func makeLinux618(name: String, coco: [VMType], inPlaceParameter: Bool? = nil,
+                                     summary: String) -> Capabilities {
         let types = linux618Types(coco)
         return Capabilities(
             name: name, summary: summary, guestMemfdFlagSet: .upstream, vmTypes: types,
             systemExtensions: extensions([KVMConstants.capMemoryAttributes: 8, KVMConstants.capPreFaultMemory: 1,
                                           KVMConstants.capGuestMemfdFlags: 3], types: types),
-            preFault: true)
+            preFault: true, gmemInPlaceConversion: inPlaceParameter)
     }
 
-    /// Linux 6.18 generic x86: mmap-able shared guest_memfd for default VMs; CoCo VMs convert by VM attributes.
+    /// Linux 6.18-7.3 generic x86: mmap-able shared guest_memfd for default VMs; CoCo VMs convert by VM attributes.
     public static let linux618 = makeLinux618(
         name: "linux-6.18", coco: [.swProtected, .sevSnp, .tdx],
-        summary: "Linux 6.18 x86 with SW_PROTECTED, SEV-SNP and TDX: MMAP|INIT_SHARED guest_memfd (shared only) for default VMs, VM attributes for CoCo VMs")
+        summary: "Linux 6.18-7.3 x86 with SW_PROTECTED, SEV-SNP and TDX: MMAP|INIT_SHARED guest_memfd (shared only) for default VMs, VM attributes for CoCo VMs")
 
-    /// Exactly the development machines (kvm-uapi.md 1.9): PVM, shadow paging, default VMs only, no attributes.
+    /// Exactly the development machines: PVM, shadow paging, default VMs only, no attributes.
     public static let linux618PVM: Capabilities = {
         let types = linux618Types([])
         return Capabilities(
@@ -80,11 +126,25 @@ public enum Profiles {
 
     public static let linux618SevSnp = makeLinux618(
         name: "linux-6.18-sev-snp", coco: [.sevSnp],
-        summary: "Linux 6.18 on an AMD SEV-SNP host: default and SNP VMs, VM attributes")
+        summary: "Linux 6.18-7.3 on an AMD SEV-SNP host: default and SNP VMs, VM attributes")
 
     public static let linux618TDX = makeLinux618(
         name: "linux-6.18-tdx", coco: [.tdx],
-        summary: "Linux 6.18 on an Intel TDX host: default and TDX VMs, VM attributes")
+        summary: "Linux 6.18-7.3 on an Intel TDX host: default and TDX VMs, VM attributes")
+
+    /// Linux 7.4 with the in-place series and `kvm.gmem_in_place_conversion=0`: per-VM attributes as in
+    /// 6.18; KVM_SET_MEMORY_ATTRIBUTES2 is ENOTTY and capability 250 reports 0.
+    public static let linux74 = makeLinux618(
+        name: "linux-7.4", coco: [.swProtected, .sevSnp, .tdx], inPlaceParameter: false,
+        summary: "Linux 7.4 x86, kvm.gmem_in_place_conversion=0: per-VM attributes as in 6.18, no KVM_SET_MEMORY_ATTRIBUTES2")
+
+    public static let linux74SevSnp = makeLinux618(
+        name: "linux-7.4-sev-snp", coco: [.sevSnp], inPlaceParameter: false,
+        summary: "Linux 7.4 on an AMD SEV-SNP host, kvm.gmem_in_place_conversion=0: VM attributes")
+
+    public static let linux74TDX = makeLinux618(
+        name: "linux-7.4-tdx", coco: [.tdx], inPlaceParameter: false,
+        summary: "Linux 7.4 on an Intel TDX host, kvm.gmem_in_place_conversion=0: VM attributes")
 
     /// The 2025 proof of concept (1G RFC v2 + QEMU POC): in-place conversion on the guest_memfd; VM
     /// attributes remain for legacy blocks.
@@ -107,7 +167,9 @@ public enum Profiles {
             preFault: true)
     }()
 
-    private static func attributes2Types(_ coco: [VMType]) -> [VMTypeCapabilities] {
+    /// In-place mode: INIT_SHARED is allowed for CoCo VMs too, per-VM attributes report 0, capability 250
+    /// reports PRIVATE where the VM type has private memory.
+    private static func inPlaceTypes(_ coco: [VMType]) -> [VMTypeCapabilities] {
         [VMTypeCapabilities(vmType: .default, guestMemfdFlags: KVMConstants.gmemFlagMmap | KVMConstants.gmemFlagInitShared,
                             guestMemfd: true, memoryAttributes: 0, conversion: .sharedOnly)]
             + coco.map {
@@ -116,23 +178,31 @@ public enum Profiles {
             }
     }
 
-    /// A host running the 2026 in-place conversion series (v8 numbers, gmem_in_place_conversion=1): per-gmem
-    /// attributes, `KVM_SET_MEMORY_ATTRIBUTES2` on the guest_memfd; per-VM attributes report 0.
-    private static func makeAttributes2(name: String, coco: [VMType], summary: String) -> Capabilities {
-        let types = attributes2Types(coco)
+    /// Linux 7.4 with `kvm.gmem_in_place_conversion=1`: per-guest_memfd attributes
+    /// (`KVM_SET_MEMORY_ATTRIBUTES2` on the guest_memfd), every guest_memfd memslot guest_memfd-only.
+    private static func makeInPlace(name: String, coco: [VMType], summary: String) -> Capabilities {
+        let types = inPlaceTypes(coco)
         return Capabilities(
             name: name, summary: summary, guestMemfdFlagSet: .upstream, vmTypes: types,
             systemExtensions: extensions([KVMConstants.capMemoryAttributes: 0, KVMConstants.capPreFaultMemory: 1,
                                           KVMConstants.capGuestMemfdFlags: 3, KVMConstants.capGuestMemfdMemoryAttributes: 8],
                                          types: types),
-            preFault: true)
+            preFault: true, gmemInPlaceConversion: true)
     }
 
-    public static let gmemAttributes2 = makeAttributes2(
-        name: "gmem-attributes2", coco: [.swProtected, .tdx],
-        summary: "2026 in-place conversion series (v8 uAPI, cap 250 unconfirmed upstream): KVM_SET_MEMORY_ATTRIBUTES2 on the guest_memfd")
+    public static let linux74InPlace = makeInPlace(
+        name: "linux-7.4-in-place", coco: [.swProtected, .sevSnp, .tdx],
+        summary: "Linux 7.4 x86, kvm.gmem_in_place_conversion=1: KVM_SET_MEMORY_ATTRIBUTES2 on the guest_memfd, guest_memfd-only memslots (cap 250 unconfirmed)")
 
-    public static let gmemAttributes2SevSnp = makeAttributes2(
-        name: "gmem-attributes2-sev-snp", coco: [.sevSnp],
-        summary: "2026 in-place conversion series on an AMD SEV-SNP host (convert-in-place=on)")
+    public static let linux74InPlaceSevSnp = makeInPlace(
+        name: "linux-7.4-in-place-sev-snp", coco: [.sevSnp],
+        summary: "Linux 7.4 on an AMD SEV-SNP host, kvm.gmem_in_place_conversion=1: in-place conversion")
+
+    public static let linux74InPlaceTDX = makeInPlace(
+        name: "linux-7.4-in-place-tdx", coco: [.tdx],
+        summary: "Linux 7.4 on an Intel TDX host, kvm.gmem_in_place_conversion=1: in-place conversion")
+
+    /// Kept for code that named the profiles by their ioctl (the alias names, same capabilities).
+    public static var gmemAttributes2: Capabilities { named("gmem-attributes2") ?? linux74InPlace }
+    public static var gmemAttributes2SevSnp: Capabilities { named("gmem-attributes2-sev-snp") ?? linux74InPlaceSevSnp }
 }

@@ -222,11 +222,8 @@ public final class GuestRuntime {
                 : block.guestMemfdFlags & KVMConstants.gmemFlagInitShared
             return shared != 0 ? .shared : .private
         case .legacy:
-            guard let type = state.vmType, let vm = capabilities.vmType(type) else { return .shared }
-            // Per-gmem attributes (2026 series) track state in the guest_memfd, which starts private.
-            if !vm.hasVMAttributes && vm.conversion == .gmemAttributes2 {
-                return block.guestMemfdFlags & KVMConstants.gmemFlagInitShared != 0 ? .shared : .private
-            }
+            // Per-VM attributes start shared when a slot is bound; the plan marks private ranges afterwards.
+            // Legacy blocks never follow per-gmem attributes (docs/kernels.md, Linux 7.4 in-place mode).
             return .shared
         }
     }

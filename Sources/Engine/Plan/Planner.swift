@@ -1,9 +1,35 @@
 import Config
 
-/// Pure planning: (desired state, observed state, capabilities) -> ordered operations, following
-/// ARCHITECTURE.md section 4 and the ordering fix of the seed's review. No I/O, no host.
+/// Pure planning: (desired state, observed state, capabilities) -> ordered operations (conversion order:
+/// listeners unmap before memory turns private; docs/kernels.md for what each generation offers). No I/O.
 public enum Planner {
     public static func plan(desired: DesiredState, observed: LiveState, capabilities: Capabilities) throws(PlanError) -> Plan {
+        let vm = try vmCapabilities(desired: desired, observed: observed, capabilities: capabilities)
+        var plan = Plan(guest: desired.name)
+        plan.listeners = desired.listeners
+        for block in desired.blocks { plan.resolutions[block.name] = block.resolution }
+        plan.notes += splitNotes(desired: desired, capabilities: capabilities)
+        var live = observed
+        if !observed.exists {
+            plan.operations.append(.createVM(type: desired.vmType))
+        }
+        tearDownChangedBlocks(desired: desired, observed: observed, live: &live, into: &plan)
+        releaseLeavingListeners(desired: desired, observed: observed, live: live, into: &plan)
+        for block in desired.blocks where live.block(named: block.name) == nil {
+            build(block, desired: desired, vm: vm, live: &live, into: &plan)
+        }
+        let joining = desired.listeners.filter { !live.listeners.contains($0) }
+        convertToDesiredLayouts(desired: desired, vm: vm, live: &live, into: &plan)
+        announceToJoiningListeners(joining, desired: desired, live: live, into: &plan)
+        if !plan.operations.isEmpty {
+            plan.notes.append("host addresses and file descriptors are assigned at apply; plan names them by block")
+        }
+        return plan
+    }
+
+    /// The VM type's capabilities on this host; a live VM of another type cannot be reused.
+    private static func vmCapabilities(desired: DesiredState, observed: LiveState,
+                                       capabilities: Capabilities) throws(PlanError) -> VMTypeCapabilities {
         guard let vm = capabilities.vmType(desired.vmType) else {
             throw PlanError("VM type \(desired.vmType.rawValue) is not offered by \(capabilities.name)")
         }
@@ -11,16 +37,22 @@ public enum Planner {
             throw PlanError("the live VM of \(desired.name) is \(liveType.rawValue), the manifest asks for \(desired.vmType.rawValue)",
                             hint: "a VM cannot change type: run `gmemctl destroy` first")
         }
-        var plan = Plan(guest: desired.name)
-        plan.listeners = desired.listeners
-        for block in desired.blocks { plan.resolutions[block.name] = block.resolution }
-        var live = observed
-        if !observed.exists {
-            plan.operations.append(.createVM(type: desired.vmType))
-        }
+        return vm
+    }
 
-        // Blocks whose kernel objects or memslots differ from the manifest are rebuilt: guest_memfd memslots
-        // are immutable (the kernel refuses to modify them) and a guest_memfd cannot be resized.
+    /// One note per manifest mapping that takes more than one memslot.
+    private static func splitNotes(desired: DesiredState, capabilities: Capabilities) -> [String] {
+        desired.manifestMappings.compactMap { mapping in
+            let pieces = MemslotSplit.pieceCount(size: mapping.size, maxSize: capabilities.maxMemslotSize)
+            guard pieces > 1 else { return nil }
+            return "mapping of \(mapping.block) at \(hex(mapping.gpa)) (\(formatSize(mapping.size))) takes \(pieces) memslots: one memslot holds at most \(capabilities.maxMemslotDescription) (KVM_MEM_MAX_NR_PAGES), pieces of \(formatSize(MemslotSplit.pieceSize(maxSize: capabilities.maxMemslotSize)))"
+        }
+    }
+
+    /// Blocks whose kernel objects or memslots differ from the manifest are rebuilt: guest_memfd memslots
+    /// are immutable (the kernel refuses to modify them) and a guest_memfd cannot be resized.
+    private static func tearDownChangedBlocks(desired: DesiredState, observed: LiveState, live: inout LiveState,
+                                              into plan: inout Plan) {
         let desiredNames = Set(desired.blocks.map(\.name))
         for liveBlock in observed.blocks {
             guard let replacement = BlockReplacement.needed(live: liveBlock, observed: observed, desired: desired) else { continue }
@@ -34,41 +66,44 @@ public enum Planner {
             }
             teardown(block: liveBlock.name, live: &live, into: &plan)
         }
+    }
 
-        // A listener that leaves must drop its mappings of shared memory now: it will not hear the `unmap`
-        // of a later conversion to private (blocks torn down above have already told it).
+    /// A listener that leaves must drop its mappings of shared memory now: it will not hear the `unmap`
+    /// of a later conversion to private (blocks torn down before have already told it).
+    private static func releaseLeavingListeners(desired: DesiredState, observed: LiveState, live: LiveState,
+                                                into plan: inout Plan) {
         for listener in observed.listeners where !desired.listeners.contains(listener) {
             for block in live.blocks {
                 plan.operations += sharedWindowNotifications(listener, .unmap, block: block.name, layout: block.layout,
                                                              addressMap: live.addressMap)
             }
         }
+    }
 
-        for block in desired.blocks where live.block(named: block.name) == nil {
-            build(block, desired: desired, vm: vm, live: &live, into: &plan)
-        }
-
-        let newListeners = desired.listeners.filter { !live.listeners.contains($0) }
+    /// Converts every block from its live layout to the manifest's, telling the listeners that stay.
+    private static func convertToDesiredLayouts(desired: DesiredState, vm: VMTypeCapabilities, live: inout LiveState,
+                                                into plan: inout Plan) {
+        let staying = desired.listeners.filter { live.listeners.contains($0) }
         for block in desired.blocks {
             guard let liveBlock = live.block(named: block.name), let target = desired.blockLayouts[block.name] else { continue }
             let steps = conversionSteps(block: liveBlock, from: liveBlock.layout, to: target, vm: vm,
-                                        addressMap: live.addressMap, listeners: desired.listeners.filter { live.listeners.contains($0) })
+                                        addressMap: live.addressMap, listeners: staying)
             plan.operations += steps.operations
             plan.transitions += steps.transitions
             live.updateBlock(block.name) { $0.layout = target }
         }
-        // A listener that joins learns the shared ranges as they will be once the plan has run.
-        for listener in newListeners {
+    }
+
+    /// A listener that joins learns the shared ranges as they will be once the plan has run.
+    private static func announceToJoiningListeners(_ joining: [String], desired: DesiredState, live: LiveState,
+                                                   into plan: inout Plan) {
+        for listener in joining {
             for block in desired.blocks {
                 guard let layout = desired.blockLayouts[block.name] else { continue }
                 plan.operations += sharedWindowNotifications(listener, .map, block: block.name, layout: layout,
                                                              addressMap: live.addressMap)
             }
         }
-        if !plan.operations.isEmpty {
-            plan.notes.append("host addresses and file descriptors are assigned at apply; plan names them by block")
-        }
-        return plan
     }
 
     /// The plan that removes a guest entirely.
@@ -211,15 +246,14 @@ public enum Planner {
 
     // MARK: - Conversions
 
-    /// How a block converts on this VM: in-place blocks through the guest_memfd ABI; legacy blocks through
-    /// per-VM attributes where the VM has them, else through per-gmem attributes (2026 series).
+    /// How a block converts on this VM: in-place blocks through the guest_memfd ABI; legacy blocks only
+    /// through per-VM attributes. Per-gmem attributes never convert a legacy block: in the in-place mode of
+    /// Linux 7.4 its memslots are guest_memfd-only, so the guest never sees its shared backing.
     static func mechanism(block: LiveBlock, vm: VMTypeCapabilities) -> ConversionABI? {
         if block.backend.isInPlace {
             return vm.conversion.convertsInPlace ? vm.conversion : nil
         }
-        if vm.hasVMAttributes { return .vmAttributes }
-        if vm.conversion == .gmemAttributes2 { return .gmemAttributes2 }
-        return nil
+        return vm.hasVMAttributes ? .vmAttributes : nil
     }
 
     static func canConvert(block: LiveBlock, vm: VMTypeCapabilities) -> Bool { mechanism(block: block, vm: vm) != nil }
@@ -229,7 +263,10 @@ public enum Planner {
             return "a default VM never has private memory; use vm.type sw-protected, sev-snp or tdx"
         }
         if block.backend.isInPlace {
-            return "in-place conversion needs KVM_CAP_GMEM_CONVERSION (2025 POC) or KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES (2026 series)"
+            return "in-place conversion needs KVM_CAP_GMEM_CONVERSION (2025 POC) or KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES (Linux 7.4, kvm.gmem_in_place_conversion=1)"
+        }
+        if vm.conversion == .gmemAttributes2 {
+            return "kvm.gmem_in_place_conversion=1 makes every guest_memfd memslot guest_memfd-only: use backend: in-place"
         }
         return "needs KVM_CAP_MEMORY_ATTRIBUTES with PRIVATE (Linux 6.8+ on a VM type with private memory)"
     }
@@ -245,7 +282,7 @@ public enum Planner {
     static func conversionSteps(block: LiveBlock, from: Layout, to: Layout, vm: VMTypeCapabilities,
                                 addressMap: AddressMap, listeners: [String]) -> Steps {
         var steps = Steps()
-        let mechanism = mechanism(block: block, vm: vm) ?? vm.conversion
+        let mechanism = mechanism(block: block, vm: vm) ?? (block.backend.isInPlace ? vm.conversion : .vmAttributes)
         for transition in Layout.transitions(from: from, to: to) {
             guard let target = transition.to else { continue }
             let offsets = transition.range
@@ -269,7 +306,7 @@ public enum Planner {
                     discard = [.discard(block: block.name, memory: .guestMemfd, offset: offsets.lowerBound,
                                         size: UInt64(offsets.count), method: .punchHole)]
                 } else if shared.source != .hugetlb {
-                    // hugetlb shared backings are preallocated and stay (the seed's rule).
+                    // hugetlb shared backings are preallocated and stay (their pool pages are kept, not given back).
                     discard = [.discard(block: block.name, memory: .sharedBacking, offset: offsets.lowerBound,
                                         size: UInt64(offsets.count),
                                         method: shared.source == .anonymous ? .madviseDontneed : .punchHole)]

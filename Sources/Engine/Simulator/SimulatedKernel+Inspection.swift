@@ -3,6 +3,16 @@ import GmemCore
 
 /// Read-only views of the simulated state that the real kernel has no ioctl for (no GET of attributes,
 /// no list of memslots): for tests, the executor's verification in simulation, and `gmemctl get`.
+/// Where the simulated MMU takes the page of a guest access.
+public enum GuestFaultSource: Sendable, Hashable {
+    /// The guest_memfd, at this file offset.
+    case guestMemfd(offset: UInt64)
+    /// The shared backing mapped at this host address.
+    case userspace(address: UInt64)
+    /// No memslot covers the address (KVM_EXIT_MMIO for the guest).
+    case none
+}
+
 extension SimulatedKernel {
     /// The memslots of a VM, ascending by slot; `guestMemfd` is the fd number given at bind time.
     public func memslots(vm fd: Int32) throws(SimulatedHookError) -> [MemoryRegion2] {
@@ -21,6 +31,26 @@ extension SimulatedKernel {
     /// GPA ranges with the PRIVATE attribute in the VM's attribute map (`KVM_SET_MEMORY_ATTRIBUTES`).
     public func privateGPARanges(vm fd: Int32) throws(SimulatedHookError) -> [Range<UInt64>] {
         try vmObject(fd).attributes.runs.filter { $0.value & KVMConstants.memoryAttributePrivate != 0 }.map(\.range)
+    }
+
+    /// What a guest fault at `gpa` is served from. A guest_memfd memslot is guest_memfd-only (its
+    /// `userspace_addr` ignored) when the guest_memfd is mmap-able (6.18+) or in the in-place mode of 7.4
+    /// (`kvm_gmem_prepare_memory_region`); otherwise private GPAs (per-VM attributes) come from the
+    /// guest_memfd and shared ones from the shared backing at `userspace_addr`.
+    public func guestFaultSource(vm fd: Int32, gpa: UInt64) throws(SimulatedHookError) -> GuestFaultSource {
+        let state = snapshot()
+        let vm = try vmObject(fd)
+        guard let slot = vm.slots.values.first(where: { $0.slot >> 16 == 0 && $0.gpaRange.contains(gpa) }) else {
+            return .none
+        }
+        let offsetInSlot = gpa - slot.guestPhysAddr
+        guard slot.isGuestMemfd else { return .userspace(address: slot.userspaceAddr + offsetInSlot) }
+        let gmem = slot.guestMemfdFile.flatMap { state.files[$0]?.gmem }
+        let gmemOnly = state.capabilities.inPlaceMode
+            || (state.capabilities.guestMemfdFlagSet == .upstream && gmem?.mappable == true)
+        let isPrivate = vm.attributes.value(at: gpa).map { $0 & KVMConstants.memoryAttributePrivate != 0 } ?? false
+        if gmemOnly || isPrivate { return .guestMemfd(offset: slot.guestMemfdOffset + offsetInSlot) }
+        return .userspace(address: slot.userspaceAddr + offsetInSlot)
     }
 
     /// The private/shared state of a guest_memfd, as maximal runs over `[0, size)`.

@@ -1,7 +1,7 @@
 import GmemCore
 
 /// A faithful model of the kernel's guest_memfd rules for one `Capabilities` value (a profile or a probed
-/// kernel): the same calls as `KVMKernel`, the same successes and errnos (kvm-uapi.md section 5), with
+/// kernel): the same calls as `KVMKernel`, the same successes and errnos (docs/kernels.md), with
 /// state kept in interval maps so a 1 TiB guest costs nothing until touched. On top of the protocol it
 /// offers test hooks (pins, deterministic fault injection, a call log) and persistence (`snapshot()` /
 /// `init(state:)`). Not thread-safe: like a process's fd table, one owner drives it.
@@ -47,6 +47,24 @@ public final class SimulatedKernel: KernelInterface {
 
     public func unpin(gmem fd: Int32, offset: UInt64) throws(SimulatedHookError) {
         try state.unpin(gmem: fd, offset: offset)
+    }
+
+    /// Makes the next `count` KVM_SET_MEMORY_ATTRIBUTES2 calls that change state fail their preallocation
+    /// (kernel memory for the attribute tree): ENOMEM with `error_offset` = the requested offset.
+    public func failAttributePreallocation(count: Int = 1) {
+        state.attributePreallocationFailures = count
+    }
+
+    /// A guest load of `count` bytes (within one page) at `gpa`, from where the MMU takes that page.
+    public func guestRead(vm fd: Int32, gpa: UInt64, count: Int) throws(KernelError) -> [UInt8] {
+        let source = (try? guestFaultSource(vm: fd, gpa: gpa)) ?? GuestFaultSource.none
+        return try state.guestAccess(vm: fd, gpa: gpa, write: nil, count: count, source: source)
+    }
+
+    /// A guest store at `gpa` (within one page).
+    public func guestWrite(vm fd: Int32, gpa: UInt64, bytes: [UInt8]) throws(KernelError) {
+        let source = (try? guestFaultSource(vm: fd, gpa: gpa)) ?? GuestFaultSource.none
+        _ = try state.guestAccess(vm: fd, gpa: gpa, write: bytes, count: bytes.count, source: source)
     }
 
     // MARK: - Running one call
@@ -144,17 +162,31 @@ public final class SimulatedKernel: KernelInterface {
     }
 
     public func gmemConvert(gmem: Int32, offset: UInt64, size: UInt64, toPrivate: Bool) throws(KernelError) {
+        try gmemConvert(gmem: gmem, offset: offset, size: size, toPrivate: toPrivate, errorOffset: 0)
+    }
+
+    /// The POC's `struct kvm_gmem_convert` with `error_offset` as the caller filled it: the POC refuses a
+    /// nonzero value on input (EINVAL); the 7.4 ioctl does not read it.
+    public func gmemConvert(gmem: Int32, offset: UInt64, size: UInt64, toPrivate: Bool, errorOffset: UInt64) throws(KernelError) {
         try perform(toPrivate ? .gmemConvertPrivate : .gmemConvertShared,
                     "gmem fd \(gmem), offset=\(Format.hex(offset)), size=\(Format.hex(size))") {
             (state: inout SimulatedKernelState) throws(KernelError) in
-            try state.gmemConvert(gmem: gmem, offset: offset, size: size, toPrivate: toPrivate)
+            try state.gmemConvert(gmem: gmem, offset: offset, size: size, toPrivate: toPrivate, errorOffset: errorOffset)
         }
     }
 
     public func setMemoryAttributes2(gmem: Int32, offset: UInt64, size: UInt64, attributes: UInt64, flags: UInt64) throws(KernelError) {
+        try setMemoryAttributes2(gmem: gmem, offset: offset, size: size, attributes: attributes, flags: flags,
+                                 reserved: [UInt64](repeating: 0, count: SimulatedKernelState.attributes2ReservedWords))
+    }
+
+    /// KVM_SET_MEMORY_ATTRIBUTES2 with the struct's `reserved[]` words as the caller filled them.
+    public func setMemoryAttributes2(gmem: Int32, offset: UInt64, size: UInt64, attributes: UInt64, flags: UInt64,
+                                     reserved: [UInt64]) throws(KernelError) {
         let arguments = "gmem fd \(gmem), offset=\(Format.hex(offset)), size=\(Format.hex(size)), attributes=\(Format.memoryAttributes(attributes)), flags=\(Format.hex(flags))"
         try perform(.setMemoryAttributes2, arguments) { (state: inout SimulatedKernelState) throws(KernelError) in
-            try state.setMemoryAttributes2(gmem: gmem, offset: offset, size: size, attributes: attributes, flags: flags)
+            try state.setMemoryAttributes2(gmem: gmem, offset: offset, size: size, attributes: attributes, flags: flags,
+                                           reserved: reserved)
         }
     }
 

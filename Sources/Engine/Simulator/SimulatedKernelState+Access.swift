@@ -1,6 +1,6 @@
 import GmemCore
 
-/// Host loads and stores through the simulated address space, with the fault rules of kvm-uapi.md 1.7:
+/// Host loads and stores through the simulated address space, with the fault rules of docs/kernels.md:
 /// nothing mapped -> EFAULT; past EOF of the file -> SIGBUS; a private guest_memfd page -> SIGBUS (6.18: a
 /// gmem without INIT_SHARED is all private; in-place ABIs: its per-page state). The first touch of a page
 /// faults it in (allocates it) and reads zeros. Like a `memcpy`, an access stops at the first faulting page:

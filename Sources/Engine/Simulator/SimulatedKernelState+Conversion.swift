@@ -3,7 +3,7 @@ import GmemCore
 
 /// Private/shared conversion in its three generations: per-VM attributes (`KVM_SET_MEMORY_ATTRIBUTES`,
 /// 6.8+), the 2025 POC (`KVM_GMEM_CONVERT_*` on the guest_memfd) and the 2026 series
-/// (`KVM_SET_MEMORY_ATTRIBUTES2` on the guest_memfd). kvm-uapi.md 1.7, 2, 3.3 and section 5.
+/// (`KVM_SET_MEMORY_ATTRIBUTES2` on the guest_memfd, Linux 7.4 in-place mode). Rules and sources: docs/kernels.md.
 ///
 /// Partial progress: both guest_memfd ABIs check every folio's refcount before their point of no return
 /// ("steps after the point of no return cannot fail"; the POC rolls back on ENOMEM), so a conversion that
@@ -34,9 +34,11 @@ extension SimulatedKernelState {
 
     /// 2025 POC. Without the POC ABI the gmem fd has no ioctls (ENOTTY). A gmem created without
     /// SUPPORT_SHARED tracks no shareability, so it is refused with EINVAL ([U]: not in the stored material).
-    mutating func gmemConvert(gmem fd: Int32, offset: UInt64, size: UInt64, toPrivate: Bool) throws(KernelError) {
+    mutating func gmemConvert(gmem fd: Int32, offset: UInt64, size: UInt64, toPrivate: Bool,
+                              errorOffset: UInt64 = 0) throws(KernelError) {
         let file = try guestMemfdForIoctl(fd)
         guard hasConversionABI(.gmemConvertPOC) else { throw .simulated(SimErrno.enotty) }
+        guard errorOffset == 0 else { throw .simulated(SimErrno.einval) }
         guard let gmem = file.gmem, gmem.flags & KVMConstants.pocGmemFlagSupportShared != 0 else {
             throw .simulated(SimErrno.einval)
         }
@@ -46,13 +48,19 @@ extension SimulatedKernelState {
         try convert(file, offset ..< end, to: toPrivate ? .private : .shared)
     }
 
-    /// 2026 series (v8 rules): ENOTTY without in-place conversion; EINVAL for flags, a VM without private
-    /// memory, attributes other than 0/PRIVATE, size 0, wrap, misalignment, or a range beyond the file.
+    /// `struct kvm_memory_attributes2` has 11 reserved words after offset, size, attributes, flags and
+    /// error_offset (128 bytes).
+    static let attributes2ReservedWords = 11
+
+    /// Linux 7.4 in-place mode, in the order `kvm_gmem_set_attributes` checks: ENOTTY without the mode;
+    /// EINVAL for flags, any reserved word, a VM without private memory, attributes other than 0/PRIVATE,
+    /// size 0, wrap, misalignment, or a range beyond the file. Already in state: 0. A failed preallocation:
+    /// ENOMEM with error_offset = offset. `error_offset` is not read on input (only the 2025 POC did).
     mutating func setMemoryAttributes2(gmem fd: Int32, offset: UInt64, size: UInt64, attributes: UInt64,
-                                       flags: UInt64) throws(KernelError) {
+                                       flags: UInt64, reserved: [UInt64]) throws(KernelError) {
         let file = try guestMemfdForIoctl(fd)
         guard hasConversionABI(.gmemAttributes2) else { throw .simulated(SimErrno.enotty) }
-        guard flags == 0 else { throw .simulated(SimErrno.einval) }
+        guard flags == 0, reserved.allSatisfy({ $0 == 0 }) else { throw .simulated(SimErrno.einval) }
         guard let gmem = file.gmem, let vm = vms[gmem.vm], typeCapabilities(of: vm).conversion == .gmemAttributes2 else {
             throw .simulated(SimErrno.einval)
         }
@@ -60,7 +68,13 @@ extension SimulatedKernelState {
         guard size != 0, let end = SimMath.end(offset, size) else { throw .simulated(SimErrno.einval) }
         guard SimMath.isAligned(offset, pageSize), SimMath.isAligned(size, pageSize) else { throw .simulated(SimErrno.einval) }
         guard offset < file.size, end <= file.size else { throw .simulated(SimErrno.einval) }
-        try convert(file, offset ..< end, to: attributes == 0 ? .shared : .private)
+        let target: MemoryState = attributes == 0 ? .shared : .private
+        if gmem.state.isUniform(offset ..< end, value: target) { return }
+        if let failures = attributePreallocationFailures, failures > 0 {
+            attributePreallocationFailures = failures > 1 ? failures - 1 : nil
+            throw .simulated(SimErrno.enomem, errorOffset: offset)
+        }
+        try convert(file, offset ..< end, to: target)
     }
 
     /// The shared part of both in-place ABIs: early success when already in state, EAGAIN on a pinned page

@@ -2,7 +2,7 @@ import GmemCore
 
 /// `fallocate(2)`: the VFS checks first (`vfs_fallocate`), then the file system's own (guest_memfd: KEEP_SIZE
 /// is mandatory, page alignment, allocation inside the file; shmem/hugetlbfs: allocate or punch, partial
-/// pages zeroed). kvm-uapi.md 1.7 "guest_memfd file operations".
+/// pages zeroed). docs/kernels.md.
 extension SimulatedKernelState {
     static let fallocModeMask: Int32 = 0x02 | 0x08 | 0x10 | 0x20 | 0x40 | 0x80
     static let fallocCollapseInsertWriteZeroes: Set<Int32> = [0x08, 0x20, 0x80]

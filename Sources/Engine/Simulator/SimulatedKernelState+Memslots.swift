@@ -1,11 +1,12 @@
 import Config
 import GmemCore
 
-/// `KVM_SET_USER_MEMORY_REGION2`, checked in the kernel's order (kvm-uapi.md 1.7, the numbered list), so
-/// that where two errors apply the simulator returns the one the kernel returns.
+/// `KVM_SET_USER_MEMORY_REGION2`, checked in the kernel's order (`kvm_set_memory_region`, then
+/// `kvm_arch_prepare_memory_region`; docs/kernels.md), so that where two errors apply the simulator returns
+/// the one the kernel returns.
 extension SimulatedKernelState {
     /// `KVM_MEM_MAX_NR_PAGES` on x86 (pages per memslot).
-    static let maxPagesPerSlot: UInt64 = (1 << 31) - 1
+    static let maxPagesPerSlot: UInt64 = KVMConstants.maxPagesPerMemslot
     /// `kvm_arch_nr_memslot_as_ids`: the development machines have no SMM address space.
     static let addressSpaces: UInt32 = 1
 
@@ -65,6 +66,11 @@ extension SimulatedKernelState {
         if wantsGuestMemfd {
             slot.guestMemfdFile = try bind(vm: vm, slot: slot, fd: region.guestMemfd)
         }
+        // 12. kvm_arch_prepare_memory_region: the last GFN must not exceed kvm_mmu_max_gfn (the bind is undone).
+        guard gpaRange.upperBound <= capabilities.gpaLimit else {
+            unbind(slot)
+            throw .simulated(SimErrno.einval)
+        }
         vm.slots[region.slot] = slot
         vms[vm.id] = vm
     }
@@ -111,13 +117,23 @@ extension SimulatedKernelState {
             throw .simulated(SimErrno.einval)
         }
         let range = slot.gmemRange
-        guard slot.guestMemfdOffset <= UInt64(Int64.max), range.upperBound <= file.size,
-              gmem.bindings.runs(in: range).isEmpty else { throw .simulated(SimErrno.einval) }
+        guard slot.guestMemfdOffset <= UInt64(Int64.max), range.upperBound <= file.size else { throw .simulated(SimErrno.einval) }
+        if !gmem.bindings.runs(in: range).isEmpty {
+            // Linux 7.4 moved the check to kvm_gmem_commit_memory_region, after kvm_arch_prepare_memory_region,
+            // and made it EEXIST; before, kvm_gmem_bind said EINVAL.
+            guard Self.bindsAtCommit(capabilities) else { throw .simulated(SimErrno.einval) }
+            guard slot.gpaRange.upperBound <= capabilities.gpaLimit else { throw .simulated(SimErrno.einval) }
+            throw .simulated(SimErrno.eexist)
+        }
         gmem.bindings.assign(slot.slot, to: range)
         file.gmem = gmem
         files[id] = file
         return id
     }
+
+    /// Kernels with the in-place series (7.4: the `gmem_in_place_conversion` parameter exists) bind a
+    /// guest_memfd range in two steps, prepare and commit.
+    static func bindsAtCommit(_ capabilities: Capabilities) -> Bool { capabilities.gmemInPlaceConversion != nil }
 
     private mutating func unbind(_ slot: SimMemslot) {
         guard let id = slot.guestMemfdFile else { return }

@@ -25,6 +25,8 @@ public struct SimulatedKernelState: Sendable, Hashable, Codable {
     /// Sorted by address, non-overlapping.
     var mappings: [SimMapping] = []
     var faults: [PendingFault] = []
+    /// Test hook: KVM_SET_MEMORY_ATTRIBUTES2 preallocations left to fail (nil: none).
+    var attributePreallocationFailures: Int?
 
     /// Where the simulated `mmap` starts placing mappings (first fit from here up to `TASK_SIZE_MAX`).
     static let mmapBase: UInt64 = 0x7000_0000_0000
@@ -92,7 +94,7 @@ public struct SimulatedKernelState: Sendable, Hashable, Codable {
 
     /// Drops every object nothing refers to any more, as the kernel does on the last `fput`: a file lives
     /// while an fd or a mapping refers to it; a VM while its fd or one of its guest_memfds does. Releasing a
-    /// guest_memfd invalidates its bindings but leaves the memslots in place (kvm-uapi.md 1.7).
+    /// guest_memfd invalidates its bindings but leaves the memslots in place (docs/kernels.md).
     mutating func collectGarbage() {
         var liveFiles = Set(mappings.map(\.file))
         var liveVMs: Set<UInt64> = []

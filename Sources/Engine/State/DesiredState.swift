@@ -39,7 +39,10 @@ public struct DesiredState: Sendable, Hashable {
     public var name: String
     public var vmType: VMType
     public var blocks: [DesiredBlock]
+    /// One entry per memslot: manifest mappings larger than a memslot can hold are split (MemslotSplit).
     public var mappings: [Mapping]
+    /// The mappings as the manifest wrote them.
+    public var manifestMappings: [Mapping]
     /// Desired private/shared state per block, over the block offsets that some mapping makes visible.
     public var blockLayouts: [String: Layout]
     public var listeners: [String]
@@ -79,7 +82,8 @@ extension DesiredState {
         self.blocks = manifest.spec.blocks.map {
             BackendResolver.resolve($0, vm: vmCapabilities, layout: layouts[$0.name])
         }
-        self.mappings = manifest.spec.mappings
+        self.mappings = MemslotSplit.split(manifest.spec.mappings, maxSize: capabilities.maxMemslotSize)
+        self.manifestMappings = manifest.spec.mappings
         self.blockLayouts = layouts
         self.listeners = manifest.spec.listeners.map(\.name)
         self.conversion = vmCapabilities.conversion
@@ -122,7 +126,10 @@ public enum BackendResolver {
             backend = .inPlace
             reason = "in-place as declared"
         case .auto:
-            if vm.conversion.convertsInPlace {
+            if vm.conversion == .gmemAttributes2 {
+                backend = .inPlace
+                reason = "auto: in-place, since kvm.gmem_in_place_conversion=1 makes every guest_memfd memslot guest_memfd-only (a legacy shared backing would be invisible to the guest)"
+            } else if vm.conversion.convertsInPlace {
                 backend = .inPlace
                 reason = "auto: in-place, since the host converts in place (\(vm.conversion.rawValue))"
             } else {
@@ -135,13 +142,13 @@ public enum BackendResolver {
                             initialState: initial, resolution: reason)
     }
 
-    /// guest_memfd flags and the state the block starts in, per ABI (ARCHITECTURE.md section 4).
+    /// guest_memfd flags and the state the block starts in, per ABI (docs/kernels.md).
     static func creation(backend: ResolvedBackend, vm: VMTypeCapabilities, layout: Layout?) -> (UInt64, MemoryState) {
         switch backend {
         case .legacy:
-            // gmem flags 0. A VM with private memory marks every slot private right after binding (QEMU's
-            // kvm_set_phys_mem); a VM without private memory stays shared, served from the shared backing.
-            let startsPrivate = vm.vmType.hasPrivateMemory && vm.conversion.canConvert
+            // gmem flags 0. A VM with per-VM attributes marks every slot private right after binding (QEMU's
+            // kvm_set_phys_mem); without them the slot stays shared, served from the shared backing.
+            let startsPrivate = vm.vmType.hasPrivateMemory && vm.hasVMAttributes
             return (0, startsPrivate ? .private : .shared)
         case .inPlace:
             switch vm.conversion {
