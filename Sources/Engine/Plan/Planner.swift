@@ -53,10 +53,12 @@ public enum Planner {
         }
 
         let newListeners = desired.listeners.filter { !live.listeners.contains($0) }
+        // Memslots are final from here on: one address map serves every block (it sorts all mappings).
+        let liveAddressMap = live.addressMap
         for block in desired.blocks {
             guard let liveBlock = live.block(named: block.name), let target = desired.blockLayouts[block.name] else { continue }
             let steps = conversionSteps(block: liveBlock, from: liveBlock.layout, to: target, vm: vm,
-                                        addressMap: live.addressMap, listeners: desired.listeners.filter { live.listeners.contains($0) })
+                                        addressMap: liveAddressMap, listeners: desired.listeners.filter { live.listeners.contains($0) })
             plan.operations += steps.operations
             plan.transitions += steps.transitions
             live.updateBlock(block.name) { $0.layout = target }
@@ -66,7 +68,7 @@ public enum Planner {
             for block in desired.blocks {
                 guard let layout = desired.blockLayouts[block.name] else { continue }
                 plan.operations += sharedWindowNotifications(listener, .map, block: block.name, layout: layout,
-                                                             addressMap: live.addressMap)
+                                                             addressMap: liveAddressMap)
             }
         }
         if !plan.operations.isEmpty {
@@ -168,8 +170,12 @@ public enum Planner {
         }
         var layout = Layout()
         let mappings = desired.mappings.filter { $0.block == block.name }
+        // The lowest free ids, found in one pass (asking `nextFreeSlot` per mapping is quadratic).
+        var used = Set(live.memslots.map(\.slot))
+        var slot: UInt32 = 0
         for mapping in mappings {
-            let slot = live.nextFreeSlot
+            while used.contains(slot) { slot += 1 }
+            used.insert(slot)
             plan.operations.append(.bindMemslot(slot: slot, mapping: mapping, memory: memory))
             live.memslots.append(LiveMemslot(slot: slot, mapping: mapping, flags: KVMConstants.memGuestMemfd, userspaceAddress: 0))
             layout.assign(block.initialState, to: mapping.offsetRange)
