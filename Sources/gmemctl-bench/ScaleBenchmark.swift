@@ -4,7 +4,7 @@ import Engine
 import Glibc
 #endif
 
-/// `gmemctl-bench scale [--quick 1] [--budget SECONDS] [--kvm 0]`: how each step grows with its input. One
+/// `gmemctl-bench scale [--quick 1] [--budget SECONDS] [--kvm 0] [--loader 0]`: how each step grows with its input. One
 /// table per row, size against time and peak memory, and the growth exponent between the last two sizes
 /// (1 = linear, 0 = flat, 2 = quadratic). Guest size on the simulator (1 GiB ... 16 TiB) and on /dev/kvm
 /// (1 GiB ... 1 TiB, beside a C program issuing the same syscalls); mappings (1k ... 32,764) and shared
@@ -31,7 +31,8 @@ private func runScaleBenchmark(_ options: BenchOptions) throws {
 
     guard try options.integer("kvm", default: 1) != 0, KVMKernel.canOpen().available else {
         print("\nkvm rows: /dev/kvm is not available here (or --kvm 0)")
-        return try manifestRows(quick: quick, budget: budget, repetitions: repetitions)
+        return try manifestRows(quick: quick, budget: budget, repetitions: repetitions,
+                                loader: try options.integer("loader", default: 1) != 0)
     }
     let kernel = try KVMKernel()
     let readingSizes: [UInt64] = quick ? [1, 64, 1024, 16384] : [1, 16, 256, 1024, 4096, 16384]
@@ -60,35 +61,42 @@ private func runScaleBenchmark(_ options: BenchOptions) throws {
             return Sample(seconds: figures.seconds, peakMiB: figures.peakMiB)
         }
     }
-    try manifestRows(quick: quick, budget: budget, repetitions: repetitions)
+    try manifestRows(quick: quick, budget: budget, repetitions: repetitions,
+                     loader: try options.integer("loader", default: 1) != 0)
 }
 
-private func manifestRows(quick: Bool, budget: Double, repetitions: Int) throws {
+private func manifestRows(quick: Bool, budget: Double, repetitions: Int, loader: Bool) throws {
     let mappingCounts: [UInt64] = quick ? [1000, 4000] : [1000, 4000, 16000, 32764]
-    try row("mappings (4 KiB at 8 KiB strides): load + validate the YAML", unit: "mappings", sizes: mappingCounts,
-            budget: budget) { count in
-        let yaml = mappingsManifest(count: Int(count))
-        return try best(repetitions) { try loadTime(yaml) }
+    if loader {
+        try row("mappings (4 KiB at 8 KiB strides): load + validate the YAML", unit: "mappings", sizes: mappingCounts,
+                budget: budget) { count in
+            let yaml = mappingsManifest(count: Int(count))
+            return try best(repetitions) { try loadTime(yaml) }
+        }
     }
+    // The engine rows take the manifest as the loader returns it, built directly, so that they measure the
+    // engine alone (and reach sizes the loader may refuse).
     try row("mappings: desired state + plan from nothing", unit: "mappings", sizes: mappingCounts, budget: budget) { count in
-        let manifest = try load(mappingsManifest(count: Int(count)))
+        let manifest = mappingsModel(count: Int(count))
         return try best(repetitions) { try planTime(manifest) }
     }
 
     let rangeCounts: [UInt64] = quick ? [1000, 10000] : [1000, 10000, 30000, 100_000]
-    try row("shared layout ranges (4 KiB at 8 KiB strides): load + validate the YAML", unit: "ranges", sizes: rangeCounts,
-            budget: budget) { count in
-        let yaml = rangesManifest(count: Int(count))
-        return try best(repetitions) { try loadTime(yaml) }
+    if loader {
+        try row("shared layout ranges (4 KiB at 8 KiB strides): load + validate the YAML", unit: "ranges",
+                sizes: rangeCounts, budget: budget) { count in
+            let yaml = rangesManifest(count: Int(count))
+            return try best(repetitions) { try loadTime(yaml) }
+        }
     }
     try row("shared layout ranges: desired state + plan from nothing", unit: "ranges", sizes: rangeCounts,
             budget: budget) { count in
-        let manifest = try load(rangesManifest(count: Int(count)))
+        let manifest = rangesModel(count: Int(count))
         return try best(repetitions) { try planTime(manifest) }
     }
     try row("shared layout ranges: diff against a host where every range is the other way", unit: "ranges",
             sizes: rangeCounts, budget: budget) { count in
-        let manifest = try load(rangesManifest(count: Int(count)))
+        let manifest = rangesModel(count: Int(count))
         return try best(repetitions) { try diffTime(manifest) }
     }
 }
@@ -239,6 +247,25 @@ private func rangesManifest(count: Int) -> String {
         text += "      - { gpa: \(UInt64(index) * 8192), size: 4096 }\n"
     }
     return text
+}
+
+/// The manifests above as the loader returns them.
+private func mappingsModel(count: Int) -> Manifest {
+    let mappings = (0..<UInt64(count)).map { Mapping(block: "ram", offset: $0 * 4096, size: 4096, gpa: $0 * 8192) }
+    let spec = Spec(vm: VMSpec(type: .default),
+                    blocks: [Block(name: "ram", size: UInt64(count) * 4096, backend: Backend(type: .inPlace))],
+                    mappings: mappings, layout: LayoutSpec(defaultState: .shared))
+    return Manifest(metadata: Metadata(name: "scale"), spec: spec)
+}
+
+private func rangesModel(count: Int) -> Manifest {
+    let size = max(gib, (UInt64(count) * 8192 + gib - 1) / gib * gib)
+    let shared = (0..<UInt64(count)).map { GuestRange(gpa: $0 * 8192, size: 4096) }
+    let spec = Spec(vm: VMSpec(type: .swProtected),
+                    blocks: [Block(name: "ram", size: size, backend: Backend(type: .inPlace))],
+                    mappings: [Mapping(block: "ram", offset: 0, size: size, gpa: 0)],
+                    layout: LayoutSpec(defaultState: .private, shared: shared))
+    return Manifest(metadata: Metadata(name: "scale"), spec: spec)
 }
 
 private func load(_ yaml: String) throws -> Manifest {
