@@ -164,6 +164,64 @@ int64_t ckvm_mincore_count(uint64_t address, uint64_t length) {
     return resident;
 }
 
+/* include/uapi/linux/fs.h (6.7+), spelled out because the build host's headers may predate it. */
+struct ckvm_page_region {
+    uint64_t start;
+    uint64_t end;
+    uint64_t categories;
+};
+struct ckvm_pm_scan_arg {
+    uint64_t size;
+    uint64_t flags;
+    uint64_t start;
+    uint64_t end;
+    uint64_t walk_end;
+    uint64_t vec;
+    uint64_t vec_len;
+    uint64_t max_pages;
+    uint64_t category_inverted;
+    uint64_t category_mask;
+    uint64_t category_anyof_mask;
+    uint64_t return_mask;
+};
+_Static_assert(sizeof(struct ckvm_page_region) == 24, "page_region is 24 B");
+_Static_assert(sizeof(struct ckvm_pm_scan_arg) == 96, "pm_scan_arg is 96 B");
+_Static_assert(offsetof(struct ckvm_pm_scan_arg, walk_end) == 32, "pm_scan_arg.walk_end@32");
+_Static_assert(offsetof(struct ckvm_pm_scan_arg, return_mask) == 88, "pm_scan_arg.return_mask@88");
+#define CKVM_PAGEMAP_SCAN _IOWR('f', 16, struct ckvm_pm_scan_arg)
+#define CKVM_PAGE_IS_PRESENT (1ULL << 3)
+
+int64_t ckvm_present_bytes(uint64_t address, uint64_t length) {
+    enum { REGIONS = 256 }; /* regions are runs of present pages: a full vector only means another round */
+    struct ckvm_page_region regions[REGIONS];
+    const uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    uint64_t start = address & ~(page - 1);
+    uint64_t end = (address + length + page - 1) & ~(page - 1);
+    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int64_t present = 0;
+    while (start < end) {
+        struct ckvm_pm_scan_arg arg = {
+            .size = sizeof(arg), .start = start, .end = end, .vec = (uint64_t)(uintptr_t)regions,
+            .vec_len = REGIONS, .category_mask = CKVM_PAGE_IS_PRESENT, .return_mask = CKVM_PAGE_IS_PRESENT,
+        };
+        int found = ioctl(fd, CKVM_PAGEMAP_SCAN, &arg);
+        if (found < 0) {
+            int error = errno;
+            close(fd);
+            return -error;
+        }
+        for (int i = 0; i < found; i++)
+            present += (int64_t)(regions[i].end - regions[i].start);
+        if (arg.walk_end <= start)
+            break; /* no progress: the kernel walked nothing more */
+        start = arg.walk_end;
+    }
+    close(fd);
+    return present;
+}
+
 int ckvm_close(int fd) { CKVM_RETURN(close(fd)); }
 
 long ckvm_page_size(void) { return sysconf(_SC_PAGESIZE); }

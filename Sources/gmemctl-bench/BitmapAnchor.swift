@@ -2,9 +2,16 @@
 import Glibc
 #endif
 
-/// The C per-page bitmap anchor (`../shared/bench/bitmap_anchor.c`), compiled with `cc -O2` and run
+/// The C per-page bitmap anchor (`bench/bitmap_anchor.c` in the repository), compiled with `cc -O2` and run
 /// on the same inputs as the layout benchmark.
 struct BitmapAnchor {
+    /// `bench/bitmap_anchor.c` of the checkout this benchmark was built from.
+    static var defaultSource: String {
+        var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
+        parts.removeLast(3) // Sources/gmemctl-bench/BitmapAnchor.swift
+        return parts.joined(separator: "/") + "/bench/bitmap_anchor.c"
+    }
+
     struct Figures {
         var applySeconds: Double
         var diffSeconds: Double

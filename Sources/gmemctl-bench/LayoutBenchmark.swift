@@ -22,7 +22,7 @@ private func runLayoutBenchmark(_ options: BenchOptions) throws {
     let ranges = try options.integer("ranges", default: 1_000_000)
     let tib = try options.integer("tib", default: 1)
     let capacity = try options.integer("capacity", default: Layout.defaultChunkCapacity)
-    let anchorSource = options.string("anchor") ?? "../shared/bench/bitmap_anchor.c"
+    let anchorSource = options.string("anchor") ?? BitmapAnchor.defaultSource
     let anchor = anchorSource == "none" ? nil : try BitmapAnchor.build(source: anchorSource)
     print("layout benchmark: \(ranges) random ranges of 1-1024 pages of 4 KiB, chunk capacity \(capacity)")
     let sizes = tib == 16 ? [16] : [tib, 16]

@@ -205,6 +205,9 @@ private final class TimedKernel: KernelInterface {
     func residentPages(address: UInt64, length: UInt64) throws(KernelError) -> UInt64 {
         try timer.time("mincore") { () throws(KernelError) in try base.residentPages(address: address, length: length) }
     }
+    func residentBytes(address: UInt64, length: UInt64) throws(KernelError) -> ResidentReading {
+        try timer.time("PAGEMAP_SCAN") { () throws(KernelError) in try base.residentBytes(address: address, length: length) }
+    }
     func close(_ fd: Int32) throws(KernelError) {
         try timer.time("close") { () throws(KernelError) in try base.close(fd) }
     }

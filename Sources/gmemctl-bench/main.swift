@@ -9,6 +9,7 @@ let benchmarks: [Benchmark] = [
     agentBenchmark,
     prefaultBenchmark,
     planBenchmark,
+    scaleBenchmark,
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())

@@ -145,7 +145,10 @@ enum HumanOutput {
             var text = "  block \(block.name): \(block.backend.name), \(formatSize(block.size)), gmem fd \(block.guestMemfd.map(String.init) ?? "-") flags \(KVMConstants.describeGuestMemfdFlags(block.guestMemfdFlags, in: host.flagSet))"
             if let fd = block.sharedFD { text += ", shared fd \(fd)" }
             if let address = block.hostAddress { text += ", host \(hex(address))" }
-            if let observed { text += ", host-resident \(formatSize(observed.residentBytes)) (mincore; guest_memfd pages the host never touched do not count)" }
+            if let observed, let source = observed.residentSource {
+                text += source == .unavailable ? ", host-resident unknown (\(source.explanation))"
+                    : ", host-resident \(formatSize(observed.residentBytes)) (\(source.explanation))"
+            }
             lines.append(text)
             let privateBytes = block.layout.runs.filter { $0.value == .private }.reduce(UInt64(0)) { $0 + UInt64($1.range.count) }
             let sharedBytes = block.layout.runs.filter { $0.value == .shared }.reduce(UInt64(0)) { $0 + UInt64($1.range.count) }

@@ -118,5 +118,18 @@ extension KVMIntegration {
             }
             #expect(try fixture.kernel.residentPages(address: host, length: size) == 3)
         }
+
+        @Test func presentBytesOfAHugeMappingCountOnlyTouchedPages() throws {
+            let fixture = try KVMFixture()
+            let size: UInt64 = 1 << 40
+            // A memfd: the figure is about the host mapping, whatever file backs it.
+            let memfd = try fixture.memfd(size: size)
+            let host = try fixture.mapShared(fd: memfd, length: size)
+            #expect(try fixture.kernel.residentBytes(address: host, length: size) == ResidentReading(bytes: 0, source: .pagemapScan))
+            for offset in [UInt64(0), 1 << 30, size - Self.page] {
+                try fixture.kernel.write(address: host + offset, bytes: [0x5A])
+            }
+            #expect(try fixture.kernel.residentBytes(address: host, length: size) == ResidentReading(bytes: 3 * Self.page, source: .pagemapScan))
+        }
     }
 }

@@ -270,6 +270,10 @@ int ckvm_fallocate(int fd, int mode, uint64_t offset, uint64_t length);
 int ckvm_madvise(uint64_t address, uint64_t length, int advice);
 /* mincore over [address, address+length): number of resident pages, or -errno. */
 int64_t ckvm_mincore_count(uint64_t address, uint64_t length);
+/* Bytes of [address, address+length) present in this process's page tables, by the PAGEMAP_SCAN ioctl on
+ * /proc/self/pagemap (Linux 6.7+): the kernel skips unpopulated page tables, so the cost grows with what is
+ * resident, not with the length (mincore looks up every page). -ENOTTY/-EINVAL where the ioctl is missing. */
+int64_t ckvm_present_bytes(uint64_t address, uint64_t length);
 int ckvm_close(int fd);
 long ckvm_page_size(void);
 

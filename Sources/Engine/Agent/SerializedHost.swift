@@ -103,6 +103,9 @@ final class SerializedKernel: KernelInterface, @unchecked Sendable {
     func residentPages(address: UInt64, length: UInt64) throws(KernelError) -> UInt64 {
         try locked { () throws(KernelError) in try inner.residentPages(address: address, length: length) }
     }
+    func residentBytes(address: UInt64, length: UInt64) throws(KernelError) -> ResidentReading {
+        try locked { () throws(KernelError) in try inner.residentBytes(address: address, length: length) }
+    }
     func close(_ fd: Int32) throws(KernelError) {
         try locked { () throws(KernelError) in try inner.close(fd) }
     }

@@ -53,6 +53,7 @@ public struct StateDiff: Sendable, Hashable, Codable {
         if let type = observed.vmType, type != desired.vmType {
             entries.append(DiffEntry(change: .changed, kind: "vm", name: desired.name, expected: desired.vmType.rawValue, actual: type.rawValue))
         }
+        let addressMap = observed.addressMap
         for block in desired.blocks {
             guard let live = observed.block(named: block.name) else {
                 entries.append(DiffEntry(change: .missing, kind: "block", name: block.name, expected: describe(block)))
@@ -71,7 +72,6 @@ public struct StateDiff: Sendable, Hashable, Codable {
                 entries.append(DiffEntry(change: .extra, kind: "mapping", name: block.name, actual: "slot \(memslot.slot): " + describe(memslot.mapping)))
             }
             guard wanted == present, let target = desired.blockLayouts[block.name] else { continue }
-            let addressMap = observed.addressMap
             for transition in Layout.transitions(from: live.layout, to: target) {
                 let windows = addressMap.gpaRanges(block: block.name, offsets: transition.range)
                     .map { "\(hex($0.gpaRange.lowerBound))-\(hex($0.gpaRange.upperBound - 1))" }

@@ -160,6 +160,18 @@ public final class KVMKernel: KernelInterface {
         UInt64(try check(ckvm_mincore_count(address, length), "mincore", "\(Format.hex(address)), \(Format.hex(length))"))
     }
 
+    /// `PAGEMAP_SCAN` (Linux 6.7+): the kernel skips unpopulated page tables, where `mincore` looks up every
+    /// page (65,536 calls and 17 s for an empty 1 TiB mapping). Without it, no figure rather than a walk.
+    public func residentBytes(address: UInt64, length: UInt64) throws(KernelError) -> ResidentReading {
+        let result = ckvm_present_bytes(address, length)
+        // ENOTTY/EINVAL: no PAGEMAP_SCAN (before 6.7); ENOENT: no /proc.
+        if [25, 22, 2].contains(-result) {
+            return ResidentReading(bytes: 0, source: .unavailable)
+        }
+        return ResidentReading(bytes: UInt64(try check(result, "ioctl(PAGEMAP_SCAN)", "\(Format.hex(address)), \(Format.hex(length))")),
+                               source: .pagemapScan)
+    }
+
     public func close(_ fd: Int32) throws(KernelError) {
         try check(ckvm_close(fd), "close", "fd \(fd)")
     }

@@ -42,6 +42,9 @@ public protocol KernelInterface: AnyObject {
     func write(address: UInt64, bytes: [UInt8]) throws(KernelError)
     /// `mincore` over a host mapping: how many of its pages are resident.
     func residentPages(address: UInt64, length: UInt64) throws(KernelError) -> UInt64
+    /// How much of a host mapping is resident, read at a cost that grows with what is resident rather than
+    /// with the mapping's length (`get`, `apply` and failure reports call it on TiB mappings).
+    func residentBytes(address: UInt64, length: UInt64) throws(KernelError) -> ResidentReading
     /// `close(fd)`.
     func close(_ fd: Int32) throws(KernelError)
     /// The ability to run a probe guest on a VM, if this kernel has it (`nil` by default).
@@ -51,6 +54,42 @@ public protocol KernelInterface: AnyObject {
 extension KernelInterface {
     /// No guest prober unless the kernel offers one.
     public var guestProber: GuestProber? { nil }
+}
+
+/// A host-resident figure and where it comes from (shown by `get`).
+public struct ResidentReading: Sendable, Hashable, Codable {
+    public var bytes: UInt64
+    public var source: ResidencySource
+
+    public init(bytes: UInt64, source: ResidencySource) {
+        self.bytes = bytes
+        self.source = source
+    }
+}
+
+public enum ResidencySource: String, Sendable, Hashable, Codable {
+    /// `PAGEMAP_SCAN` on `/proc/self/pagemap`: pages present in this process's page tables.
+    case pagemapScan = "pagemap-scan"
+    /// `mincore`: pages in the page cache of the mapped file (the simulator's model, whose cost is per run).
+    case mincore
+    /// The kernel offers no cheap reading (no `PAGEMAP_SCAN`): the figure is not taken rather than
+    /// walking the mapping page by page.
+    case unavailable
+
+    public var explanation: String {
+        switch self {
+        case .pagemapScan: "PAGEMAP_SCAN: pages present in the host page tables; guest_memfd pages the host never touched do not count"
+        case .mincore: "mincore: pages in the mapped file's page cache"
+        case .unavailable: "not read: this kernel has no PAGEMAP_SCAN, and mincore would visit every page"
+        }
+    }
+}
+
+extension KernelInterface {
+    /// `mincore`, for kernels whose `mincore` costs per run (the simulator).
+    public func residentBytes(address: UInt64, length: UInt64) throws(KernelError) -> ResidentReading {
+        ResidentReading(bytes: try residentPages(address: address, length: length) * pageSize, source: .mincore)
+    }
 }
 
 /// `struct kvm_userspace_memory_region2`, the fields gmemctl sets (pads are zero).

@@ -72,10 +72,11 @@ public enum Planner {
     /// of a later conversion to private (blocks torn down before have already told it).
     private static func releaseLeavingListeners(desired: DesiredState, observed: LiveState, live: LiveState,
                                                 into plan: inout Plan) {
+        let liveAddressMap = live.addressMap
         for listener in observed.listeners where !desired.listeners.contains(listener) {
             for block in live.blocks {
                 plan.operations += sharedWindowNotifications(listener, .unmap, block: block.name, layout: block.layout,
-                                                             addressMap: live.addressMap)
+                                                             addressMap: liveAddressMap)
             }
         }
     }
@@ -84,10 +85,12 @@ public enum Planner {
     private static func convertToDesiredLayouts(desired: DesiredState, vm: VMTypeCapabilities, live: inout LiveState,
                                                 into plan: inout Plan) {
         let staying = desired.listeners.filter { live.listeners.contains($0) }
+        // Memslots are final from here on: one address map serves every block (it sorts all mappings).
+        let liveAddressMap = live.addressMap
         for block in desired.blocks {
             guard let liveBlock = live.block(named: block.name), let target = desired.blockLayouts[block.name] else { continue }
             let steps = conversionSteps(block: liveBlock, from: liveBlock.layout, to: target, vm: vm,
-                                        addressMap: live.addressMap, listeners: staying)
+                                        addressMap: liveAddressMap, listeners: staying)
             plan.operations += steps.operations
             plan.transitions += steps.transitions
             live.updateBlock(block.name) { $0.layout = target }
@@ -97,11 +100,12 @@ public enum Planner {
     /// A listener that joins learns the shared ranges as they will be once the plan has run.
     private static func announceToJoiningListeners(_ joining: [String], desired: DesiredState, live: LiveState,
                                                    into plan: inout Plan) {
+        let liveAddressMap = live.addressMap
         for listener in joining {
             for block in desired.blocks {
                 guard let layout = desired.blockLayouts[block.name] else { continue }
                 plan.operations += sharedWindowNotifications(listener, .map, block: block.name, layout: layout,
-                                                             addressMap: live.addressMap)
+                                                             addressMap: liveAddressMap)
             }
         }
     }
@@ -199,8 +203,12 @@ public enum Planner {
         }
         var layout = Layout()
         let mappings = desired.mappings.filter { $0.block == block.name }
+        // The lowest free ids, found in one pass (asking `nextFreeSlot` per mapping is quadratic).
+        var used = Set(live.memslots.map(\.slot))
+        var slot: UInt32 = 0
         for mapping in mappings {
-            let slot = live.nextFreeSlot
+            while used.contains(slot) { slot += 1 }
+            used.insert(slot)
             plan.operations.append(.bindMemslot(slot: slot, mapping: mapping, memory: memory))
             live.memslots.append(LiveMemslot(slot: slot, mapping: mapping, flags: KVMConstants.memGuestMemfd, userspaceAddress: 0))
             layout.assign(block.initialState, to: mapping.offsetRange)
