@@ -50,7 +50,11 @@ import Testing
         #expect(!lines.isEmpty, "the listener heard the conversions")
         for line in lines { try expectConforms(line, to: "events") }
 
-        let legacy = try workspace.run(["apply", "examples/legacy-memfd.yaml", "--output", "json"])
+        // Legacy blocks need a kernel in per-VM attribute mode (gmem-attributes2 is the in-place mode), and a
+        // state file belongs to one simulated kernel, so this guest gets a workspace of its own.
+        let legacyWorkspace = try CLIWorkspace()
+        defer { legacyWorkspace.remove() }
+        let legacy = try legacyWorkspace.run(["apply", "examples/legacy-memfd.yaml", "--output", "json"], host: "sim:linux-7.4")
         #expect(legacy.exitCode == 0, "\(legacy.stderr)")
         try expectConforms(legacy.stdout, to: "apply")
         #expect(!legacy.stdout.contains("\"_0\""))
