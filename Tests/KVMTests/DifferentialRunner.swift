@@ -108,10 +108,11 @@ enum DiffOutcome: Sendable, Hashable, CustomStringConvertible {
     case bytes(String)
     case failed(KernelError.Failure)
 
-    static func errno(_ value: Int32) -> DiffOutcome { .failed(.errno(value)) }
+    static func errno(_ value: Errno) -> DiffOutcome { .failed(.errno(value)) }
     static let sigbus = DiffOutcome.failed(.sigbus)
-    static let einval = errno(22), ebadf = errno(9), enotty = errno(25), enodev = errno(19), eexist = errno(17)
-    static let eopnotsupp = errno(95), efault = errno(14), enomem = errno(12)
+    static let einval = errno(.einval), ebadf = errno(.ebadf), enotty = errno(.enotty), enodev = errno(.enodev)
+    static let eexist = errno(.eexist), eopnotsupp = errno(.eopnotsupp), efault = errno(.efault)
+    static let enomem = errno(.enomem)
 
     /// Bytes read, as "N x 0xBB" runs.
     static func readBytes(_ bytes: [UInt8]) -> DiffOutcome {
@@ -134,7 +135,7 @@ enum DiffOutcome: Sendable, Hashable, CustomStringConvertible {
         case .ok: return "ok"
         case .value(let value): return "= \(value)"
         case .bytes(let text): return text.count > 60 ? String(text.prefix(57)) + "..." : text
-        case .failed(.errno(let value)): return ErrnoName.name(value)
+        case .failed(.errno(let value)): return value.name
         case .failed(.sigbus): return "SIGBUS"
         }
     }

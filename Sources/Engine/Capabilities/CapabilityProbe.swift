@@ -100,7 +100,7 @@ public enum CapabilityProbe {
                 try kernel.gmemConvert(gmem: gmem, offset: 0, size: 0, toPrivate: false)
                 return true
             } catch {
-                return error.errno != 25
+                return error.errno != .enotty
             }
         case .gmemAttributes2:
             let value = try kernel.checkExtension(KVMConstants.capGuestMemfdMemoryAttributes, vm: vm)
@@ -113,7 +113,7 @@ public enum CapabilityProbe {
                                                 attributes: KVMConstants.memoryAttributePrivate, flags: 0)
                 return true
             } catch {
-                return error.errno != 25
+                return error.errno != .enotty
             }
         default:
             return false
