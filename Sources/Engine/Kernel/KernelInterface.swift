@@ -1,7 +1,7 @@
 /// The kernel primitives gmemctl needs, with the kernel's own semantics: every call either succeeds or throws
 /// a `KernelError` carrying the errno the real kernel would return. Two implementations:
 /// `KVMKernel` (the real `/dev/kvm`, through CKVM) and `SimulatedKernel` (a faithful model of the rules in
-/// `kvm-uapi.md` section 5, per profile). Differential tests run the same call sequences on both and require
+/// `docs/kernels.md`, per profile). Differential tests run the same call sequences on both and require
 /// identical results, so nothing above this layer needs to know which one it talks to.
 ///
 /// File descriptors are plain `Int32` (the simulator hands out its own numbers). Host virtual addresses are
