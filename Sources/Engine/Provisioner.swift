@@ -78,6 +78,14 @@ public struct Provisioner {
         return outcome
     }
 
+    /// What a finished apply is shown with: what the host holds of the guest and, when asked and the apply
+    /// succeeded, the verification. The one place observe and verify are chained (the CLI and the agent).
+    public func inspect(_ live: LiveState, after report: ApplyReport, verify: Bool) -> GuestInspection {
+        let observation = Observer.observe(live, kernel: host.kernel)
+        let verification = verify && report.succeeded ? Verifier.verify(live, kernel: host.verificationKernel) : nil
+        return GuestInspection(observation: observation, verification: verification)
+    }
+
     private func run(_ plan: Plan, delivery: ListenerDelivery?) throws(ProvisionError) -> WorkflowRun {
         let runtime = host.runtime(for: plan.guest)
         runtime.populateProgress = populateProgress
@@ -135,4 +143,10 @@ public struct ProvisionError: Error, Sendable, CustomStringConvertible {
     public var description: String {
         ([message] + diagnostics.map(\.description)).joined(separator: "\n")
     }
+}
+
+/// A guest after an apply: what the host shows of it, and the verification if one ran.
+public struct GuestInspection: Sendable {
+    public var observation: GuestObservation
+    public var verification: VerificationReport?
 }

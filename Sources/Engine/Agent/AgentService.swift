@@ -178,10 +178,10 @@ public final class AgentService: @unchecked Sendable {
             let run = try provisioner.apply(manifest, prefault: request.prefault ?? false, delivery: links.delivery(for: manifest.metadata.name))
             slot.record(run.finalState.events)
             log(run, op: op)
-            let verification = (request.verify ?? false) && run.report.succeeded
-                ? Verifier.verify(run.finalState, kernel: (host as? SerializedHost)?.verificationKernel ?? host.kernel) : nil
+            let inspection = provisioner.inspect(run.finalState, after: run.report, verify: request.verify ?? false)
+            let guest = GuestView(live: run.finalState, observation: inspection.observation)
             reply(connection, id: id, result: ApplyResult(hostLabel: host.label, plan: run.plan, report: run.report,
-                                                          guest: view(run.finalState), verification: verification))
+                                                          guest: guest, verification: inspection.verification))
         }
     }
 
