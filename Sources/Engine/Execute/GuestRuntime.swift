@@ -137,7 +137,8 @@ public final class GuestRuntime {
         }
     }
 
-    private func bindMemslot(_ slot: UInt32, mapping: Mapping, memory: HostMemory, for operation: PlanOperation) throws {
+    private func bindMemslot(_ slot: UInt32, mapping: Mapping, memory: HostMemory,
+                             for operation: PlanOperation) throws {
         let block = try liveBlock(mapping.block, for: operation)
         guard let gmem = block.guestMemfd else {
             throw ExecutionError(operation: operation, message: "block \(mapping.block) has no guest_memfd")
@@ -173,7 +174,8 @@ public final class GuestRuntime {
         }
     }
 
-    private func convertGuestMemfd(_ name: String, offset: UInt64, size: UInt64, to: MemoryState, abi: ConversionABI, for operation: PlanOperation) throws {
+    private func convertGuestMemfd(_ name: String, offset: UInt64, size: UInt64, to: MemoryState, abi: ConversionABI,
+                                   for operation: PlanOperation) throws {
         let block = try liveBlock(name, for: operation)
         guard let gmem = block.guestMemfd else { throw ExecutionError(operation: operation, message: "block \(name) has no guest_memfd") }
         switch abi {
@@ -188,7 +190,8 @@ public final class GuestRuntime {
         }
     }
 
-    private func discard(_ name: String, memory: HostMemory, offset: UInt64, size: UInt64, method: DiscardMethod, for operation: PlanOperation) throws {
+    private func discard(_ name: String, memory: HostMemory, offset: UInt64, size: UInt64, method: DiscardMethod,
+                         for operation: PlanOperation) throws {
         let block = try liveBlock(name, for: operation)
         switch (memory, method) {
         case (.guestMemfd, _):
@@ -203,7 +206,8 @@ public final class GuestRuntime {
         }
     }
 
-    private func populate(_ name: String, memory: HostMemory, offset: UInt64, size: UInt64, for operation: PlanOperation) throws {
+    private func populate(_ name: String, memory: HostMemory, offset: UInt64, size: UInt64,
+                          for operation: PlanOperation) throws {
         let block = try liveBlock(name, for: operation)
         // In steps, so that a large populate can show progress; the kernel does the same work either way.
         var done: UInt64 = 0
@@ -222,7 +226,8 @@ public final class GuestRuntime {
         }
     }
 
-    private func notify(_ listener: String, kind: ListenerEventKind, gpa: UInt64, size: UInt64, for operation: PlanOperation) throws {
+    private func notify(_ listener: String, kind: ListenerEventKind, gpa: UInt64, size: UInt64,
+                        for operation: PlanOperation) throws {
         let event = ListenerEvent(sequence: UInt64(state.events.count + 1), listener: listener, kind: kind, gpa: gpa, size: size)
         if let rejection = delivery?(event) {
             throw ExecutionError(operation: operation, message: "listener \(listener) rejected \(kind.rawValue) of \(hex(gpa))+\(hex(size)): \(rejection)")
