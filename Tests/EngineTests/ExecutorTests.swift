@@ -91,9 +91,9 @@ struct ExecutorTests {
         // The diff names exactly the two ranges still shared.
         let diff = try applied.provisioner.diff(allPrivate)
         #expect(diff.entries == [
-            DiffEntry(change: .changed, kind: "range", name: "ram[0x100000-0x1fffff]", expected: "private", actual: "shared",
+            DiffEntry(change: .changed, kind: .range, name: "ram[0x100000-0x1fffff]", expected: "private", actual: "shared",
                       gpaRanges: ["0x100000-0x1fffff"]),
-            DiffEntry(change: .changed, kind: "range", name: "ram[0x400000-0x4fffff]", expected: "private", actual: "shared",
+            DiffEntry(change: .changed, kind: .range, name: "ram[0x400000-0x4fffff]", expected: "private", actual: "shared",
                       gpaRanges: ["0x400000-0x4fffff"]),
         ])
 
@@ -230,7 +230,7 @@ struct ExecutorTests {
                                                            ((5 * engMiB)..<(8 * engMiB), .private)]))
         #expect(try engPrivateGPAs(applied.host, applied.state) == [0..<(4 * engMiB), (4 * engGiB + engMiB)..<(4 * engGiB + 4 * engMiB)])
         #expect(try applied.provisioner.diff(allPrivate).entries == [
-            DiffEntry(change: .changed, kind: "range", name: "ram[0x400000-0x4fffff]", expected: "private", actual: "shared",
+            DiffEntry(change: .changed, kind: .range, name: "ram[0x400000-0x4fffff]", expected: "private", actual: "shared",
                       gpaRanges: ["0x100000000-0x1000fffff"]),
         ])
         let (_, second) = try applied.provisioner.apply(allPrivate)
