@@ -68,7 +68,7 @@ public struct Provisioner {
     public func destroy(guest: String, delivery: ListenerDelivery?) throws(ProvisionError) -> WorkflowRun {
         let observed = host.guest(named: guest)
         guard observed.exists || !observed.blocks.isEmpty else {
-            throw ProvisionError(message: "guest \(guest) does not exist on \(host.label)", diagnostics: [])
+            throw ProvisionError.guestNotFound(guest, on: host.label)
         }
         let outcome = try run(Planner.destroy(observed: observed), delivery: delivery)
         if outcome.report.succeeded {
@@ -97,7 +97,7 @@ public struct Provisioner {
     }
 
     private func commit() throws(ProvisionError) {
-        do { try host.commit() } catch { throw ProvisionError(message: error.message, diagnostics: []) }
+        do { try host.commit() } catch { throw ProvisionError(.hostCommit(error), message: error.message) }
     }
 
     /// Populating every block up front: guest_memfd by fallocate, shared backings by MADV_POPULATE_WRITE.
@@ -113,11 +113,12 @@ public struct Provisioner {
         do {
             return try body()
         } catch let error as DesiredStateError {
-            throw ProvisionError(message: "the host cannot provide what the manifest needs", diagnostics: error.diagnostics)
+            throw ProvisionError(.unsatisfiable, message: "the host cannot provide what the manifest needs",
+                                 diagnostics: error.diagnostics)
         } catch let error as PlanError {
-            throw ProvisionError(message: error.description, diagnostics: [])
+            throw ProvisionError(.plan(error), message: error.description)
         } catch {
-            throw ProvisionError(message: "\(error)", diagnostics: [])
+            throw ProvisionError(.other, message: "\(error)")
         }
     }
 }
@@ -130,14 +131,39 @@ public struct WorkflowRun: Sendable {
     public var finalState: LiveState
 }
 
-/// Why a workflow could not run: a message, and the manifest diagnostics behind it where there are any.
+/// Why a workflow could not run: the reason as a value, a message, and the manifest diagnostics behind it
+/// where there are any.
 public struct ProvisionError: Error, Sendable, CustomStringConvertible {
+    public enum Reason: Sendable {
+        /// The host holds no guest of that name.
+        case guestNotFound(guest: String)
+        /// The manifest asks for what the host's kernel cannot provide (see `diagnostics`).
+        case unsatisfiable
+        /// The planner refused (the guest's live state does not allow the change).
+        case plan(PlanError)
+        /// The host could not make its state durable.
+        case hostCommit(HostError)
+        /// Anything else, described by `message` (e.g. an error relayed from an agent).
+        case other
+    }
+
+    public var reason: Reason
     public var message: String
     public var diagnostics: [Diagnostic]
 
-    public init(message: String, diagnostics: [Diagnostic]) {
+    public init(_ reason: Reason, message: String, diagnostics: [Diagnostic] = []) {
+        self.reason = reason
         self.message = message
         self.diagnostics = diagnostics
+    }
+
+    public init(message: String, diagnostics: [Diagnostic]) {
+        self.init(.other, message: message, diagnostics: diagnostics)
+    }
+
+    /// The one wording of "no such guest" for every workflow.
+    public static func guestNotFound(_ guest: String, on hostLabel: String) -> ProvisionError {
+        ProvisionError(.guestNotFound(guest: guest), message: "guest \(guest) does not exist on \(hostLabel)")
     }
 
     public var description: String {
