@@ -51,7 +51,7 @@ let package = Package(
             sources: [
                 "Layout", "State", "Capabilities", "Plan", "Execute", "Verify", "Diff", "Provisioner.swift",
                 "Hosts/Host.swift", "Kernel/KernelInterface.swift", "Kernel/KVMArgumentFormat.swift",
-                "Kernel/GuestRunError.swift",
+                "Kernel/GuestRunError.swift", "Kernel/Errno.swift",
             ]
         ),
         // The real kernel through /dev/kvm: KVMKernel, the vCPU guest runner (the guest half of
@@ -60,7 +60,10 @@ let package = Package(
             name: "GmemKVM",
             dependencies: ["GmemCore", "Config", "CKVM"],
             path: "Sources/Engine",
-            exclude: ["Kernel/KernelInterface.swift", "Kernel/KVMArgumentFormat.swift", "Kernel/GuestRunError.swift"],
+            exclude: [
+                "Kernel/KernelInterface.swift", "Kernel/KVMArgumentFormat.swift", "Kernel/GuestRunError.swift",
+                "Kernel/Errno.swift",
+            ],
             sources: ["Kernel", "Hosts/KVMHost.swift"]
         ),
         // The simulated kernel and its host (state file).

@@ -69,7 +69,7 @@ public struct Provisioner {
     public func destroy(guest: String, delivery: ListenerDelivery?) throws(ProvisionError) -> WorkflowRun {
         let observed = host.guest(named: guest)
         guard observed.exists || !observed.blocks.isEmpty else {
-            throw ProvisionError(message: "guest \(guest) does not exist on \(host.label)", diagnostics: [])
+            throw ProvisionError.guestNotFound(guest, on: host.label)
         }
         let outcome = try run(Planner.destroy(observed: observed), delivery: delivery)
         if outcome.report.succeeded {
@@ -77,6 +77,14 @@ public struct Provisioner {
             try commit()
         }
         return outcome
+    }
+
+    /// What a finished apply is shown with: what the host holds of the guest and, when asked and the apply
+    /// succeeded, the verification. The one place observe and verify are chained (the CLI and the agent).
+    public func inspect(_ live: LiveState, after report: ApplyReport, verify: Bool) -> GuestInspection {
+        let observation = Observer.observe(live, kernel: host.kernel)
+        let verification = verify && report.succeeded ? Verifier.verify(live, kernel: host.verificationKernel) : nil
+        return GuestInspection(observation: observation, verification: verification)
     }
 
     private func run(_ plan: Plan, delivery: ListenerDelivery?) throws(ProvisionError) -> WorkflowRun {
@@ -90,7 +98,7 @@ public struct Provisioner {
     }
 
     private func commit() throws(ProvisionError) {
-        do { try host.commit() } catch { throw ProvisionError(message: error.message, diagnostics: []) }
+        do { try host.commit() } catch { throw ProvisionError(.hostCommit(error), message: error.message) }
     }
 
     /// Populating every block up front: guest_memfd by fallocate, shared backings by MADV_POPULATE_WRITE.
@@ -106,11 +114,12 @@ public struct Provisioner {
         do {
             return try body()
         } catch let error as DesiredStateError {
-            throw ProvisionError(message: "the host cannot provide what the manifest needs", diagnostics: error.diagnostics)
+            throw ProvisionError(.unsatisfiable, message: "the host cannot provide what the manifest needs",
+                                 diagnostics: error.diagnostics)
         } catch let error as PlanError {
-            throw ProvisionError(message: error.description, diagnostics: [])
+            throw ProvisionError(.plan(error), message: error.description)
         } catch {
-            throw ProvisionError(message: "\(error)", diagnostics: [])
+            throw ProvisionError(.other, message: "\(error)")
         }
     }
 }
@@ -123,17 +132,48 @@ public struct WorkflowRun: Sendable {
     public var finalState: LiveState
 }
 
-/// Why a workflow could not run: a message, and the manifest diagnostics behind it where there are any.
+/// Why a workflow could not run: the reason as a value, a message, and the manifest diagnostics behind it
+/// where there are any.
 public struct ProvisionError: Error, Sendable, CustomStringConvertible {
+    public enum Reason: Sendable {
+        /// The host holds no guest of that name.
+        case guestNotFound(guest: String)
+        /// The manifest asks for what the host's kernel cannot provide (see `diagnostics`).
+        case unsatisfiable
+        /// The planner refused (the guest's live state does not allow the change).
+        case plan(PlanError)
+        /// The host could not make its state durable.
+        case hostCommit(HostError)
+        /// Anything else, described by `message` (e.g. an error relayed from an agent).
+        case other
+    }
+
+    public var reason: Reason
     public var message: String
     public var diagnostics: [Diagnostic]
 
-    public init(message: String, diagnostics: [Diagnostic]) {
+    public init(_ reason: Reason, message: String, diagnostics: [Diagnostic] = []) {
+        self.reason = reason
         self.message = message
         self.diagnostics = diagnostics
+    }
+
+    public init(message: String, diagnostics: [Diagnostic]) {
+        self.init(.other, message: message, diagnostics: diagnostics)
+    }
+
+    /// The one wording of "no such guest" for every workflow.
+    public static func guestNotFound(_ guest: String, on hostLabel: String) -> ProvisionError {
+        ProvisionError(.guestNotFound(guest: guest), message: "guest \(guest) does not exist on \(hostLabel)")
     }
 
     public var description: String {
         ([message] + diagnostics.map(\.description)).joined(separator: "\n")
     }
+}
+
+/// A guest after an apply: what the host shows of it, and the verification if one ran.
+public struct GuestInspection: Sendable {
+    public var observation: GuestObservation
+    public var verification: VerificationReport?
 }

@@ -224,6 +224,7 @@ private final class TimedKVMHost: Host {
     }
 
     var label: String { base.label }
+    var spec: String { base.spec }
     var capabilities: Capabilities { base.capabilities }
     var kernel: KernelInterface { timedKernel }
     var outlivesProcess: Bool { base.outlivesProcess }

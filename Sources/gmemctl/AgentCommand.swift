@@ -43,7 +43,7 @@ struct AgentRunCommand: ParsableCommand {
         let socketPath = socket ?? AgentPaths.defaultSocket()
         // A simulator agent keeps its guests in memory (they go with it, as KVM's do) unless --state names a file.
         let host = try hostOptions.open(persistent: hostOptions.state != nil)
-        let hostSpec = host is KVMHost ? "kvm" : "sim:\(host.capabilities.name)"
+        let hostSpec = host.spec
         var logger = Logger(label: "gmemctl.agent")
         logger[metadataKey: "pid"] = "\(getpid())"
         let service = AgentService(hostSpec: hostSpec, host: SerializedHost(host), listenerTimeout: listenerTimeout, logger: logger)

@@ -89,8 +89,8 @@ struct ApplyCommand: ParsableCommand {
             throw CLIError(error, file: file)
         }
         let live = host.guest(named: plan.guest)
-        let observation = Observer.observe(live, kernel: host.kernel)
-        let verification = verify && report.succeeded ? Verifier.verify(live, kernel: host.kernel) : nil
+        let inspection = provisioner.inspect(live, after: report, verify: verify)
+        let (observation, verification) = (inspection.observation, inspection.verification)
         var teardown: ApplyReport?
         if ephemeral {
             teardown = try? provisioner.destroy(guest: plan.guest).1

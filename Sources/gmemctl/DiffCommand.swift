@@ -54,8 +54,8 @@ struct DiffCommand: ParsableCommand {
             destroysData = diff.replacements.contains(where: \.destroysData)
             let replaced = Dictionary(diff.replacements.map { ($0.block, $0) }, uniquingKeysWith: { first, _ in first })
             entries = diff.entries.map { entry in
-                let replacement = (entry.kind == "block" || entry.kind == "mapping") ? replaced[entry.name] : nil
-                return EntryJSON(change: entry.change.rawValue, kind: entry.kind, name: entry.name, expected: entry.expected,
+                let replacement = (entry.kind == .block || entry.kind == .mapping) ? replaced[entry.name] : nil
+                return EntryJSON(change: entry.change.rawValue, kind: entry.kind.rawValue, name: entry.name, expected: entry.expected,
                                  actual: entry.actual, gpaRanges: entry.gpaRanges, replace: replacement != nil,
                                  destroysData: replacement?.destroysData ?? false)
             }

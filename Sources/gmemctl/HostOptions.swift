@@ -91,7 +91,7 @@ struct HostOptions: ParsableArguments {
 enum SimFaultSpec {
     static func parse(_ text: String) throws -> SimulatedFault {
         let parts = text.split(separator: ":").map(String.init)
-        guard parts.count == 3, let occurrence = Int(parts[1]), let errno = Int32(parts[2]),
+        guard parts.count == 3, let occurrence = Int(parts[1]), let errno = Errno(parsing: parts[2]),
               let call = SimulatedCall(rawValue: parts[0]) else {
             throw ValidationError("--sim-fault takes CALL:N:ERRNO, e.g. KVM_SET_MEMORY_ATTRIBUTES:2:12")
         }

@@ -1,4 +1,5 @@
 import Foundation
+import ProcessSupport
 import Testing
 
 /// End to end through the built binary on the simulator: apply, diff, drift, convergence, fault injection.
@@ -6,12 +7,13 @@ import Testing
 @Suite struct SimulatorWorkflowTests {
     /// A temporary directory for one test's state file and manifests.
     struct Workspace {
-        let directory: URL
+        /// Removed when the test's workspace goes.
+        private let temporary: TemporaryDirectory
+        var directory: URL { temporary.url }
         var state: String { directory.appendingPathComponent("sim.json").path }
 
         init() throws {
-            directory = FileManager.default.temporaryDirectory.appendingPathComponent("gmemctl-sim-\(UUID().uuidString)")
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            temporary = try TemporaryDirectory(prefix: "gmemctl-sim")
         }
 
         func write(_ name: String, _ text: String) throws -> String {

@@ -22,7 +22,7 @@ struct ExecutorTests {
         let profile = try #require(Profiles.named(profileName))
         let backend = profile.name == "linux-6.18" ? engLegacyMemfd : engInPlace
         let applied = try EngApplied(Self.yaml(backend, shared: Self.twoShared), on: profile)
-        applied.host.simulator.injectFault(SimulatedFault(call: call, occurrence: 1, errno: 11))
+        applied.host.simulator.injectFault(SimulatedFault(call: call, occurrence: 1, errno: .eagain))
         let (plan, report) = try applied.provisioner.convert(guest: "guest", gpa: engMiB..<(2 * engMiB), to: .private)
         #expect(report.succeeded, "\(String(describing: report.failure))")
         #expect(report.retries == 1)
@@ -39,12 +39,12 @@ struct ExecutorTests {
     @Test("EAGAIN from a step that is not a conversion is not retried")
     func eagainOutsideConversionsIsNotRetried() throws {
         let applied = try EngApplied(Self.yaml(engInPlace, shared: Self.twoShared), on: Profiles.gmemConvertPOC)
-        applied.host.simulator.injectFault(SimulatedFault(call: .fallocate, occurrence: 1, errno: 11))
+        applied.host.simulator.injectFault(SimulatedFault(call: .fallocate, occurrence: 1, errno: .eagain))
         let runtime = applied.host.runtime(for: "guest")
         let plan = Plan(guest: "guest", operations: [.populate(block: "ram", memory: .guestMemfd, offset: 0, size: engMiB)])
         let report = Executor(maxRetries: 5, retryDelayMicroseconds: 1).apply(plan, on: runtime)
         #expect(report.retries == 0)
-        #expect(report.failure?.kernelError?.errno == 11)
+        #expect(report.failure?.kernelError?.errno == .eagain)
     }
 
     /// A page pinned in the first range (a device still holds it): the to-private conversion fails for good.
@@ -71,7 +71,7 @@ struct ExecutorTests {
         ])
         let failure = try #require(report.failure)
         #expect(failure.operation == failedOp)
-        #expect(failure.kernelError?.errno == 11)
+        #expect(failure.kernelError?.errno == .eagain)
         #expect(failure.kernelError?.errorOffset == pinned)
         #expect(report.retries == 5)
         #expect(report.completed == [plan.operations[0]])
@@ -91,9 +91,9 @@ struct ExecutorTests {
         // The diff names exactly the two ranges still shared.
         let diff = try applied.provisioner.diff(allPrivate)
         #expect(diff.entries == [
-            DiffEntry(change: .changed, kind: "range", name: "ram[0x100000-0x1fffff]", expected: "private", actual: "shared",
+            DiffEntry(change: .changed, kind: .range, name: "ram[0x100000-0x1fffff]", expected: "private", actual: "shared",
                       gpaRanges: ["0x100000-0x1fffff"]),
-            DiffEntry(change: .changed, kind: "range", name: "ram[0x400000-0x4fffff]", expected: "private", actual: "shared",
+            DiffEntry(change: .changed, kind: .range, name: "ram[0x400000-0x4fffff]", expected: "private", actual: "shared",
                       gpaRanges: ["0x400000-0x4fffff"]),
         ])
 
@@ -117,7 +117,7 @@ struct ExecutorTests {
         let provisioner = Provisioner(host: host, executor: Executor(maxRetries: 2, retryDelayMicroseconds: 1))
         let manifest = try engManifest(yaml)
         // The second guest_memfd creation fails with ENOMEM.
-        host.simulator.injectFault(SimulatedFault(call: .createGuestMemfd, occurrence: 2, errno: 12))
+        host.simulator.injectFault(SimulatedFault(call: .createGuestMemfd, occurrence: 2, errno: .enomem))
         let (plan, report) = try provisioner.apply(manifest)
         let failure = try #require(report.failure)
         guard case .createGuestMemfd(let block, _, _, _) = failure.operation else {
@@ -125,7 +125,7 @@ struct ExecutorTests {
             return
         }
         #expect(block == "b")
-        #expect(failure.kernelError?.errno == 12)
+        #expect(failure.kernelError?.errno == .enomem)
         #expect(report.retries == 0)
         let index = try #require(plan.operations.firstIndex(of: failure.operation))
         #expect(report.completed == Array(plan.operations[..<index]))
@@ -184,12 +184,12 @@ struct ExecutorTests {
     @Test("legacy: an attribute failure after unmap compensates; the discard never runs")
     func legacyAttributeFailure() throws {
         let applied = try EngApplied(Self.yaml(engLegacyMemfd, shared: Self.twoShared), on: Profiles.linux618)
-        applied.host.simulator.injectFault(SimulatedFault(call: .setMemoryAttributes, occurrence: 1, errno: 14))
+        applied.host.simulator.injectFault(SimulatedFault(call: .setMemoryAttributes, occurrence: 1, errno: .efault))
         let before = try engPrivateGPAs(applied.host, applied.state)
         let (plan, report) = try applied.provisioner.convert(guest: "guest", gpa: engMiB..<(2 * engMiB), to: .private)
         #expect(plan.operations.count == 3)
         #expect(report.failure?.operation == .setVMAttributes(gpa: engMiB, size: engMiB, to: .private))
-        #expect(report.failure?.kernelError?.errno == 14)
+        #expect(report.failure?.kernelError?.errno == .efault)
         #expect(report.retries == 0)
         #expect(report.notRun == [.discard(block: "ram", memory: .sharedBacking, offset: engMiB, size: engMiB, method: .punchHole)])
         #expect(report.compensations.map(\.kind) == [.map])
@@ -210,7 +210,7 @@ struct ExecutorTests {
         let applied = try EngApplied(yaml(shared: [engRange(gpa: 2 * engMiB, size: 2 * engMiB), engRange(gpa: 4 * engGiB, size: engMiB)]), on: profile)
         let allPrivate = try engManifest(yaml(shared: []))
         let eventsBefore = applied.state.events.count
-        applied.host.simulator.injectFault(SimulatedFault(call: .setMemoryAttributes, occurrence: 2, errno: 14))
+        applied.host.simulator.injectFault(SimulatedFault(call: .setMemoryAttributes, occurrence: 2, errno: .efault))
         let (plan, report) = try applied.provisioner.apply(allPrivate)
         #expect(plan.operations == [
             .notify(listener: "vfio0", kind: .unmap, gpa: 2 * engMiB, size: 2 * engMiB),
@@ -230,7 +230,7 @@ struct ExecutorTests {
                                                            ((5 * engMiB)..<(8 * engMiB), .private)]))
         #expect(try engPrivateGPAs(applied.host, applied.state) == [0..<(4 * engMiB), (4 * engGiB + engMiB)..<(4 * engGiB + 4 * engMiB)])
         #expect(try applied.provisioner.diff(allPrivate).entries == [
-            DiffEntry(change: .changed, kind: "range", name: "ram[0x400000-0x4fffff]", expected: "private", actual: "shared",
+            DiffEntry(change: .changed, kind: .range, name: "ram[0x400000-0x4fffff]", expected: "private", actual: "shared",
                       gpaRanges: ["0x100000000-0x1000fffff"]),
         ])
         let (_, second) = try applied.provisioner.apply(allPrivate)

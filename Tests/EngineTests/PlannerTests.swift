@@ -477,7 +477,7 @@ struct PlannerTests {
             .convertGuestMemfd(block: "ram", offset: 0, size: engMiB, to: .private, abi: .gmemAttributes2),
         ])
         #expect(!plan.notes.contains { $0.contains("rebuilt") }, "\(plan.notes)")
-        #expect(try applied.provisioner.diff(mixed).entries.map(\.kind) == ["range"])
+        #expect(try applied.provisioner.diff(mixed).entries.map(\.kind) == [.range])
         let (_, report) = try applied.provisioner.apply(mixed)
         #expect(report.succeeded)
         #expect(try applied.provisioner.plan(mixed).operations.isEmpty)

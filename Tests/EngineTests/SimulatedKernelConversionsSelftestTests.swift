@@ -175,11 +175,11 @@ struct SimulatedKernelConversionsSelftestTests {
             try t.kernel.pin(gmem: t.gmem, offset: testPage * simPage)
             for i in 0 ..< pages { try t.testShared(i, 0, Self.c("A"), Self.c("B")) }
             let bulk = simError { try t.set(0, pages: pages, .private) }
-            #expect(bulk?.errno == 11 && bulk?.errorOffset == testPage * simPage)
+            #expect(bulk?.errno == .eagain && bulk?.errorOffset == testPage * simPage)
             for i in 0 ..< pages {
                 if i == testPage {
                     let single = simError { try t.set(i, .private) }
-                    #expect(single?.errno == 11 && single?.errorOffset == testPage * simPage)
+                    #expect(single?.errno == .eagain && single?.errorOffset == testPage * simPage)
                 } else {
                     try t.convertToPrivate(i, Self.c("B"), Self.c("C"))
                 }

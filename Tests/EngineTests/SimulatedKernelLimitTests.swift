@@ -13,7 +13,7 @@ struct SimulatedKernelLimitTests {
         let (vm, gmem) = try setup.gmem(size: 2 * simGiB, flags: KVMConstants.gmemFlagMmap | KVMConstants.gmemFlagInitShared)
         let limit = profile.gpaLimit
         let beyond = SimSetup.gmemRegion(slot: 0, gpa: limit - simGiB + simPage, size: simGiB, gmem: gmem)
-        #expect(simErrno { try setup.kernel.setUserMemoryRegion2(vm: vm, beyond) } == 22)
+        #expect(simErrno { try setup.kernel.setUserMemoryRegion2(vm: vm, beyond) } == .einval)
         // The failed bind was undone: the same gmem range binds elsewhere.
         try setup.kernel.setUserMemoryRegion2(vm: vm, SimSetup.gmemRegion(slot: 0, gpa: limit - simGiB, size: simGiB, gmem: gmem))
         try setup.kernel.setUserMemoryRegion2(vm: vm, SimSetup.gmemRegion(slot: 1, gpa: 1 << 48, size: simGiB, gmem: gmem,
@@ -28,7 +28,7 @@ struct SimulatedKernelLimitTests {
         let setup = SimSetup(profile)
         let vm = try setup.vm(type.vmType)
         let gmem = try setup.kernel.createGuestMemfd(vm: vm, size: simGiB, flags: 0)
-        #expect(simErrno { try setup.kernel.setUserMemoryRegion2(vm: vm, SimSetup.gmemRegion(gpa: 1 << 52, size: simGiB, gmem: gmem)) } == 22)
+        #expect(simErrno { try setup.kernel.setUserMemoryRegion2(vm: vm, SimSetup.gmemRegion(gpa: 1 << 52, size: simGiB, gmem: gmem)) } == .einval)
     }
 
     @Test("KVM_SET_MEMORY_ATTRIBUTES2: any nonzero reserved word is EINVAL, before the VM-type check")
@@ -39,7 +39,7 @@ struct SimulatedKernelLimitTests {
             var reserved = [UInt64](repeating: 0, count: SimulatedKernelState.attributes2ReservedWords)
             reserved[index] = 1
             #expect(simErrno { try setup.kernel.setMemoryAttributes2(gmem: gmem, offset: 0, size: simPage, attributes: 0,
-                                                                     flags: 0, reserved: reserved) } == 22, "reserved[\(index)]")
+                                                                     flags: 0, reserved: reserved) } == .einval, "reserved[\(index)]")
         }
         // All words zero: the same call succeeds, so the EINVALs above came from reserved[].
         #expect(simErrno { try setup.kernel.setMemoryAttributes2(gmem: gmem, offset: 0, size: simPage, attributes: 0, flags: 0) } == nil)
@@ -54,7 +54,7 @@ struct SimulatedKernelLimitTests {
         #expect(simErrno { try setup.kernel.setMemoryAttributes2(gmem: gmem, offset: 0, size: simPage,
                                                                  attributes: KVMConstants.memoryAttributePrivate, flags: 0) } == nil)
         let error = simError { try setup.kernel.setMemoryAttributes2(gmem: gmem, offset: 3 * simPage, size: simPage, attributes: 0, flags: 0) }
-        #expect(error?.errno == 12 && error?.errorOffset == 3 * simPage)
+        #expect(error?.errno == .enomem && error?.errorOffset == 3 * simPage)
         #expect(try setup.kernel.guestMemfdState(gmem: gmem).isUniform(0 ..< 16 * simPage, value: .private))
         try setup.kernel.setMemoryAttributes2(gmem: gmem, offset: 3 * simPage, size: simPage, attributes: 0, flags: 0)
     }
@@ -63,13 +63,13 @@ struct SimulatedKernelLimitTests {
     func modes() throws {
         let off = SimSetup(Profiles.linux74)
         let (_, offGmem) = try off.gmem(.swProtected, flags: KVMConstants.gmemFlagMmap)
-        #expect(simErrno { try off.kernel.setMemoryAttributes2(gmem: offGmem, offset: 0, size: simPage, attributes: 0, flags: 0) } == 25)
+        #expect(simErrno { try off.kernel.setMemoryAttributes2(gmem: offGmem, offset: 0, size: simPage, attributes: 0, flags: 0) } == .enotty)
         let on = SimSetup(Profiles.linux74InPlace)
         let (_, defaultGmem) = try on.gmem(.default, flags: KVMConstants.gmemFlagMmap)
-        #expect(simErrno { try on.kernel.setMemoryAttributes2(gmem: defaultGmem, offset: 0, size: simPage, attributes: 0, flags: 0) } == 22)
+        #expect(simErrno { try on.kernel.setMemoryAttributes2(gmem: defaultGmem, offset: 0, size: simPage, attributes: 0, flags: 0) } == .einval)
         // INIT_SHARED is accepted for a CoCo VM in mode on, refused on 7.4 mode off.
         #expect(simErrno { try on.gmem(.swProtected, flags: KVMConstants.gmemFlagMmap | KVMConstants.gmemFlagInitShared) } == nil)
-        #expect(simErrno { try off.gmem(.swProtected, flags: KVMConstants.gmemFlagMmap | KVMConstants.gmemFlagInitShared) } == 22)
+        #expect(simErrno { try off.gmem(.swProtected, flags: KVMConstants.gmemFlagMmap | KVMConstants.gmemFlagInitShared) } == .einval)
         #expect(on.kernel.capabilities.systemExtension(KVMConstants.capMemoryAttributes) == 0)
         #expect(on.kernel.capabilities.systemExtension(KVMConstants.capGuestMemfdMemoryAttributes) == 8)
     }
@@ -96,9 +96,9 @@ struct SimulatedKernelLimitTests {
 @Suite("SimulatedKernel: guest_memfd binding across generations")
 struct SimulatedKernelBindingTests {
     @Test("binding a guest_memfd range twice: EINVAL up to 7.3, EEXIST on 7.4 in either mode",
-          arguments: [(Profiles.linux618, Int32(22)), (Profiles.linux611, Int32(22)), (Profiles.linux74, Int32(17)),
-                      (Profiles.linux74InPlace, Int32(17))] as [(Capabilities, Int32)])
-    func doubleBind(profile: Capabilities, errno: Int32) throws {
+          arguments: [(Profiles.linux618, Errno.einval), (Profiles.linux611, Errno.einval), (Profiles.linux74, Errno.eexist),
+                      (Profiles.linux74InPlace, Errno.eexist)] as [(Capabilities, Errno)])
+    func doubleBind(profile: Capabilities, errno: Errno) throws {
         let setup = SimSetup(profile)
         let (vm, gmem) = try setup.gmem(.swProtected, size: 16 * simPage, flags: 0)
         try setup.kernel.setUserMemoryRegion2(vm: vm, SimSetup.gmemRegion(slot: 0, gpa: 0, size: 8 * simPage, gmem: gmem))
@@ -113,7 +113,7 @@ struct SimulatedKernelErrorOffsetInputTests {
     func errorOffsetOnInput() throws {
         let poc = SimSetup(Profiles.gmemConvertPOC)
         let (_, pocGmem) = try poc.gmem(.swProtected, flags: pocSharedPrivate)
-        #expect(simErrno { try poc.kernel.gmemConvert(gmem: pocGmem, offset: 0, size: simPage, toPrivate: false, errorOffset: 8) } == 22)
+        #expect(simErrno { try poc.kernel.gmemConvert(gmem: pocGmem, offset: 0, size: simPage, toPrivate: false, errorOffset: 8) } == .einval)
         #expect(simErrno { try poc.kernel.gmemConvert(gmem: pocGmem, offset: 0, size: simPage, toPrivate: false, errorOffset: 0) } == nil)
         // KVM_SET_MEMORY_ATTRIBUTES2 has no input error_offset in its interface: whatever the caller left
         // there is overwritten on failure only, so a conversion after a failed one succeeds as usual.

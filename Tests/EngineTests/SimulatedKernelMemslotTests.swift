@@ -30,7 +30,7 @@ struct SimulatedKernelMemslotTests {
     @Test("READONLY is refused on VMs with protected state (SNP, TDX)")
     func readonlyOnProtectedVMs() throws {
         let setup = SimSetup(Profiles.linux618)
-        for (type, expected) in [(VMType.swProtected, Int32?.none), (.sevSnp, SimExpectedErrno.inval), (.tdx, SimExpectedErrno.inval)] {
+        for (type, expected) in [(VMType.swProtected, Errno?.none), (.sevSnp, SimExpectedErrno.inval), (.tdx, SimExpectedErrno.inval)] {
             let vm = try setup.vm(type)
             let region = MemoryRegion2(slot: 0, flags: KVMConstants.memReadonly, guestPhysAddr: 0, memorySize: simPage, userspaceAddr: 0x10_0000)
             #expect(simErrno { try setup.kernel.setUserMemoryRegion2(vm: vm, region) } == expected, "\(type)")

@@ -3,18 +3,11 @@ import Config
 @testable import GmemSimulator
 import Testing
 
-/// Linux errno values the simulated kernel tests expect.
+/// Short names for the errno values the simulated kernel tests expect (values from the one `Errno` table).
 enum SimExpectedErrno {
-    static let badf: Int32 = 9
-    static let again: Int32 = 11
-    static let nomem: Int32 = 12
-    static let acces: Int32 = 13
-    static let fault: Int32 = 14
-    static let exist: Int32 = 17
-    static let nodev: Int32 = 19
-    static let inval: Int32 = 22
-    static let notty: Int32 = 25
-    static let opnotsupp: Int32 = 95
+    static let badf = Errno.ebadf, again = Errno.eagain, nomem = Errno.enomem, acces = Errno.eacces
+    static let fault = Errno.efault, exist = Errno.eexist, nodev = Errno.enodev, inval = Errno.einval
+    static let notty = Errno.enotty, opnotsupp = Errno.eopnotsupp
 }
 
 /// The error a kernel call threw, or nil when it succeeded (any other error is recorded as an issue).
@@ -36,7 +29,7 @@ func simFailure<Result>(_ body: () throws -> Result, sourceLocation: SourceLocat
 }
 
 /// The errno of a kernel call, or nil when it succeeded (or raised SIGBUS).
-func simErrno<Result>(_ body: () throws -> Result, sourceLocation: SourceLocation = #_sourceLocation) -> Int32? {
+func simErrno<Result>(_ body: () throws -> Result, sourceLocation: SourceLocation = #_sourceLocation) -> Errno? {
     simKernelError(body, sourceLocation: sourceLocation)?.errno
 }
 

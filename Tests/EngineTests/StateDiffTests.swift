@@ -19,9 +19,9 @@ struct StateDiffTests {
         let diff = StateDiff(desired: desired, observed: LiveState(name: "guest"))
         #expect(diff.hasChanges)
         #expect(diff.entries == [
-            DiffEntry(change: .missing, kind: "vm", name: "guest", expected: "sw-protected"),
-            DiffEntry(change: .missing, kind: "block", name: "a", expected: "in-place, 4 MiB, gmem flags 0x3"),
-            DiffEntry(change: .missing, kind: "block", name: "b", expected: "legacy, 4 MiB, gmem flags 0x0"),
+            DiffEntry(change: .missing, kind: .vm, name: "guest", expected: "sw-protected"),
+            DiffEntry(change: .missing, kind: .block, name: "a", expected: "in-place, 4 MiB, gmem flags 0x3"),
+            DiffEntry(change: .missing, kind: .block, name: "b", expected: "legacy, 4 MiB, gmem flags 0x0"),
         ])
     }
 
@@ -41,7 +41,7 @@ struct StateDiffTests {
         let one = try engManifest(Self.yaml(blocks: [engBlock("a", size: "4MiB", backend: engInPlace)],
                                             mappings: [engMapping("a", size: 4 * engMiB, gpa: 0)]))
         let diff = try applied.provisioner.diff(one)
-        #expect(diff.entries == [DiffEntry(change: .extra, kind: "block", name: "b", actual: "in-place, 4 MiB, gmem flags 0x3")])
+        #expect(diff.entries == [DiffEntry(change: .extra, kind: .block, name: "b", actual: "in-place, 4 MiB, gmem flags 0x3")])
         // The plan removes it, telling the listener first; then nothing is left to do.
         let plan = try applied.provisioner.plan(one)
         #expect(plan.operations == [
@@ -58,12 +58,12 @@ struct StateDiffTests {
         let applied = try EngApplied(Self.yaml(blocks: [engBlock(backend: engLegacyMemfd)]), on: Profiles.gmemConvertPOC)
         let inPlace = try engManifest(Self.yaml())
         #expect(try applied.provisioner.diff(inPlace).entries == [
-            DiffEntry(change: .changed, kind: "block", name: "ram", expected: "in-place, 64 MiB, gmem flags 0x3",
+            DiffEntry(change: .changed, kind: .block, name: "ram", expected: "in-place, 64 MiB, gmem flags 0x3",
                       actual: "legacy, 64 MiB, gmem flags 0x0"),
         ])
         let bigger = try engManifest(Self.yaml(blocks: [engBlock(size: "128MiB", backend: engLegacyMemfd)]))
         #expect(try applied.provisioner.diff(bigger).entries == [
-            DiffEntry(change: .changed, kind: "block", name: "ram", expected: "legacy, 128 MiB, gmem flags 0x0",
+            DiffEntry(change: .changed, kind: .block, name: "ram", expected: "legacy, 128 MiB, gmem flags 0x0",
                       actual: "legacy, 64 MiB, gmem flags 0x0"),
         ])
     }
@@ -73,8 +73,8 @@ struct StateDiffTests {
         let applied = try EngApplied(Self.yaml(), on: Profiles.gmemConvertPOC)
         let moved = try engManifest(Self.yaml(mappings: [engMapping(size: 64 * engMiB, gpa: engGiB)], shared: [engRange(gpa: engGiB + engMiB, size: engMiB)]))
         #expect(try applied.provisioner.diff(moved).entries == [
-            DiffEntry(change: .missing, kind: "mapping", name: "ram", expected: "offset 0x0 size 64 MiB at gpa 0x40000000"),
-            DiffEntry(change: .extra, kind: "mapping", name: "ram", actual: "slot 0: offset 0x0 size 64 MiB at gpa 0x0"),
+            DiffEntry(change: .missing, kind: .mapping, name: "ram", expected: "offset 0x0 size 64 MiB at gpa 0x40000000"),
+            DiffEntry(change: .extra, kind: .mapping, name: "ram", actual: "slot 0: offset 0x0 size 64 MiB at gpa 0x0"),
         ])
     }
 
@@ -90,9 +90,9 @@ struct StateDiffTests {
         _ = try applied.provisioner.convert(guest: "guest", gpa: (4 * engGiB + 2 * engMiB)..<(4 * engGiB + 3 * engMiB), to: .shared)
         let diff = try applied.provisioner.diff(applied.manifest)
         #expect(diff.entries == [
-            DiffEntry(change: .changed, kind: "range", name: "ram[0x300000-0x4fffff]", expected: "shared", actual: "private",
+            DiffEntry(change: .changed, kind: .range, name: "ram[0x300000-0x4fffff]", expected: "shared", actual: "private",
                       gpaRanges: ["0x300000-0x3fffff", "0x100000000-0x1000fffff"]),
-            DiffEntry(change: .changed, kind: "range", name: "ram[0x600000-0x6fffff]", expected: "private", actual: "shared",
+            DiffEntry(change: .changed, kind: .range, name: "ram[0x600000-0x6fffff]", expected: "private", actual: "shared",
                       gpaRanges: ["0x100200000-0x1002fffff"]),
         ])
         // Applying the manifest again repairs exactly that.
@@ -111,8 +111,8 @@ struct StateDiffTests {
         let applied = try EngApplied(Self.yaml(listeners: ["vfio0", "old"]), on: Profiles.gmemConvertPOC)
         let manifest = try engManifest(Self.yaml(listeners: ["vfio0", "new"]))
         #expect(try applied.provisioner.diff(manifest).entries == [
-            DiffEntry(change: .missing, kind: "listener", name: "new"),
-            DiffEntry(change: .extra, kind: "listener", name: "old"),
+            DiffEntry(change: .missing, kind: .listener, name: "new"),
+            DiffEntry(change: .extra, kind: .listener, name: "old"),
         ])
         // The plan tells the leaving listener to drop the shared memory (it will not hear of later
         // conversions), tells the new one about it, and registers the new set.
@@ -132,6 +132,6 @@ struct StateDiffTests {
         let applied = try EngApplied(Self.yaml(), on: Profiles.gmemConvertPOC)
         let desired = try engDesired(Self.yaml(vm: "tdx"), on: Profiles.gmemConvertPOC)
         let diff = StateDiff(desired: desired, observed: applied.state)
-        #expect(diff.entries.first == DiffEntry(change: .changed, kind: "vm", name: "guest", expected: "tdx", actual: "sw-protected"))
+        #expect(diff.entries.first == DiffEntry(change: .changed, kind: .vm, name: "guest", expected: "tdx", actual: "sw-protected"))
     }
 }

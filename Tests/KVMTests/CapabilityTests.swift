@@ -41,7 +41,7 @@ extension KVMIntegration {
                 try kernel.close(vm)
                 Issue.record("VM type \(type) was accepted")
             } catch {
-                #expect(error.errno == Errno.EINVAL)
+                #expect(error.errno == Errno.einval)
                 #expect(error.call == "KVM_CREATE_VM")
             }
         }
@@ -54,7 +54,7 @@ extension KVMIntegration {
                 _ = try KVMKernel(devicePath: path)
                 Issue.record("opening \(path) succeeded")
             } catch {
-                #expect(error.errno == 2)
+                #expect(error.errno == .enoent)
                 #expect(error.description.contains(path))
                 #expect(error.description.contains("ENOENT"))
             }

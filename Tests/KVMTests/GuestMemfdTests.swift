@@ -20,14 +20,14 @@ extension KVMIntegration {
             let fixture = try KVMFixture()
             for bit in UInt64(2)..<64 {
                 let result = errnoOf { _ = try fixture.guestMemfd(size: Self.page, flags: 1 << bit) }
-                #expect(result == Errno.EINVAL, "flag bit \(bit)")
+                #expect(result == Errno.einval, "flag bit \(bit)")
             }
         }
 
         @Test(arguments: [UInt64(0), 4095])
         func sizesThatAreNotPositivePageMultiplesAreRejected(size: UInt64) throws {
             let fixture = try KVMFixture()
-            #expect(errnoOf { _ = try fixture.guestMemfd(size: size, flags: 0) } == Errno.EINVAL)
+            #expect(errnoOf { _ = try fixture.guestMemfd(size: size, flags: 0) } == Errno.einval)
         }
 
         @Test func errorsNameTheCallAndFlags() throws {
@@ -45,14 +45,14 @@ extension KVMIntegration {
         @Test func mmapWithoutTheMmapFlagIsENODEV() throws {
             let fixture = try KVMFixture()
             let gmem = try fixture.guestMemfd(size: Self.page, flags: 0)
-            #expect(errnoOf { _ = try fixture.mapShared(fd: gmem, length: Self.page) } == Errno.ENODEV)
+            #expect(errnoOf { _ = try fixture.mapShared(fd: gmem, length: Self.page) } == Errno.enodev)
         }
 
         @Test func fallocateWithoutKeepSizeIsEOPNOTSUPP() throws {
             let fixture = try KVMFixture()
             let gmem = try fixture.guestMemfd(size: 2 * Self.page, flags: 0)
-            #expect(errnoOf { try fixture.kernel.fallocate(fd: gmem, mode: 0, offset: 0, length: Self.page) } == Errno.EOPNOTSUPP)
-            #expect(errnoOf { try fixture.kernel.fallocate(fd: gmem, mode: GuestMemfdFlag.fallocPunchHole, offset: 0, length: Self.page) } == Errno.EOPNOTSUPP)
+            #expect(errnoOf { try fixture.kernel.fallocate(fd: gmem, mode: 0, offset: 0, length: Self.page) } == Errno.eopnotsupp)
+            #expect(errnoOf { try fixture.kernel.fallocate(fd: gmem, mode: GuestMemfdFlag.fallocPunchHole, offset: 0, length: Self.page) } == Errno.eopnotsupp)
             try fixture.kernel.fallocate(fd: gmem, mode: GuestMemfdFlag.fallocKeepSize, offset: 0, length: 2 * Self.page)
         }
 
@@ -91,20 +91,20 @@ extension KVMIntegration {
             let fixture = try KVMFixture()
             let address = try fixture.kernel.mmap(fd: nil, length: Self.page, offset: 0, shared: false, hugePageSize: nil)
             try fixture.kernel.munmap(address: address, length: Self.page)
-            #expect(errnoOf { _ = try fixture.kernel.read(address: address, count: 8) } == Errno.EFAULT)
+            #expect(errnoOf { _ = try fixture.kernel.read(address: address, count: 8) } == Errno.efault)
         }
 
         @Test func conversionIoctlsOnAGuestMemfdAreENOTTY() throws {
             let fixture = try KVMFixture()
             let gmem = try fixture.guestMemfd(size: Self.page, flags: GuestMemfdFlag.mmap | GuestMemfdFlag.initShared)
-            #expect(errnoOf { try fixture.kernel.gmemConvert(gmem: gmem, offset: 0, size: Self.page, toPrivate: true) } == Errno.ENOTTY)
-            #expect(errnoOf { try fixture.kernel.gmemConvert(gmem: gmem, offset: 0, size: Self.page, toPrivate: false) } == Errno.ENOTTY)
-            #expect(errnoOf { try fixture.kernel.setMemoryAttributes2(gmem: gmem, offset: 0, size: Self.page, attributes: 8, flags: 0) } == Errno.ENOTTY)
+            #expect(errnoOf { try fixture.kernel.gmemConvert(gmem: gmem, offset: 0, size: Self.page, toPrivate: true) } == Errno.enotty)
+            #expect(errnoOf { try fixture.kernel.gmemConvert(gmem: gmem, offset: 0, size: Self.page, toPrivate: false) } == Errno.enotty)
+            #expect(errnoOf { try fixture.kernel.setMemoryAttributes2(gmem: gmem, offset: 0, size: Self.page, attributes: 8, flags: 0) } == Errno.enotty)
         }
 
         @Test func vmMemoryAttributesAreNotBuiltHere() throws {
             let fixture = try KVMFixture()
-            #expect(errnoOf { try fixture.kernel.setMemoryAttributes(vm: fixture.vm, address: 0, size: Self.page, attributes: 8, flags: 0) } == Errno.ENOTTY)
+            #expect(errnoOf { try fixture.kernel.setMemoryAttributes(vm: fixture.vm, address: 0, size: Self.page, attributes: 8, flags: 0) } == Errno.enotty)
         }
 
         @Test func residentPagesRiseAfterTouching() throws {

@@ -81,18 +81,8 @@ enum GuestMemfdFlag {
     static let fallocPunchHole: Int32 = 0x02
 }
 
-enum Errno {
-    static let EBADF: Int32 = 9
-    static let EFAULT: Int32 = 14
-    static let EEXIST: Int32 = 17
-    static let ENODEV: Int32 = 19
-    static let EINVAL: Int32 = 22
-    static let ENOTTY: Int32 = 25
-    static let EOPNOTSUPP: Int32 = 95
-}
-
 /// The errno a throwing kernel call failed with (nil if it succeeded or failed otherwise).
-func errnoOf(_ body: () throws -> Void) -> Int32? {
+func errnoOf(_ body: () throws -> Void) -> Errno? {
     do {
         try body()
         return nil

@@ -17,7 +17,7 @@ extension KVMIntegration {
                 try fixture.bindGuestMemfd(slot: 1, gpa: 0x1_0010_0000, size: Self.size, gmem: gmem, offset: Self.size,
                                            userspaceAddr: host + Self.size)
             }
-            #expect(result == Errno.EEXIST)
+            #expect(result == Errno.eexist)
         }
 
         @Test func bindingTheSameGuestMemfdRangeTwiceIsEINVAL() throws {
@@ -28,7 +28,7 @@ extension KVMIntegration {
             let result = errnoOf {
                 try fixture.bindGuestMemfd(slot: 1, gpa: 0x2_0000_0000, size: Self.size, gmem: gmem, offset: 0, userspaceAddr: host)
             }
-            #expect(result == Errno.EINVAL)
+            #expect(result == Errno.einval)
         }
 
         @Test func deletedSlotFreesTheRangeForRebinding() throws {
@@ -47,7 +47,7 @@ extension KVMIntegration {
                 try fixture.bindGuestMemfd(slot: 3, gpa: 0x1000, size: 0x1000, gmem: 9_999, offset: 0, userspaceAddr: 0)
                 Issue.record("binding a closed fd succeeded")
             } catch {
-                #expect(error.errno == Errno.EBADF)
+                #expect(error.errno == Errno.ebadf)
                 #expect(error.arguments.contains("slot=3"))
                 #expect(error.arguments.contains("flags=GUEST_MEMFD"))
                 #expect(error.arguments.contains("gpa=0x1000"))

@@ -20,7 +20,7 @@ public final class AgentService: @unchecked Sendable {
     private let links: ListenerLinks
     private let logger: Logger
     private let lock = NSLock()
-    private var slots: [String: GuestSlot] = [:]
+    private var slots: [String: AgentGuest] = [:]
     private var stopping = false
     /// Called once when a client asks the agent to stop (after its answer is sent).
     public var onStopRequested: (@Sendable () -> Void)?
@@ -167,7 +167,7 @@ public final class AgentService: @unchecked Sendable {
         }
     }
 
-    private func run(_ op: AgentOp, manifest: Manifest, request: AgentRequest, slot: GuestSlot, connection: AgentConnection) throws {
+    private func run(_ op: AgentOp, manifest: Manifest, request: AgentRequest, slot: AgentGuest, connection: AgentConnection) throws {
         let id = request.id
         switch op {
         case .plan:
@@ -178,10 +178,10 @@ public final class AgentService: @unchecked Sendable {
             let run = try provisioner.apply(manifest, prefault: request.prefault ?? false, delivery: links.delivery(for: manifest.metadata.name))
             slot.record(run.finalState.events)
             log(run, op: op)
-            let verification = (request.verify ?? false) && run.report.succeeded
-                ? Verifier.verify(run.finalState, kernel: (host as? SerializedHost)?.verificationKernel ?? host.kernel) : nil
+            let inspection = provisioner.inspect(run.finalState, after: run.report, verify: request.verify ?? false)
+            let guest = GuestView(live: run.finalState, observation: inspection.observation)
             reply(connection, id: id, result: ApplyResult(hostLabel: host.label, plan: run.plan, report: run.report,
-                                                          guest: view(run.finalState), verification: verification))
+                                                          guest: guest, verification: inspection.verification))
         }
     }
 
@@ -208,17 +208,17 @@ public final class AgentService: @unchecked Sendable {
 
     // MARK: Helpers
 
-    private func slot(_ name: String) -> GuestSlot {
+    private func slot(_ name: String) -> AgentGuest {
         lock.withLock {
             if let slot = slots[name] { return slot }
-            let slot = GuestSlot(name: name)
+            let slot = AgentGuest(name: name)
             slots[name] = slot
             return slot
         }
     }
 
     /// Runs `body` on the guest's queue; a thrown error becomes the error response.
-    private func onGuest(_ name: String, _ connection: AgentConnection, _ id: AgentRequestID?, _ body: @escaping @Sendable (GuestSlot) throws -> Void) {
+    private func onGuest(_ name: String, _ connection: AgentConnection, _ id: AgentRequestID?, _ body: @escaping @Sendable (AgentGuest) throws -> Void) {
         let slot = self.slot(name)
         slot.queue.async {
             do {

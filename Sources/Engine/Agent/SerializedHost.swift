@@ -20,6 +20,7 @@ public final class SerializedHost: Host, @unchecked Sendable {
     }
 
     public var label: String { inner.label }
+    public var spec: String { inner.spec }
     public var capabilities: Capabilities { inner.capabilities }
     public var kernel: KernelInterface { serializedKernel }
     public var outlivesProcess: Bool { inner.outlivesProcess }

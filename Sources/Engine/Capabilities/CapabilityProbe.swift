@@ -188,8 +188,8 @@ public enum CapabilityProbe {
             evidence.append("\(type.rawValue): KVM_SET_MEMORY_ATTRIBUTES2 on a guest_memfd works (in-place conversion); \(capText)")
             return true
         } catch {
-            let meaning = error.errno == 25 ? "ENOTTY: no per-guest_memfd attributes"
-                : error.errno == 22 ? "EINVAL: this VM has no private memory in that ABI" : "errno \(error.errno ?? 0)"
+            let meaning = error.errno == .enotty ? "ENOTTY: no per-guest_memfd attributes"
+                : error.errno == .einval ? "EINVAL: this VM has no private memory in that ABI" : "\(error.errno ?? Errno(rawValue: 0))"
             evidence.append("\(type.rawValue): KVM_SET_MEMORY_ATTRIBUTES2 on a guest_memfd: \(meaning); \(capText)")
             return false
         }
@@ -209,7 +209,7 @@ public enum CapabilityProbe {
             try kernel.gmemConvert(gmem: gmem, offset: 0, size: 0, toPrivate: false)
             return true
         } catch {
-            return error.errno != 25
+            return error.errno != .enotty
         }
     }
 

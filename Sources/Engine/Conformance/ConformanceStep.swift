@@ -107,10 +107,11 @@ public enum ConformanceOutcome: Sendable, Hashable, CustomStringConvertible {
     case bytes(String)
     case failed(KernelError.Failure)
 
-    public static func errno(_ value: Int32) -> ConformanceOutcome { .failed(.errno(value)) }
+    public static func errno(_ value: Errno) -> ConformanceOutcome { .failed(.errno(value)) }
     public static let sigbus = ConformanceOutcome.failed(.sigbus)
-    public static let einval = errno(22), ebadf = errno(9), enotty = errno(25), enodev = errno(19), eexist = errno(17)
-    public static let eopnotsupp = errno(95), efault = errno(14), enomem = errno(12)
+    public static let einval = errno(.einval), ebadf = errno(.ebadf), enotty = errno(.enotty), enodev = errno(.enodev)
+    public static let eexist = errno(.eexist), eopnotsupp = errno(.eopnotsupp), efault = errno(.efault)
+    public static let enomem = errno(.enomem)
 
     /// Bytes read, as "N x 0xBB" runs.
     public static func readBytes(_ bytes: [UInt8]) -> ConformanceOutcome {
@@ -133,7 +134,7 @@ public enum ConformanceOutcome: Sendable, Hashable, CustomStringConvertible {
         case .ok: return "ok"
         case .value(let value): return "= \(value)"
         case .bytes(let text): return text.count > 60 ? String(text.prefix(57)) + "..." : text
-        case .failed(.errno(let value)): return ErrnoName.name(value)
+        case .failed(.errno(let value)): return value.name
         case .failed(.sigbus): return "SIGBUS"
         }
     }

@@ -80,7 +80,7 @@ public struct Executor {
                 try runtime.perform(operation)
                 return
             } catch {
-                let transient = error.kernelError?.errno == 11 && operation.isConversion
+                let transient = error.kernelError?.errno == .eagain && operation.isConversion
                 guard transient, attempt < maxRetries else { throw error }
                 attempt += 1
                 report.retries += 1

@@ -69,148 +69,190 @@ public final class GuestRuntime {
         return block
     }
 
+    /// Carries out one operation: each kind is a step of its own below.
     private func execute(_ operation: PlanOperation) throws {
         switch operation {
-        case .createVM(let type):
-            let fd = try kernel.createVM(type: type.kvmValue)
-            state.vmFD = fd
-            state.vmType = type
-
+        case .createVM(let type): try createVM(type)
         case .createSharedBacking(let name, let backing, let size):
-            var block = LiveBlock(name: name, size: size, backend: .legacy(backing), guestMemfdFlags: 0)
-            if backing.source != .anonymous {
-                let hugePage = backing.source == .hugetlb ? backing.pageSize : nil
-                block.sharedFD = try kernel.createMemfd(name: "gmemctl:\(state.name):\(name)", size: size, hugePageSize: hugePage)
-            }
-            state.blocks.append(block)
-
+            try createSharedBacking(name, backing: backing, size: size)
         case .createGuestMemfd(let name, let size, let flags, let backend):
-            let fd = try kernel.createGuestMemfd(vm: try vmFD(for: operation), size: size, flags: flags)
-            if state.block(named: name) == nil {
-                state.blocks.append(LiveBlock(name: name, size: size, backend: backend, guestMemfdFlags: flags))
-            }
-            state.updateBlock(name) {
-                $0.guestMemfd = fd
-                $0.guestMemfdFlags = flags
-            }
-
+            try createGuestMemfd(name, size: size, flags: flags, backend: backend, for: operation)
         case .mapHostMemory(let name, let memory, let size):
-            let block = try liveBlock(name, for: operation)
+            try mapHostMemory(name, memory: memory, size: size, for: operation)
+        case .bindMemslot(let slot, let mapping, let memory):
+            try bindMemslot(slot, mapping: mapping, memory: memory, for: operation)
+        case .deleteMemslot(let slot, let mapping): try deleteMemslot(slot, mapping: mapping, for: operation)
+        case .setVMAttributes(let gpa, let size, let to): try setVMAttributes(gpa, size: size, to: to, for: operation)
+        case .convertGuestMemfd(let name, let offset, let size, let to, let abi):
+            try convertGuestMemfd(name, offset: offset, size: size, to: to, abi: abi, for: operation)
+        case .discard(let name, let memory, let offset, let size, let method):
+            try discard(name, memory: memory, offset: offset, size: size, method: method, for: operation)
+        case .populate(let name, let memory, let offset, let size):
+            try populate(name, memory: memory, offset: offset, size: size, for: operation)
+        case .notify(let listener, let kind, let gpa, let size):
+            try notify(listener, kind: kind, gpa: gpa, size: size, for: operation)
+        case .destroyBlock(let name): try destroyBlock(name)
+        case .destroyVM: try destroyVM()
+        }
+    }
+
+    private func createVM(_ type: VMType) throws {
+        let fd = try kernel.createVM(type: type.kvmValue)
+        state.vmFD = fd
+        state.vmType = type
+    }
+
+    private func createSharedBacking(_ name: String, backing: SharedBacking, size: UInt64) throws {
+        var block = LiveBlock(name: name, size: size, backend: .legacy(backing), guestMemfdFlags: 0)
+        if backing.source != .anonymous {
+            let hugePage = backing.source == .hugetlb ? backing.pageSize : nil
+            block.sharedFD = try kernel.createMemfd(name: "gmemctl:\(state.name):\(name)", size: size, hugePageSize: hugePage)
+        }
+        state.blocks.append(block)
+    }
+
+    private func createGuestMemfd(_ name: String, size: UInt64, flags: UInt64, backend: ResolvedBackend,
+                                  for operation: PlanOperation) throws {
+        let fd = try kernel.createGuestMemfd(vm: try vmFD(for: operation), size: size, flags: flags)
+        if state.block(named: name) == nil {
+            state.blocks.append(LiveBlock(name: name, size: size, backend: backend, guestMemfdFlags: flags))
+        }
+        state.updateBlock(name) {
+            $0.guestMemfd = fd
+            $0.guestMemfdFlags = flags
+        }
+    }
+
+    private func mapHostMemory(_ name: String, memory: HostMemory, size: UInt64, for operation: PlanOperation) throws {
+        let block = try liveBlock(name, for: operation)
+        switch memory {
+        case .guestMemfd:
+            guard let fd = block.guestMemfd else { throw ExecutionError(operation: operation, message: "block \(name) has no guest_memfd") }
+            let address = try kernel.mmap(fd: fd, length: size, offset: 0, shared: true, hugePageSize: nil)
+            state.updateBlock(name) { $0.guestMemfdAddress = address }
+        case .sharedBacking:
+            // Anonymous backings are private anonymous memory, as QEMU's default RAM.
+            let address = try kernel.mmap(fd: block.sharedFD, length: size, offset: 0, shared: block.sharedFD != nil, hugePageSize: nil)
+            state.updateBlock(name) { $0.sharedAddress = address }
+        }
+    }
+
+    private func bindMemslot(_ slot: UInt32, mapping: Mapping, memory: HostMemory,
+                             for operation: PlanOperation) throws {
+        let block = try liveBlock(mapping.block, for: operation)
+        guard let gmem = block.guestMemfd else {
+            throw ExecutionError(operation: operation, message: "block \(mapping.block) has no guest_memfd")
+        }
+        let base = memory == .guestMemfd ? block.guestMemfdAddress : block.sharedAddress
+        guard let base else { throw ExecutionError(operation: operation, message: "block \(mapping.block) has no host mapping") }
+        let region = MemoryRegion2(slot: slot, flags: KVMConstants.memGuestMemfd, guestPhysAddr: mapping.gpa,
+                                   memorySize: mapping.size, userspaceAddr: base + mapping.offset,
+                                   guestMemfdOffset: mapping.offset, guestMemfd: UInt32(bitPattern: gmem))
+        try kernel.setUserMemoryRegion2(vm: try vmFD(for: operation), region)
+        state.memslots.append(LiveMemslot(slot: slot, mapping: mapping, flags: region.flags, userspaceAddress: region.userspaceAddr))
+        // What a fresh slot holds: the guest_memfd's own state for in-place blocks; for legacy blocks the
+        // kernel's per-VM default (shared) until attributes say otherwise. Per-gmem attributes (2026) start
+        // private unless INIT_SHARED.
+        let initial = initialState(of: block)
+        state.updateBlock(mapping.block) { $0.layout.assign(initial, to: mapping.offsetRange) }
+    }
+
+    private func deleteMemslot(_ slot: UInt32, mapping: Mapping, for operation: PlanOperation) throws {
+        let region = MemoryRegion2(slot: slot, flags: KVMConstants.memGuestMemfd, guestPhysAddr: mapping.gpa,
+                                   memorySize: 0, userspaceAddr: 0)
+        try kernel.setUserMemoryRegion2(vm: try vmFD(for: operation), region)
+        state.memslots.removeAll { $0.slot == slot }
+        let stillVisible = state.memslots.contains { $0.mapping.block == mapping.block && $0.mapping.offsetRange.overlaps(mapping.offsetRange) }
+        if !stillVisible { state.updateBlock(mapping.block) { $0.layout.remove(mapping.offsetRange) } }
+    }
+
+    private func setVMAttributes(_ gpa: UInt64, size: UInt64, to: MemoryState, for operation: PlanOperation) throws {
+        try kernel.setMemoryAttributes(vm: try vmFD(for: operation), address: gpa, size: size,
+                                       attributes: to == .private ? KVMConstants.memoryAttributePrivate : 0, flags: 0)
+        for slice in state.addressMap.blockRanges(forGPA: gpa..<(gpa + size)) {
+            state.updateBlock(slice.block) { $0.layout.assign(to, to: slice.offsets) }
+        }
+    }
+
+    private func convertGuestMemfd(_ name: String, offset: UInt64, size: UInt64, to: MemoryState, abi: ConversionABI,
+                                   for operation: PlanOperation) throws {
+        let block = try liveBlock(name, for: operation)
+        guard let gmem = block.guestMemfd else { throw ExecutionError(operation: operation, message: "block \(name) has no guest_memfd") }
+        switch abi {
+        case .gmemConvertPOC:
+            try kernel.gmemConvert(gmem: gmem, offset: offset, size: size, toPrivate: to == .private)
+        default:
+            try kernel.setMemoryAttributes2(gmem: gmem, offset: offset, size: size,
+                                            attributes: to == .private ? KVMConstants.memoryAttributePrivate : 0, flags: 0)
+        }
+        state.updateBlock(name) { live in
+            for run in live.layout.runs(in: offset..<(offset + size)) { live.layout.assign(to, to: run.range) }
+        }
+    }
+
+    private func discard(_ name: String, memory: HostMemory, offset: UInt64, size: UInt64, method: DiscardMethod,
+                         for operation: PlanOperation) throws {
+        let block = try liveBlock(name, for: operation)
+        switch (memory, method) {
+        case (.guestMemfd, _):
+            guard let fd = block.guestMemfd else { return }
+            try kernel.fallocate(fd: fd, mode: KVMConstants.fallocPunchHole | KVMConstants.fallocKeepSize, offset: offset, length: size)
+        case (.sharedBacking, .punchHole):
+            guard let fd = block.sharedFD else { return }
+            try kernel.fallocate(fd: fd, mode: KVMConstants.fallocPunchHole | KVMConstants.fallocKeepSize, offset: offset, length: size)
+        case (.sharedBacking, .madviseDontneed):
+            guard let address = block.sharedAddress else { return }
+            try kernel.madvise(address: address + offset, length: size, advice: KVMConstants.madvDontneed)
+        }
+    }
+
+    private func populate(_ name: String, memory: HostMemory, offset: UInt64, size: UInt64,
+                          for operation: PlanOperation) throws {
+        let block = try liveBlock(name, for: operation)
+        // In steps, so that a large populate can show progress; the kernel does the same work either way.
+        var done: UInt64 = 0
+        while done < size {
+            let step = min(Self.populateStep, size - done)
             switch memory {
             case .guestMemfd:
-                guard let fd = block.guestMemfd else { throw ExecutionError(operation: operation, message: "block \(name) has no guest_memfd") }
-                let address = try kernel.mmap(fd: fd, length: size, offset: 0, shared: true, hugePageSize: nil)
-                state.updateBlock(name) { $0.guestMemfdAddress = address }
-            case .sharedBacking:
-                // Anonymous backings are private anonymous memory, as QEMU's default RAM.
-                let address = try kernel.mmap(fd: block.sharedFD, length: size, offset: 0, shared: block.sharedFD != nil, hugePageSize: nil)
-                state.updateBlock(name) { $0.sharedAddress = address }
-            }
-
-        case .bindMemslot(let slot, let mapping, let memory):
-            let block = try liveBlock(mapping.block, for: operation)
-            guard let gmem = block.guestMemfd else {
-                throw ExecutionError(operation: operation, message: "block \(mapping.block) has no guest_memfd")
-            }
-            let base = memory == .guestMemfd ? block.guestMemfdAddress : block.sharedAddress
-            guard let base else { throw ExecutionError(operation: operation, message: "block \(mapping.block) has no host mapping") }
-            let region = MemoryRegion2(slot: slot, flags: KVMConstants.memGuestMemfd, guestPhysAddr: mapping.gpa,
-                                       memorySize: mapping.size, userspaceAddr: base + mapping.offset,
-                                       guestMemfdOffset: mapping.offset, guestMemfd: UInt32(bitPattern: gmem))
-            try kernel.setUserMemoryRegion2(vm: try vmFD(for: operation), region)
-            state.memslots.append(LiveMemslot(slot: slot, mapping: mapping, flags: region.flags, userspaceAddress: region.userspaceAddr))
-            // What a fresh slot holds: the guest_memfd's own state for in-place blocks; for legacy blocks the
-            // kernel's per-VM default (shared) until attributes say otherwise. Per-gmem attributes (2026) start
-            // private unless INIT_SHARED.
-            let initial = initialState(of: block)
-            state.updateBlock(mapping.block) { $0.layout.assign(initial, to: mapping.offsetRange) }
-
-        case .deleteMemslot(let slot, let mapping):
-            let region = MemoryRegion2(slot: slot, flags: KVMConstants.memGuestMemfd, guestPhysAddr: mapping.gpa,
-                                       memorySize: 0, userspaceAddr: 0)
-            try kernel.setUserMemoryRegion2(vm: try vmFD(for: operation), region)
-            state.memslots.removeAll { $0.slot == slot }
-            let stillVisible = state.memslots.contains { $0.mapping.block == mapping.block && $0.mapping.offsetRange.overlaps(mapping.offsetRange) }
-            if !stillVisible { state.updateBlock(mapping.block) { $0.layout.remove(mapping.offsetRange) } }
-
-        case .setVMAttributes(let gpa, let size, let to):
-            try kernel.setMemoryAttributes(vm: try vmFD(for: operation), address: gpa, size: size,
-                                           attributes: to == .private ? KVMConstants.memoryAttributePrivate : 0, flags: 0)
-            for slice in state.addressMap.blockRanges(forGPA: gpa..<(gpa + size)) {
-                state.updateBlock(slice.block) { $0.layout.assign(to, to: slice.offsets) }
-            }
-
-        case .convertGuestMemfd(let name, let offset, let size, let to, let abi):
-            let block = try liveBlock(name, for: operation)
-            guard let gmem = block.guestMemfd else { throw ExecutionError(operation: operation, message: "block \(name) has no guest_memfd") }
-            switch abi {
-            case .gmemConvertPOC:
-                try kernel.gmemConvert(gmem: gmem, offset: offset, size: size, toPrivate: to == .private)
-            default:
-                try kernel.setMemoryAttributes2(gmem: gmem, offset: offset, size: size,
-                                                attributes: to == .private ? KVMConstants.memoryAttributePrivate : 0, flags: 0)
-            }
-            state.updateBlock(name) { live in
-                for run in live.layout.runs(in: offset..<(offset + size)) { live.layout.assign(to, to: run.range) }
-            }
-
-        case .discard(let name, let memory, let offset, let size, let method):
-            let block = try liveBlock(name, for: operation)
-            switch (memory, method) {
-            case (.guestMemfd, _):
                 guard let fd = block.guestMemfd else { return }
-                try kernel.fallocate(fd: fd, mode: KVMConstants.fallocPunchHole | KVMConstants.fallocKeepSize, offset: offset, length: size)
-            case (.sharedBacking, .punchHole):
-                guard let fd = block.sharedFD else { return }
-                try kernel.fallocate(fd: fd, mode: KVMConstants.fallocPunchHole | KVMConstants.fallocKeepSize, offset: offset, length: size)
-            case (.sharedBacking, .madviseDontneed):
+                try kernel.fallocate(fd: fd, mode: KVMConstants.fallocKeepSize, offset: offset + done, length: step)
+            case .sharedBacking:
                 guard let address = block.sharedAddress else { return }
-                try kernel.madvise(address: address + offset, length: size, advice: KVMConstants.madvDontneed)
+                try kernel.madvise(address: address + offset + done, length: step, advice: KVMConstants.madvPopulateWrite)
             }
-
-        case .populate(let name, let memory, let offset, let size):
-            let block = try liveBlock(name, for: operation)
-            // In steps, so that a large populate can show progress; the kernel does the same work either way.
-            var done: UInt64 = 0
-            while done < size {
-                let step = min(Self.populateStep, size - done)
-                switch memory {
-                case .guestMemfd:
-                    guard let fd = block.guestMemfd else { return }
-                    try kernel.fallocate(fd: fd, mode: KVMConstants.fallocKeepSize, offset: offset + done, length: step)
-                case .sharedBacking:
-                    guard let address = block.sharedAddress else { return }
-                    try kernel.madvise(address: address + offset + done, length: step, advice: KVMConstants.madvPopulateWrite)
-                }
-                done += step
-                populateProgress?(name, done, size)
-            }
-
-        case .notify(let listener, let kind, let gpa, let size):
-            let event = ListenerEvent(sequence: UInt64(state.events.count + 1), listener: listener, kind: kind, gpa: gpa, size: size)
-            if let rejection = delivery?(event) {
-                throw ExecutionError(operation: operation, message: "listener \(listener) rejected \(kind.rawValue) of \(hex(gpa))+\(hex(size)): \(rejection)")
-            }
-            state.events.append(event)
-
-        case .destroyBlock(let name):
-            guard let block = state.block(named: name) else { return }
-            // Release everything even if one step fails, then report the first failure.
-            var firstError: Error?
-            func attempt(_ body: () throws -> Void) { do { try body() } catch { if firstError == nil { firstError = error } } }
-            if let address = block.guestMemfdAddress { attempt { try kernel.munmap(address: address, length: block.size) } }
-            if let address = block.sharedAddress { attempt { try kernel.munmap(address: address, length: block.size) } }
-            if let fd = block.guestMemfd { attempt { try kernel.close(fd) } }
-            if let fd = block.sharedFD { attempt { try kernel.close(fd) } }
-            state.blocks.removeAll { $0.name == name }
-            if let firstError { throw firstError }
-
-        case .destroyVM:
-            guard let fd = state.vmFD else { return }
-            state.vmFD = nil
-            state.vmType = nil
-            try kernel.close(fd)
+            done += step
+            populateProgress?(name, done, size)
         }
+    }
+
+    private func notify(_ listener: String, kind: ListenerEventKind, gpa: UInt64, size: UInt64,
+                        for operation: PlanOperation) throws {
+        let event = ListenerEvent(sequence: UInt64(state.events.count + 1), listener: listener, kind: kind, gpa: gpa, size: size)
+        if let rejection = delivery?(event) {
+            throw ExecutionError(operation: operation, message: "listener \(listener) rejected \(kind.rawValue) of \(hex(gpa))+\(hex(size)): \(rejection)")
+        }
+        state.events.append(event)
+    }
+
+    private func destroyBlock(_ name: String) throws {
+        guard let block = state.block(named: name) else { return }
+        // Release everything even if one step fails, then report the first failure.
+        var firstError: Error?
+        func attempt(_ body: () throws -> Void) { do { try body() } catch { if firstError == nil { firstError = error } } }
+        if let address = block.guestMemfdAddress { attempt { try kernel.munmap(address: address, length: block.size) } }
+        if let address = block.sharedAddress { attempt { try kernel.munmap(address: address, length: block.size) } }
+        if let fd = block.guestMemfd { attempt { try kernel.close(fd) } }
+        if let fd = block.sharedFD { attempt { try kernel.close(fd) } }
+        state.blocks.removeAll { $0.name == name }
+        if let firstError { throw firstError }
+    }
+
+    private func destroyVM() throws {
+        guard let fd = state.vmFD else { return }
+        state.vmFD = nil
+        state.vmType = nil
+        try kernel.close(fd)
     }
 
     /// The state a freshly bound slot of `block` is in.

@@ -7,6 +7,11 @@ public protocol Host: AnyObject {
     var label: String { get }
     var capabilities: Capabilities { get }
     var kernel: KernelInterface { get }
+    /// The kernel the verifier uses; `kernel` unless the host wraps it (the agent's serialized host hands
+    /// out the real kernel, whose probe guest needs no lock).
+    var verificationKernel: KernelInterface { get }
+    /// The host as `--host` names it: `kvm`, `sim:PROFILE`.
+    var spec: String { get }
     /// Whether live objects outlive this process (the simulator's state file does; real KVM objects die with
     /// the process that holds them).
     var outlivesProcess: Bool { get }
@@ -27,6 +32,8 @@ public struct HostError: Error, Sendable, CustomStringConvertible {
 }
 
 extension Host {
+    public var verificationKernel: KernelInterface { kernel }
+
     /// A runtime for one guest on this host; store its state back with `store(runtime.state)`.
     public func runtime(for name: String) -> GuestRuntime {
         GuestRuntime(kernel: kernel, capabilities: capabilities, state: guest(named: name))

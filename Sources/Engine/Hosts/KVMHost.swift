@@ -20,6 +20,7 @@ public final class KVMHost: Host {
         capabilities = probed
     }
 
+    public var spec: String { "kvm" }
     public var label: String { "kvm (\(kvm.devicePath))" }
     public var kernel: KernelInterface { kvm }
     public var outlivesProcess: Bool { false }

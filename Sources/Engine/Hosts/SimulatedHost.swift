@@ -51,6 +51,7 @@ public final class SimulatedHost: Host {
         guests = saved.guests
     }
 
+    public var spec: String { "sim:\(capabilities.name)" }
     public var label: String { "sim:\(capabilities.name)" + (stateFile.map { " (state \($0))" } ?? "") }
     public var kernel: KernelInterface { simulator }
     public var outlivesProcess: Bool { stateFile != nil }

@@ -9,7 +9,7 @@ import GmemCore
 /// a scratch GPA and slot id that its own layout leaves free. Targets may lie anywhere below 512 GiB outside
 /// the scratch range (below 1 MiB and at/above 4 GiB alike; long mode, identity-mapped with 2 MiB pages).
 ///
-/// Shadow-paging hosts (PVM, kvm-uapi.md 1.9): the caller's gmem-only slots must be bound with the host's
+/// Shadow-paging hosts (PVM, see docs/kernels.md): the caller's gmem-only slots must be bound with the host's
 /// mmap of the guest_memfd as `userspace_addr`, not 0: otherwise the guest's page walks through them
 /// triple-fault (`KVM_EXIT_SHUTDOWN`) and its data accesses exit as MMIO (`KVM_EXIT_MMIO`, seen here).
 ///

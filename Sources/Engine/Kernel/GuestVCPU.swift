@@ -14,18 +14,18 @@ final class GuestVCPU {
     init(kernel: KVMKernel, vm: Int32, id: UInt) throws(GuestRunError) {
         self.kernel = kernel
         let fd = ckvm_create_vcpu(vm, id)
-        guard fd >= 0 else { throw .kernel(KernelError(call: "KVM_CREATE_VCPU", arguments: "vm fd \(vm), id \(id)", errno: -fd)) }
+        guard fd >= 0 else { throw .kernel(KernelError(call: "KVM_CREATE_VCPU", arguments: "vm fd \(vm), id \(id)", errno: Errno(negatedReturn: fd))) }
         do throws(KernelError) {
             let size = ckvm_get_vcpu_mmap_size(kernel.systemFd)
-            guard size > 0 else { throw KernelError(call: "KVM_GET_VCPU_MMAP_SIZE", arguments: kernel.devicePath, errno: -size) }
+            guard size > 0 else { throw KernelError(call: "KVM_GET_VCPU_MMAP_SIZE", arguments: kernel.devicePath, errno: Errno(negatedReturn: size)) }
             // The guest's CPUID must advertise long mode before EFER.LME is accepted.
             let cpuid = ckvm_set_supported_cpuid(kernel.systemFd, fd)
-            guard cpuid >= 0 else { throw KernelError(call: "KVM_SET_CPUID2", arguments: "vcpu fd \(fd)", errno: -cpuid) }
+            guard cpuid >= 0 else { throw KernelError(call: "KVM_SET_CPUID2", arguments: "vcpu fd \(fd)", errno: Errno(negatedReturn: cpuid)) }
             self.runSize = UInt64(size)
             let address = try kernel.mmap(fd: fd, length: UInt64(size), offset: 0, shared: true, hugePageSize: nil)
             self.runAddress = address
             guard let run = UnsafeRawPointer(bitPattern: UInt(address)) else {
-                throw KernelError(call: "mmap", arguments: "kvm_run of vcpu fd \(fd)", errno: 14)
+                throw KernelError(call: "mmap", arguments: "kvm_run of vcpu fd \(fd)", errno: .efault)
             }
             self.run = run
         } catch {
@@ -91,14 +91,14 @@ final class GuestVCPU {
 
     func runOnce() throws(GuestRunError) -> Exit {
         var result = ckvm_run(fd)
-        while result == -4 { result = ckvm_run(fd) } // EINTR: a signal arrived, run again
+        while result == -Errno.eintr.rawValue { result = ckvm_run(fd) } // EINTR: a signal arrived, run again
         let reason = ckvm_run_exit_reason(run)
         if result < 0 {
             // A memory-fault exit is reported as -EFAULT/-EHWPOISON with exit_reason 39 (else the reason is stale).
-            if (result == -14 || result == -133) && reason == UInt32(KVM_EXIT_MEMORY_FAULT) {
+            if (result == -Errno.efault.rawValue || result == -Errno.ehwpoison.rawValue) && reason == UInt32(KVM_EXIT_MEMORY_FAULT) {
                 return .memoryFault(ckvm_run_memory_fault(run))
             }
-            throw .kernel(KernelError(call: "KVM_RUN", arguments: "vcpu fd \(fd)", errno: -result))
+            throw .kernel(KernelError(call: "KVM_RUN", arguments: "vcpu fd \(fd)", errno: Errno(negatedReturn: result)))
         }
         switch reason {
         case UInt32(KVM_EXIT_IO) where ckvm_run_io_direction(run) == UInt8(KVM_EXIT_IO_OUT):
@@ -139,6 +139,6 @@ final class GuestVCPU {
 
     private func call(_ result: Int32, _ name: String, _ arguments: String = "") throws(GuestRunError) {
         guard result < 0 else { return }
-        throw .kernel(KernelError(call: name, arguments: "vcpu fd \(fd)" + (arguments.isEmpty ? "" : ", \(arguments)"), errno: -result))
+        throw .kernel(KernelError(call: name, arguments: "vcpu fd \(fd)" + (arguments.isEmpty ? "" : ", \(arguments)"), errno: Errno(negatedReturn: result)))
     }
 }

@@ -14,7 +14,7 @@ public final class KVMKernel: KernelInterface {
 
     public init(devicePath: String = KVMKernel.defaultDevicePath) throws(KernelError) {
         let fd = ckvm_open_kvm(devicePath)
-        guard fd >= 0 else { throw KernelError(call: "open", arguments: "\(devicePath), O_RDWR|O_CLOEXEC", errno: -fd) }
+        guard fd >= 0 else { throw KernelError(call: "open", arguments: "\(devicePath), O_RDWR|O_CLOEXEC", errno: Errno(negatedReturn: fd)) }
         self.systemFd = fd
         self.devicePath = devicePath
         let size = ckvm_page_size()
@@ -27,7 +27,7 @@ public final class KVMKernel: KernelInterface {
     public static func canOpen(devicePath: String = KVMKernel.defaultDevicePath) -> (available: Bool, reason: String) {
         let fd = ckvm_open_kvm(devicePath)
         guard fd >= 0 else {
-            return (false, "cannot open \(devicePath): \(ErrnoName.name(-fd)) (\(ErrnoName.message(-fd)))")
+            return (false, "cannot open \(devicePath): \(Errno(negatedReturn: fd).name) (\(Errno(negatedReturn: fd).message))")
         }
         _ = ckvm_close(fd)
         return (true, "\(devicePath) is available")
@@ -38,7 +38,7 @@ public final class KVMKernel: KernelInterface {
     private func check<Value: SignedInteger>(_ result: Value, _ call: String, _ arguments: @autoclosure () -> String,
                                              errorOffset: UInt64? = nil) throws(KernelError) -> Value {
         guard result < 0 else { return result }
-        throw KernelError(call: call, arguments: arguments(), errno: Int32(truncatingIfNeeded: -result), errorOffset: errorOffset)
+        throw KernelError(call: call, arguments: arguments(), errno: Errno(negatedReturn: result), errorOffset: errorOffset)
     }
 
     private typealias Format = KVMArgumentFormat
@@ -150,9 +150,9 @@ public final class KVMKernel: KernelInterface {
         case Int32(CKVM_PROBE_SIGBUS.rawValue):
             throw KernelError(call: call, arguments: arguments + ", fault at \(Format.hex(ckvm_probe_last_fault_address()))", failure: .sigbus)
         case Int32(CKVM_PROBE_SIGSEGV.rawValue):
-            throw KernelError(call: call, arguments: arguments + ", fault at \(Format.hex(ckvm_probe_last_fault_address()))", errno: 14)
+            throw KernelError(call: call, arguments: arguments + ", fault at \(Format.hex(ckvm_probe_last_fault_address()))", errno: .efault)
         default:
-            throw KernelError(call: "sigaction", arguments: "SIGBUS/SIGSEGV probe handler for \(call)", errno: -result)
+            throw KernelError(call: "sigaction", arguments: "SIGBUS/SIGSEGV probe handler for \(call)", errno: Errno(negatedReturn: result))
         }
     }
 

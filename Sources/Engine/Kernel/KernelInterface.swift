@@ -1,7 +1,7 @@
 /// The kernel primitives gmemctl needs, with the kernel's own semantics: every call either succeeds or throws
 /// a `KernelError` carrying the errno the real kernel would return. Two implementations:
 /// `KVMKernel` (the real `/dev/kvm`, through CKVM) and `SimulatedKernel` (a faithful model of the rules in
-/// `kvm-uapi.md` section 5, per profile). Differential tests run the same call sequences on both and require
+/// `docs/kernels.md`, per profile). Differential tests run the same call sequences on both and require
 /// identical results, so nothing above this layer needs to know which one it talks to.
 ///
 /// File descriptors are plain `Int32` (the simulator hands out its own numbers). Host virtual addresses are
@@ -118,7 +118,7 @@ public struct MemoryRegion2: Sendable, Hashable, Codable {
 /// A failed kernel call: which call, with which arguments, and the errno (or SIGBUS for a faulting access).
 public struct KernelError: Error, Sendable, Hashable, Codable, CustomStringConvertible {
     public enum Failure: Sendable, Hashable, Codable {
-        case errno(Int32)
+        case errno(Errno)
         /// The access raised SIGBUS (e.g. a private guest_memfd page, or beyond EOF of the file).
         case sigbus
     }
@@ -129,7 +129,7 @@ public struct KernelError: Error, Sendable, Hashable, Codable, CustomStringConve
     /// For conversion ioctls: the `error_offset` the kernel wrote back.
     public var errorOffset: UInt64?
 
-    public init(call: String, arguments: String = "", errno: Int32, errorOffset: UInt64? = nil) {
+    public init(call: String, arguments: String = "", errno: Errno, errorOffset: UInt64? = nil) {
         self.call = call
         self.arguments = arguments
         self.failure = .errno(errno)
@@ -143,7 +143,7 @@ public struct KernelError: Error, Sendable, Hashable, Codable, CustomStringConve
         self.errorOffset = errorOffset
     }
 
-    public var errno: Int32? {
+    public var errno: Errno? {
         if case .errno(let value) = failure { return value }
         return nil
     }
@@ -151,39 +151,10 @@ public struct KernelError: Error, Sendable, Hashable, Codable, CustomStringConve
     public var description: String {
         var text = "\(call)(\(arguments)) failed: "
         switch failure {
-        case .errno(let value): text += "\(ErrnoName.name(value)) (\(ErrnoName.message(value)))"
+        case .errno(let value): text += "\(value.name) (\(value.message))"
         case .sigbus: text += "SIGBUS (the page is not accessible to the host)"
         }
         if let errorOffset { text += ", error_offset 0x\(String(errorOffset, radix: 16))" }
         return text
     }
-}
-
-/// Symbolic errno names, so messages say `EEXIST` rather than `17`.
-public enum ErrnoName {
-    private static let names: [Int32: (String, String)] = [
-        1: ("EPERM", "operation not permitted"),
-        2: ("ENOENT", "no such file or directory"),
-        4: ("EINTR", "interrupted system call"),
-        5: ("EIO", "input/output error"),
-        9: ("EBADF", "bad file descriptor"),
-        11: ("EAGAIN", "resource temporarily unavailable"),
-        12: ("ENOMEM", "cannot allocate memory"),
-        13: ("EACCES", "permission denied"),
-        14: ("EFAULT", "bad address"),
-        16: ("EBUSY", "device or resource busy"),
-        17: ("EEXIST", "file exists"),
-        19: ("ENODEV", "no such device"),
-        22: ("EINVAL", "invalid argument"),
-        24: ("EMFILE", "too many open files"),
-        25: ("ENOTTY", "inappropriate ioctl for device"),
-        28: ("ENOSPC", "no space left on device"),
-        29: ("ESPIPE", "illegal seek"),
-        38: ("ENOSYS", "function not implemented"),
-        95: ("EOPNOTSUPP", "operation not supported"),
-        133: ("EHWPOISON", "memory page has hardware error"),
-    ]
-
-    public static func name(_ value: Int32) -> String { names[value]?.0 ?? "errno \(value)" }
-    public static func message(_ value: Int32) -> String { names[value]?.1 ?? "unknown error" }
 }

@@ -1,27 +1,11 @@
 import GmemCore
 
-/// Linux errno values the simulator returns. Spelled out here (not taken from Glibc) because the simulator
-/// models Linux whatever platform it runs on.
-enum SimErrno {
-    static let eperm: Int32 = 1
-    static let ebadf: Int32 = 9
-    static let eagain: Int32 = 11
-    static let enomem: Int32 = 12
-    static let eacces: Int32 = 13
-    static let efault: Int32 = 14
-    static let eexist: Int32 = 17
-    static let enodev: Int32 = 19
-    static let einval: Int32 = 22
-    static let enotty: Int32 = 25
-    static let enospc: Int32 = 28
-    static let efbig: Int32 = 27
-    static let eoverflow: Int32 = 75
-    static let eopnotsupp: Int32 = 95
-}
+/// The simulator's name for the errno table (`Errno`), kept so its rules read as before.
+typealias SimErrno = Errno
 
 extension KernelError {
     /// A failure raised inside the simulator; `SimulatedKernel` fills in the call name and its arguments.
-    static func simulated(_ errno: Int32, errorOffset: UInt64? = nil) -> KernelError {
+    static func simulated(_ errno: Errno, errorOffset: UInt64? = nil) -> KernelError {
         KernelError(call: "", errno: errno, errorOffset: errorOffset)
     }
 

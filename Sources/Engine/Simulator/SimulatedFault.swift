@@ -34,7 +34,7 @@ public struct SimulatedFault: Sendable, Hashable, Codable {
     /// For conversion calls: the `error_offset` to report.
     public var errorOffset: UInt64?
 
-    public init(call: SimulatedCall? = nil, occurrence: Int = 1, errno: Int32, errorOffset: UInt64? = nil) {
+    public init(call: SimulatedCall? = nil, occurrence: Int = 1, errno: Errno, errorOffset: UInt64? = nil) {
         self.call = call
         self.occurrence = max(1, occurrence)
         self.failure = .errno(errno)
@@ -66,7 +66,7 @@ public struct SimulatedCallRecord: Sendable, Hashable, Codable, CustomStringConv
         let outcome: String
         switch failure {
         case nil: outcome = "ok"
-        case .errno(let value)?: outcome = ErrnoName.name(value) + (injected ? " (injected)" : "")
+        case .errno(let value)?: outcome = value.name + (injected ? " (injected)" : "")
         case .sigbus?: outcome = "SIGBUS" + (injected ? " (injected)" : "")
         }
         return "\(call.rawValue)(\(arguments)) -> \(outcome)"

@@ -2,10 +2,10 @@ import Foundation
 import GmemCore
 import GmemProtocol
 
-/// Everything the agent keeps per guest name: the serial queue all of the guest's requests run on (one at
+/// Everything the agent keeps per guest name (not a memslot): the serial queue all of the guest's requests run on (one at
 /// a time, in arrival order; other guests run in parallel), the ordered event log, and the clients
 /// following it. Log and followers are touched only on `queue`.
-final class GuestSlot: @unchecked Sendable {
+final class AgentGuest: @unchecked Sendable {
     struct Follower {
         var connection: AgentConnection
         var requestID: AgentRequestID?
