@@ -57,12 +57,14 @@ import Testing
         #expect(AgentProbe.state(of: world.socket) == .absent, "the socket is removed")
     }
 
-    @Test func realKernelThroughAgent() throws {
-        let (available, reason) = KVMKernel.canOpen()
-        guard available else {
-            print("skipped: /dev/kvm cannot be opened (\(reason))")
-            return
-        }
+    /// Whether /dev/kvm opens and its kernel has guest_memfd (KVM_CAP_GUEST_MEMFD at system scope).
+    static let realKernelWithGuestMemfd: Bool = {
+        guard KVMKernel.canOpen().available, let kernel = try? KVMKernel() else { return false }
+        return (try? kernel.checkExtension(KVMConstants.capGuestMemfd, vm: nil)) == 1
+    }()
+
+    @Test(.enabled(if: realKernelWithGuestMemfd, "needs /dev/kvm with guest_memfd (KVM_CAP_GUEST_MEMFD)"))
+    func realKernelThroughAgent() throws {
         let world = try AgentHarness()
         let host = ["--host", "kvm"]
         // No agent runs: apply on kvm starts one and says so.

@@ -14,7 +14,7 @@ enum KVMAvailability {
     /// KVM_CREATE_GUEST_MEMFD is ENOTTY). Some kernels of the development machines are built without it.
     static let guestMemfd: Bool = {
         guard available, let kernel = try? KVMKernel() else { return false }
-        return (try? kernel.checkExtension(234, vm: nil)) == 1
+        return (try? kernel.checkExtension(KVMConstants.capGuestMemfd, vm: nil)) == 1
     }()
     static var guestMemfdReason: Comment { "needs guest_memfd in the kernel (KVM_CAP_GUEST_MEMFD is 0 on this host)" }
 }
