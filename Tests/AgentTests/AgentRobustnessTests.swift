@@ -97,11 +97,9 @@ import Glibc
         #expect(try world.stopAgent().exitCode == 0)
     }
 
-    @Test func anotherUsersConnectionIsRefused() throws {
-        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else {
-            print("skipped: needs root and setpriv to connect as another user (the policy itself is unit-tested)")
-            return
-        }
+    @Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"),
+                   "needs root and setpriv to connect as another user (the policy itself is unit-tested)"))
+    func anotherUsersConnectionIsRefused() throws {
         let world = try AgentHarness()
         // A directory and socket others can reach, so that only the credential check stands in the way.
         let open = "/tmp/gmemctl-peer-\(getpid())-\(UInt16.random(in: 0...UInt16.max))"
