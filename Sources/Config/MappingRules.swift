@@ -18,7 +18,7 @@ extension ManifestValidator {
             }
             guard let blockIndex = blockIndexByName[mapping.block] else {
                 let hint = Suggestion.didYouMean(mapping.block, in: blockNames)
-                error("\(path).block", "unknown block `\(mapping.block)`\(hint)",
+                error("\(path).block", "unknown block `\(NameRule.printable(mapping.block))`\(hint)",
                       blockNames.isEmpty ? "spec.blocks defines no block" : "defined blocks: \(Self.list(blockNames))")
                 continue
             }

@@ -48,11 +48,27 @@ struct ManifestValidator {
     var spec: Spec { manifest.spec }
 
     consuming func run() -> [Diagnostic] {
+        checkNames()
         checkBlocks()
         checkMappings()
         checkLayout()
         checkListeners()
         return sortedBySource(diagnostics)
+    }
+
+    /// Guest, block and listener names follow `NameRule`.
+    mutating func checkNames() {
+        func check(_ name: String, at path: String, what: String) {
+            guard !name.isEmpty, !isTainted(path), let problem = NameRule.problem(name) else { return }
+            error(path, "invalid \(what) `\(NameRule.printable(name))`: \(problem)", "names are \(NameRule.description)")
+        }
+        check(manifest.metadata.name, at: "metadata.name", what: "guest name")
+        for (index, block) in spec.blocks.enumerated() {
+            check(block.name, at: "spec.blocks[\(index)].name", what: "block name")
+        }
+        for (index, listener) in spec.listeners.enumerated() {
+            check(listener.name, at: "spec.listeners[\(index)].name", what: "listener name")
+        }
     }
 
     // MARK: reporting

@@ -76,8 +76,9 @@ enum DiagnosticOutput {
         if let range = diagnostic.range {
             location = "\(range.file):\(range.start.line):\(range.start.column)"
         }
-        var out = style.bold("\(location): ") + label + style.bold(": \(diagnostic.summary)")
-        if !diagnostic.path.isEmpty { out += " " + style.dim("[\(diagnostic.path)]") }
+        // Control characters from the input are shown escaped, never sent to the terminal.
+        var out = style.bold("\(location): ") + label + style.bold(": \(NameRule.printable(diagnostic.summary))")
+        if !diagnostic.path.isEmpty { out += " " + style.dim("[\(NameRule.printable(diagnostic.path))]") }
         out += "\n"
         if let range = diagnostic.range, let full = sources.line(range.start.line, of: range.file) {
             let (line, range) = excerpt(full, range: range)
@@ -87,7 +88,7 @@ enum DiagnosticOutput {
             out += " \(style.dim(gutter + " |")) \(style.green(caret(under: line, range: range)))\n"
         }
         if !diagnostic.detail.isEmpty {
-            out += "   = \(diagnostic.detail)\n"
+            out += "   = \(NameRule.printable(diagnostic.detail))\n"
         }
         return out
     }

@@ -109,8 +109,8 @@ enum HumanOutput {
             if let address = block.hostAddress { text += ", host \(hex(address))" }
             if let observed { text += ", host-resident \(formatSize(observed.residentBytes)) (mincore; guest_memfd pages the host never touched do not count)" }
             lines.append(text)
-            let privateBytes = block.layout.runs.filter { $0.value == .private }.reduce(UInt64(0)) { $0 + UInt64($1.range.count) }
-            let sharedBytes = block.layout.runs.filter { $0.value == .shared }.reduce(UInt64(0)) { $0 + UInt64($1.range.count) }
+            let privateBytes = block.layout.runs.filter { $0.value == .private }.reduce(UInt64(0)) { $0 + $1.range.byteCount }
+            let sharedBytes = block.layout.runs.filter { $0.value == .shared }.reduce(UInt64(0)) { $0 + $1.range.byteCount }
             lines.append("    layout: \(block.layout.runCount) runs, private \(formatSize(privateBytes)), shared \(formatSize(sharedBytes))")
         }
         for memslot in state.memslots.sorted(by: { $0.slot < $1.slot }) {
