@@ -71,7 +71,7 @@ let package = Package(
             name: "GmemSimulator",
             dependencies: ["GmemCore", "Config"],
             path: "Sources/Engine",
-            sources: ["Simulator", "Hosts/SimulatedHost.swift"]
+            sources: ["Simulator", "Hosts/SimulatedHost.swift", "Hosts/StateFileStore.swift"]
         ),
         // The agent's wire protocol: request and result types, the blocking client, the socket path.
         // Shared by the CLI and the agent; no NIO.

@@ -2,6 +2,7 @@
 extension ManifestValidator {
     mutating func checkBlocks() {
         var firstByName: [String: String] = [:]
+        let mappedBlocks = Set(spec.mappings.map(\.block))
         for (index, block) in spec.blocks.enumerated() {
             let path = "spec.blocks[\(index)]"
             if !isTainted("\(path).name") && !block.name.isEmpty {
@@ -14,11 +15,14 @@ extension ManifestValidator {
             guard !isTainted(path) else { continue }
             if block.size == 0 {
                 error("\(path).size", "block `\(block.name)` has size 0", "a block needs at least one page (\(formatSize(pageSize)))")
+            } else if block.size > Manifest.guestAddressLimit {
+                error("\(path).size", "block `\(block.name)` is larger than \(Manifest.guestAddressLimitName)",
+                      "a block is at most \(formatHex(Manifest.guestAddressLimit)) bytes, the widest guest-physical address space")
             } else {
                 checkAligned(block.size, to: pageSize, at: "\(path).size", what: "block size", unitName: pageSizeName)
             }
             checkBacking(block, path: path)
-            if !isTainted("spec.mappings") && !spec.mappings.contains(where: { $0.block == block.name }) {
+            if !isTainted("spec.mappings") && !mappedBlocks.contains(block.name) {
                 warning("\(path).name", "block `\(block.name)` is not mapped",
                         "no mapping places it in the guest; add a mapping with `block: \(block.name)` or remove the block")
             }

@@ -9,7 +9,7 @@ extension ManifestValidator {
             error("spec.layout.default", "private layout on a `default` VM", fix + ", or set layout.default: shared")
         }
         let holes = MappedMemory(spec.mappings.enumerated().filter { !isTainted("spec.mappings[\($0.offset)]") }
-                                     .map { (range: $0.element.gpaRange, path: "spec.mappings[\($0.offset)]") },
+                                     .map { (range: $0.element.gpaRange, index: $0.offset) },
                                  complete: spec.mappings.indices.allSatisfy { !isTainted("spec.mappings[\($0)]") } && !isTainted("spec.mappings"))
         for (list, ranges) in [("shared", spec.layout.shared), ("private", spec.layout.private)] {
             for (index, range) in ranges.enumerated() {
@@ -33,8 +33,14 @@ extension ManifestValidator {
             error(sizePath, "layout range at \(formatHex(range.gpa)) has size 0", "a range covers at least one page (\(formatSize(pageSize)))")
             return
         }
-        if range.gpa.addingReportingOverflow(range.size).overflow {
+        let (end, overflow) = range.gpa.addingReportingOverflow(range.size)
+        if overflow {
             error(sizePath, "layout range runs past the end of the 64-bit guest address space")
+            return
+        }
+        if end > Manifest.guestAddressLimit {
+            error(sizePath, "layout range ends at \(formatHex(end)), past the \(Manifest.guestAddressLimitName) guest-physical limit",
+                  "guest-physical addresses end at or below \(formatHex(Manifest.guestAddressLimit))")
             return
         }
         checkAligned(range.gpa, to: pageSize, at: gpaPath, what: "range start", unitName: pageSizeName)
@@ -56,20 +62,40 @@ extension ManifestValidator {
         }
     }
 
+    /// Ranges listed both shared and private, by one sort and sweep: each private range is reported once,
+    /// against the shared range reaching furthest among those starting below its end.
     private mutating func checkSharedAndPrivate() {
-        for (index, range) in spec.layout.private.enumerated() where !isTainted("spec.layout.private[\(index)]") && range.size > 0 {
-            for (sharedIndex, shared) in spec.layout.shared.enumerated() where !isTainted("spec.layout.shared[\(sharedIndex)]") {
-                guard shared.size > 0, range.range.overlaps(shared.range) else { continue }
-                let sharedPath = "spec.layout.shared[\(sharedIndex)]"
-                error("spec.layout.private[\(index)]",
-                      "range \(formatRange(range.range.clamped(to: shared.range))) is listed both private and shared (\(sharedPath))",
-                      "a guest range has one state; remove it from one list (\(whereIs(sharedPath)))")
+        let shared = spec.layout.shared.enumerated()
+            .filter { $0.element.size > 0 && !isTainted("spec.layout.shared[\($0.offset)]") }
+            .map { (range: $0.element.range, index: $0.offset) }
+            .sorted { $0.range.lowerBound < $1.range.lowerBound }
+        guard !shared.isEmpty else { return }
+        // reach[k]: the shared range with the highest end among shared[0...k].
+        var reach: [Int] = []
+        reach.reserveCapacity(shared.count)
+        for k in shared.indices {
+            reach.append(k > 0 && shared[reach[k - 1]].range.upperBound >= shared[k].range.upperBound ? reach[k - 1] : k)
+        }
+        for (index, range) in spec.layout.private.enumerated() where range.size > 0 && !isTainted("spec.layout.private[\(index)]") {
+            // The last shared range starting below this one's end.
+            var low = 0, high = shared.count
+            while low < high {
+                let middle = (low + high) / 2
+                if shared[middle].range.lowerBound < range.range.upperBound { low = middle + 1 } else { high = middle }
             }
+            guard low > 0 else { continue }
+            let candidate = shared[reach[low - 1]]
+            guard candidate.range.overlaps(range.range) else { continue }
+            let sharedPath = "spec.layout.shared[\(candidate.index)]"
+            error("spec.layout.private[\(index)]",
+                  "range \(formatRange(range.range.clamped(to: candidate.range))) is listed both private and shared (\(sharedPath))",
+                  "a guest range has one state; remove it from one list (\(whereIs(sharedPath)))")
         }
     }
 }
 
-/// The guest ranges covered by mappings, to find where a layout range leaves mapped memory.
+/// The guest ranges covered by mappings, to find where a layout range leaves mapped memory: mappings merged
+/// into disjoint covered stretches once, then each query is a binary search.
 struct MappedMemory {
     struct Gap {
         var hole: Range<UInt64>
@@ -78,36 +104,67 @@ struct MappedMemory {
         var after: String?
     }
 
-    let spans: [(range: Range<UInt64>, path: String)]
+    /// A maximal stretch of covered addresses, with the mapping starting it and the one reaching its end.
+    struct Stretch {
+        var range: Range<UInt64>
+        var first: Int
+        var last: Int
+    }
+
+    let stretches: [Stretch]
     /// False when some mapping could not be read: coverage is then unknown and not checked.
     let complete: Bool
 
-    init(_ spans: [(range: Range<UInt64>, path: String)], complete: Bool) {
-        self.spans = spans.filter { !$0.range.isEmpty }.sorted { $0.range.lowerBound < $1.range.lowerBound }
+    init(_ spans: [(range: Range<UInt64>, index: Int)], complete: Bool) {
+        let sorted = spans.filter { !$0.range.isEmpty }.sorted {
+            $0.range.lowerBound != $1.range.lowerBound ? $0.range.lowerBound < $1.range.lowerBound : $0.index < $1.index
+        }
+        var stretches: [Stretch] = []
+        for span in sorted {
+            if let last = stretches.last, span.range.lowerBound <= last.range.upperBound {
+                if span.range.upperBound > last.range.upperBound {
+                    stretches[stretches.count - 1].range = last.range.lowerBound..<span.range.upperBound
+                    stretches[stretches.count - 1].last = span.index
+                }
+            } else {
+                stretches.append(Stretch(range: span.range, first: span.index, last: span.index))
+            }
+        }
+        self.stretches = stretches
         self.complete = complete
     }
 
+    /// The covered stretches for a message, at most 8 of them.
     var summary: String {
-        spans.isEmpty ? "nothing" : spans.map { formatRange($0.range) }.joined(separator: ", ")
+        guard !stretches.isEmpty else { return "nothing" }
+        let shown = stretches.prefix(8).map { formatRange($0.range) }.joined(separator: ", ")
+        return stretches.count > 8 ? shown + ", and \(stretches.count - 8) more" : shown
+    }
+
+    /// Index of the first stretch whose start is above `address`.
+    private func firstStarting(above address: UInt64) -> Int {
+        var low = 0, high = stretches.count
+        while low < high {
+            let middle = (low + high) / 2
+            if stretches[middle].range.lowerBound <= address { low = middle + 1 } else { high = middle }
+        }
+        return low
     }
 
     /// The unmapped hole holding the first point of `range` that no mapping covers, with the
     /// mappings on either side of the hole.
     func firstGap(in range: Range<UInt64>) -> Gap? {
+        var next = firstStarting(above: range.lowerBound)
         var cursor = range.lowerBound
-        // Walk along mappings that cover the cursor (adjacent ones chain) until a point is uncovered.
-        var moved = true
-        while moved {
-            moved = false
-            for span in spans where span.range.contains(cursor) {
-                cursor = span.range.upperBound
-                moved = true
-            }
+        if next > 0, stretches[next - 1].range.contains(cursor) {
+            cursor = stretches[next - 1].range.upperBound
         }
         guard cursor < range.upperBound else { return nil }
-        let before = spans.filter { $0.range.upperBound <= cursor }.max { $0.range.upperBound < $1.range.upperBound }
-        let after = spans.filter { $0.range.lowerBound > cursor }.min { $0.range.lowerBound < $1.range.lowerBound }
+        // Stretches are disjoint and not adjacent, so the one before the cursor ends below it or at it.
+        next = firstStarting(above: cursor)
+        let before = next > 0 ? stretches[next - 1] : nil
+        let after = next < stretches.count ? stretches[next] : nil
         let hole = (before?.range.upperBound ?? 0)..<(after?.range.lowerBound ?? range.upperBound)
-        return Gap(hole: hole, before: before?.path, after: after?.path)
+        return Gap(hole: hole, before: before.map { "spec.mappings[\($0.last)]" }, after: after.map { "spec.mappings[\($0.first)]" })
     }
 }

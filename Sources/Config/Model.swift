@@ -175,6 +175,11 @@ public struct SourceMap: Sendable, Hashable, Codable {
 public struct Manifest: Sendable, Hashable, Codable {
     public static let apiVersion = "gmemctl/v1"
     public static let kind = "GuestMemory"
+    /// Where guest-physical memory ends at the latest: 2^57, the widest guest KVM has (5-level paging, 57
+    /// address bits). Block sizes, mapping ends and layout range ends are refused past it, so every length
+    /// gmemctl computes stays far below 2^63 (and fits an `Int`).
+    public static let guestAddressLimit: UInt64 = 1 << 57
+    public static let guestAddressLimitName = "128 PiB (2^57)"
 
     public var metadata: Metadata
     public var spec: Spec

@@ -53,6 +53,7 @@ public let rangePattern = #"^\s*(0[xX][0-9a-fA-F_]+|[0-9][0-9_]*\s*(B|KiB|MiB|Gi
 /// Parses a size or address. Hex (`0x...`) takes no unit; decimal takes an optional unit, with or
 /// without a space. `_` may separate digits (`0x1_0000_0000`).
 public func parseSize(_ text: String) throws(SizeParseError) -> UInt64 {
+    if let plain = parsePlainNumber(text) { return plain }
     let trimmed = text.trimmingSpaces
     let examples = "write a byte count (4096), hex (0x1000) or a binary unit (2MiB, 1 GiB)"
     guard !trimmed.isEmpty else { throw SizeParseError("empty size", detail: examples) }
@@ -96,6 +97,34 @@ public func parseSize(_ text: String) throws(SizeParseError) -> UInt64 {
     let (value, overflow) = count.multipliedReportingOverflow(by: unit.bytes)
     guard !overflow else {
         throw SizeParseError("\"\(trimmed)\" does not fit in 64 bits", detail: "the largest size is 18446744073709551615 bytes (16 EiB - 1)")
+    }
+    return value
+}
+
+/// The common case without building strings: only decimal digits (at most 19, so no overflow) or `0x` and at
+/// most 16 hex digits. Anything else (units, `_`, spaces, errors) takes the full path.
+private func parsePlainNumber(_ text: String) -> UInt64? {
+    let bytes = text.utf8
+    guard !bytes.isEmpty else { return nil }
+    var value: UInt64 = 0
+    if bytes.count > 2, bytes.first == UInt8(ascii: "0"), bytes.dropFirst().first == UInt8(ascii: "x") {
+        guard bytes.count <= 18 else { return nil }
+        for byte in bytes.dropFirst(2) {
+            let digit: UInt8
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
+            default: return nil
+            }
+            value = value << 4 | UInt64(digit)
+        }
+        return value
+    }
+    guard bytes.count <= 19 else { return nil }
+    for byte in bytes {
+        guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+        value = value * 10 + UInt64(byte - UInt8(ascii: "0"))
     }
     return value
 }

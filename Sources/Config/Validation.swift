@@ -19,22 +19,56 @@ struct ManifestValidator {
     let pageSize: UInt64
     /// Field paths the loader could not read: items containing them are not checked again.
     let skipping: Set<String>
+    /// Every proper ancestor of a path in `skipping` (`spec.mappings[3]`, `spec.mappings`, `spec`), so that
+    /// "is something inside this path tainted" is one lookup, not a scan of every tainted path.
+    let skippingAncestors: Set<String>
     var diagnostics: [Diagnostic] = []
 
     init(manifest: Manifest, pageSize: UInt64, skipping: Set<String>) {
         self.manifest = manifest
         self.pageSize = pageSize
         self.skipping = skipping
+        var ancestors: Set<String> = []
+        for path in skipping {
+            var current = Substring(path)
+            while let cut = Self.parentCut(current) {
+                current = current[..<cut]
+                // Siblings share ancestors: stop at the first one already recorded.
+                guard ancestors.insert(String(current)).inserted else { break }
+            }
+        }
+        self.skippingAncestors = ancestors
+    }
+
+    /// Where the last path component starts (`.` or `[`), if the path has a parent.
+    static func parentCut(_ path: Substring) -> Substring.Index? {
+        path.lastIndex { $0 == "." || $0 == "[" }
     }
 
     var spec: Spec { manifest.spec }
 
     consuming func run() -> [Diagnostic] {
+        checkNames()
         checkBlocks()
         checkMappings()
         checkLayout()
         checkListeners()
         return sortedBySource(diagnostics)
+    }
+
+    /// Guest, block and listener names follow `NameRule`.
+    mutating func checkNames() {
+        func check(_ name: String, at path: String, what: String) {
+            guard !name.isEmpty, !isTainted(path), let problem = NameRule.problem(name) else { return }
+            error(path, "invalid \(what) `\(NameRule.printable(name))`: \(problem)", "names are \(NameRule.description)")
+        }
+        check(manifest.metadata.name, at: "metadata.name", what: "guest name")
+        for (index, block) in spec.blocks.enumerated() {
+            check(block.name, at: "spec.blocks[\(index)].name", what: "block name")
+        }
+        for (index, listener) in spec.listeners.enumerated() {
+            check(listener.name, at: "spec.listeners[\(index)].name", what: "listener name")
+        }
     }
 
     // MARK: reporting
@@ -49,10 +83,14 @@ struct ManifestValidator {
 
     /// Whether `path` or anything inside or above it failed to load.
     func isTainted(_ path: String) -> Bool {
-        skipping.contains { other in
-            other == path || other.hasPrefix(path + ".") || other.hasPrefix(path + "[")
-                || path.hasPrefix(other + ".") || path.hasPrefix(other + "[")
+        guard !skipping.isEmpty else { return false }
+        if skipping.contains(path) || skippingAncestors.contains(path) { return true }
+        var current = Substring(path)
+        while let cut = Self.parentCut(current) {
+            current = current[..<cut]
+            if skipping.contains(String(current)) { return true }
         }
+        return false
     }
 
     /// "line 7" of a path, for pointing from one diagnostic to the other party of a conflict.

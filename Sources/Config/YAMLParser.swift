@@ -11,8 +11,9 @@ public enum YAMLParser {
         public var maxBytes: Int = 4 << 20
         /// Deepest nesting of sequences and mappings (a manifest needs 5).
         public var maxDepth: Int = 64
-        /// Most nodes in a document.
-        public var maxNodes: Int = 200_000
+        /// Most nodes in a document: room for 32,764 mappings (KVM's memslot limit, 9 nodes each) plus
+        /// 100,000 `{gpa, size}` layout ranges (5 nodes each), with a margin.
+        public var maxNodes: Int = 1_000_000
         public init() {}
     }
 
@@ -65,9 +66,14 @@ private struct EventReader {
     let file: String
     let limits: YAMLParser.Limits
 
-    private enum Frame {
-        case sequence(start: SourcePosition, items: [YAMLNode])
-        case mapping(start: SourcePosition, pairs: [YAMLPair], pendingKey: YAMLNode?)
+    /// An open sequence or mapping. Its children are appended in place (`stack[top].items.append`), so
+    /// building a collection of n items costs O(n), not O(n^2) as copying the frame out and back would.
+    private struct Frame {
+        var isMapping: Bool
+        var start: SourcePosition
+        var items: [YAMLNode] = []
+        var pairs: [YAMLPair] = []
+        var pendingKey: YAMLNode?
     }
 
     private var stack: [Frame] = []
@@ -110,25 +116,33 @@ private struct EventReader {
         case YAML_ALIAS_EVENT:
             throw YAMLParser.error("YAML aliases are not allowed in manifests", detail: "write the value out instead of `*alias`; manifests have no need for aliases, and refusing them stops alias bombs", at: start, file: file)
         case YAML_SCALAR_EVENT:
+            try count(at: start)
             let data = event.data.scalar
             let value = String(decoding: UnsafeBufferPointer(start: data.value, count: data.length), as: UTF8.self)
             let tag = data.tag.map { String(cString: $0) }
             let scalar = YAMLScalar(value, tag: tag, style: Self.style(data.style))
-            try attach(YAMLNode(.scalar(scalar), start: start, end: end))
+            attach(YAMLNode(.scalar(scalar), start: start, end: end))
         case YAML_SEQUENCE_START_EVENT:
-            try push(.sequence(start: start, items: []), at: start)
+            try push(Frame(isMapping: false, start: start), at: start)
         case YAML_MAPPING_START_EVENT:
-            try push(.mapping(start: start, pairs: [], pendingKey: nil), at: start)
+            try push(Frame(isMapping: true, start: start), at: start)
         case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
             guard let frame = stack.popLast() else { return }
-            switch frame {
-            case .sequence(let open, let items):
-                try attach(YAMLNode(.sequence(items), start: open, end: end))
-            case .mapping(let open, let pairs, _):
-                try attach(YAMLNode(.mapping(pairs), start: open, end: end))
-            }
+            let content: YAMLNode.Content = frame.isMapping ? .mapping(frame.pairs) : .sequence(frame.items)
+            attach(YAMLNode(content, start: frame.start, end: end))
         default:
             break  // stream start, document end: nothing to build
+        }
+    }
+
+    /// Counts a node as soon as its first event arrives, so the limit stops a long collection after
+    /// reading `maxNodes` nodes, not when the collection closes.
+    private mutating func count(at start: SourcePosition) throws(ManifestError) {
+        nodeCount += 1
+        if nodeCount > limits.maxNodes {
+            throw YAMLParser.error("document has too many nodes (more than \(limits.maxNodes))",
+                                   detail: "manifests are limited to \(limits.maxNodes) YAML nodes (scalars, lists and mappings)",
+                                   at: start, file: file)
         }
     }
 
@@ -136,29 +150,23 @@ private struct EventReader {
         if stack.count >= limits.maxDepth {
             throw YAMLParser.error("nesting is too deep (more than \(limits.maxDepth) levels)", detail: "a manifest nests 5 levels at most", at: start, file: file)
         }
+        try count(at: start)
         stack.append(frame)
     }
 
-    private mutating func attach(_ node: YAMLNode) throws(ManifestError) {
-        nodeCount += 1
-        if nodeCount > limits.maxNodes {
-            throw YAMLParser.error("document has too many nodes (more than \(limits.maxNodes))", at: node.start, file: file)
-        }
-        guard let top = stack.popLast() else {
+    private mutating func attach(_ node: YAMLNode) {
+        guard !stack.isEmpty else {
             document = node
             return
         }
-        switch top {
-        case .sequence(let start, var items):
-            items.append(node)
-            stack.append(.sequence(start: start, items: items))
-        case .mapping(let start, var pairs, let pendingKey):
-            if let key = pendingKey {
-                pairs.append(YAMLPair(key: key, value: node))
-                stack.append(.mapping(start: start, pairs: pairs, pendingKey: nil))
-            } else {
-                stack.append(.mapping(start: start, pairs: pairs, pendingKey: node))
-            }
+        let top = stack.count - 1
+        if !stack[top].isMapping {
+            stack[top].items.append(node)
+        } else if let key = stack[top].pendingKey {
+            stack[top].pairs.append(YAMLPair(key: key, value: node))
+            stack[top].pendingKey = nil
+        } else {
+            stack[top].pendingKey = node
         }
     }
 

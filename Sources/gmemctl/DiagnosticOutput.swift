@@ -34,14 +34,26 @@ enum DiagnosticOutput {
 
     // MARK: human
 
+    /// At most this many diagnostics are rendered for people (JSON has them all): past a few hundred, a
+    /// list helps nobody and costs time on hostile input.
+    static let maxRendered = 200
+    /// Longest source excerpt shown, in characters; longer lines are cut around the range.
+    static let maxExcerpt = 160
+
     static func human(_ reports: [FileDiagnostics], color: Bool) -> String {
         let style = Style(enabled: color)
         var sources = SourceCache()
         var out = ""
+        var rendered = 0, total = 0
         for report in reports {
-            for diagnostic in report.diagnostics {
+            total += report.diagnostics.count
+            for diagnostic in report.diagnostics where rendered < maxRendered {
                 out += render(diagnostic, file: report.file, sources: &sources, style: style)
+                rendered += 1
             }
+        }
+        if total > rendered {
+            out += "... and \(total - rendered) more (`--format json` lists every diagnostic)\n"
         }
         out += summary(reports) + "\n"
         return out
@@ -59,19 +71,38 @@ enum DiagnosticOutput {
         if let range = diagnostic.range {
             location = "\(range.file):\(range.start.line):\(range.start.column)"
         }
-        var out = style.bold("\(location): ") + label + style.bold(": \(diagnostic.summary)")
-        if !diagnostic.path.isEmpty { out += " " + style.dim("[\(diagnostic.path)]") }
+        // Control characters from the input are shown escaped, never sent to the terminal.
+        var out = style.bold("\(location): ") + label + style.bold(": \(NameRule.printable(diagnostic.summary))")
+        if !diagnostic.path.isEmpty { out += " " + style.dim("[\(NameRule.printable(diagnostic.path))]") }
         out += "\n"
-        if let range = diagnostic.range, let line = sources.line(range.start.line, of: range.file) {
+        if let range = diagnostic.range, let full = sources.line(range.start.line, of: range.file) {
+            let (line, range) = excerpt(full, range: range)
             let number = String(range.start.line)
             let gutter = String(repeating: " ", count: number.count)
             out += " \(style.dim(number + " |")) \(line)\n"
             out += " \(style.dim(gutter + " |")) \(style.green(caret(under: line, range: range)))\n"
         }
         if !diagnostic.detail.isEmpty {
-            out += "   = \(diagnostic.detail)\n"
+            out += "   = \(NameRule.printable(diagnostic.detail))\n"
         }
         return out
+    }
+
+    /// The line cut to `maxExcerpt` characters around the start of `range` ("…" marks a cut), and the range
+    /// moved to match, so a megabyte-long line renders as fast as a short one.
+    static func excerpt(_ line: String, range: SourceRange) -> (String, SourceRange) {
+        let characters = Array(line)
+        guard characters.count > maxExcerpt else { return (line, range) }
+        let start = max(0, min(range.start.column - 1 - maxExcerpt / 4, characters.count - maxExcerpt))
+        let end = min(characters.count, start + maxExcerpt)
+        var text = String(characters[start..<end])
+        var moved = range
+        moved.start.column -= start
+        moved.end.column = range.end.line == range.start.line ? min(range.end.column - start, end - start + 1) : end - start + 1
+        moved.end.line = moved.start.line
+        if start > 0 { text = "…" + text; moved.start.column += 1; moved.end.column += 1 }
+        if end < characters.count { text += "…" }
+        return (text, moved)
     }
 
     /// `^~~~` under the range on its first line (to the end of the line when the range goes on).
@@ -146,7 +177,11 @@ private struct SourceCache {
               let size = attributes[.size] as? NSNumber, size.intValue <= 4 << 20,
               let data = FileManager.default.contents(atPath: file),
               let text = String(data: data, encoding: .utf8) else { return [] }
-        return text.split(separator: "\n", omittingEmptySubsequences: false).map { $0.hasSuffix("\r") ? $0.dropLast() : $0 }
+        // Split on the byte: in Swift "\r\n" is one Character, so splitting the String on "\n" would not
+        // split a CRLF file at all.
+        return text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map { line in
+            Substring(line.last == UInt8(ascii: "\r") ? line.dropLast() : line)
+        }
     }
 }
 

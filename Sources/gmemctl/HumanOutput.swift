@@ -150,8 +150,8 @@ enum HumanOutput {
                     : ", host-resident \(formatSize(observed.residentBytes)) (\(source.explanation))"
             }
             lines.append(text)
-            let privateBytes = block.layout.runs.filter { $0.value == .private }.reduce(UInt64(0)) { $0 + UInt64($1.range.count) }
-            let sharedBytes = block.layout.runs.filter { $0.value == .shared }.reduce(UInt64(0)) { $0 + UInt64($1.range.count) }
+            let privateBytes = block.layout.runs.filter { $0.value == .private }.reduce(UInt64(0)) { $0 + $1.range.byteCount }
+            let sharedBytes = block.layout.runs.filter { $0.value == .shared }.reduce(UInt64(0)) { $0 + $1.range.byteCount }
             lines.append("    layout: \(plural(block.layout.runCount, "run")), private \(formatSize(privateBytes)), shared \(formatSize(sharedBytes))")
         }
         for memslot in state.memslots.sorted(by: { $0.slot < $1.slot }) {

@@ -91,6 +91,10 @@ public final class AgentService: @unchecked Sendable {
 
     private func dispatch(_ op: AgentOp, _ request: AgentRequest, from connection: AgentConnection) {
         let id = request.id
+        if let problem = Self.requestProblem(request) {
+            reply(connection, id: id, error: AgentErrorBody(.badRequest, problem))
+            return
+        }
         switch op {
         case .hello:
             var hello = self.hello
@@ -242,6 +246,21 @@ public final class AgentService: @unchecked Sendable {
             return nil
         }
         return manifest
+    }
+
+    /// Names and addresses checked before anything uses them: names follow the manifest's name rule, and a
+    /// range lies below the guest-physical limit (so no length computed from it can overflow).
+    static func requestProblem(_ request: AgentRequest) -> String? {
+        for (field, value) in [("name", request.name), ("listener", request.listener)] {
+            if let value, let problem = NameRule.problem(value) {
+                return "field \"\(field)\" `\(NameRule.printable(value))` is not a valid name: \(problem) (names are \(NameRule.description))"
+            }
+        }
+        let (end, overflow) = (request.gpa ?? 0).addingReportingOverflow(request.size ?? 0)
+        if overflow || end > Manifest.guestAddressLimit {
+            return "gpa + size ends past \(Manifest.guestAddressLimitName), the guest-physical limit"
+        }
+        return nil
     }
 
     private func required<T>(_ value: T?, _ field: String, _ request: AgentRequest, _ connection: AgentConnection) -> T? {

@@ -28,22 +28,23 @@ public final class SimulatedHost: Host {
         guests = [:]
     }
 
+    /// The formats of state file this build reads (and the one it writes).
+    public static let stateFormatVersions = [1]
+
     /// Loads the simulator from `stateFile`, or starts a fresh one of `profile` if the file does not exist.
+    /// The state file stays locked until this host is released, so the whole load-change-commit of one
+    /// command excludes every other command on the same file.
     public init(profile: Capabilities, stateFile: String) throws(HostError) {
         self.stateFile = stateFile
         capabilities = profile
-        guard FileManager.default.fileExists(atPath: stateFile) else {
+        let store = try StateFileStore(path: stateFile)
+        self.store = store
+        guard let bytes = try store.load() else {
             simulator = SimulatedKernel(capabilities: profile)
             guests = [:]
             return
         }
-        let saved: StateFile
-        do {
-            let data = try Data(contentsOf: URL(fileURLWithPath: stateFile))
-            saved = try JSONDecoder().decode(StateFile.self, from: data)
-        } catch {
-            throw HostError("cannot read simulator state \(stateFile): \(error); remove it to start afresh")
-        }
+        let saved = try Self.decode(bytes, file: stateFile)
         guard saved.profile == profile.name else {
             throw HostError("simulator state \(stateFile) belongs to profile \(saved.profile), not \(profile.name); use --host sim:\(saved.profile) or another --state file")
         }
@@ -52,6 +53,85 @@ public final class SimulatedHost: Host {
     }
 
     public var spec: String { "sim:\(capabilities.name)" }
+
+    private var store: StateFileStore?
+
+    /// The state file's contents, checked before anything trusts them: a known format version, a kernel
+    /// state that holds together, and guests whose blocks, memslots and descriptors match it.
+    static func decode(_ bytes: [UInt8], file: String) throws(HostError) -> StateFile {
+        let way = "move it away (it is only the simulator's memory of its guests) or use another --state"
+        struct Version: Decodable { var formatVersion: Int? }
+        let data = Data(bytes)
+        guard let version = try? JSONDecoder().decode(Version.self, from: data) else {
+            throw HostError("simulator state \(file) is not a state file (not a JSON object); \(way)")
+        }
+        guard let number = version.formatVersion, stateFormatVersions.contains(number) else {
+            let found = version.formatVersion.map { "format version \($0)" } ?? "no format version"
+            throw HostError("simulator state \(file) has \(found); this gmemctl reads format version "
+                            + stateFormatVersions.map(String.init).joined(separator: ", ") + "; \(way)")
+        }
+        let saved: StateFile
+        do {
+            saved = try JSONDecoder().decode(StateFile.self, from: data)
+        } catch {
+            throw HostError("simulator state \(file) is corrupt: \(Self.describe(error)); \(way)")
+        }
+        if let problem = saved.kernel.integrityProblem() ?? guestProblem(saved) {
+            throw HostError("simulator state \(file) is inconsistent: \(problem); \(way)")
+        }
+        return saved
+    }
+
+    /// The first guest whose tracked state contradicts itself or the kernel state.
+    static func guestProblem(_ saved: StateFile) -> String? {
+        let kernel = saved.kernel
+        func check(_ fd: Int32?, is kinds: [SimulatedDescriptorKind], _ what: String) -> String? {
+            guard let fd else { return nil }
+            guard let kind = kernel.kind(of: fd) else { return "\(what) is descriptor \(fd), which is not open" }
+            return kinds.contains(kind) ? nil : "\(what) is descriptor \(fd), which is \(kind.rawValue), not \(kinds[0].rawValue)"
+        }
+        for (name, guest) in saved.guests {
+            guard guest.name == name else { return "guest `\(name)` is filed under another name (`\(guest.name)`)" }
+            if let problem = check(guest.vmFD, is: [.vm], "the VM of guest `\(name)`") { return problem }
+            var sizes: [String: UInt64] = [:]
+            for block in guest.blocks {
+                let what = "block `\(block.name)` of guest `\(name)`"
+                guard block.size <= Manifest.guestAddressLimit else { return "\(what) is larger than \(Manifest.guestAddressLimitName)" }
+                guard sizes.updateValue(block.size, forKey: block.name) == nil else { return "\(what) appears twice" }
+                if let last = block.layout.runs.last, last.range.upperBound > block.size {
+                    return "\(what) tracks state up to offset \(last.range.upperBound), past its size \(block.size)"
+                }
+                if let problem = check(block.guestMemfd, is: [.guestMemfd], "the guest_memfd of \(what)")
+                    ?? check(block.sharedFD, is: [.file], "the shared memfd of \(what)") { return problem }
+            }
+            for memslot in guest.memslots {
+                let mapping = memslot.mapping
+                let what = "memslot \(memslot.slot) of guest `\(name)`"
+                guard let size = sizes[mapping.block] else { return "\(what) maps block `\(mapping.block)`, which the guest does not have" }
+                guard SimulatedKernelState.fits(mapping.gpa, mapping.size, Manifest.guestAddressLimit),
+                      SimulatedKernelState.fits(mapping.offset, mapping.size, size) else {
+                    return "\(what) runs past its block or the guest address space"
+                }
+            }
+        }
+        return nil
+    }
+
+    /// A decoding error in a sentence: what and where, without Foundation's debug dump.
+    static func describe(_ error: any Error) -> String {
+        guard let error = error as? DecodingError else { return "\(error)" }
+        func at(_ context: DecodingError.Context) -> String {
+            let path = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+            return path.isEmpty ? context.debugDescription : "\(context.debugDescription) at \(path)"
+        }
+        switch error {
+        case .dataCorrupted(let context), .typeMismatch(_, let context), .valueNotFound(_, let context), .keyNotFound(_, let context):
+            return at(context)
+        @unknown default:
+            return "\(error)"
+        }
+    }
+
     public var label: String { "sim:\(capabilities.name)" + (stateFile.map { " (state \($0))" } ?? "") }
     public var kernel: KernelInterface { simulator }
     public var outlivesProcess: Bool { stateFile != nil }
@@ -62,26 +142,15 @@ public final class SimulatedHost: Host {
     public func remove(guest name: String) { guests[name] = nil }
 
     public func commit() throws(HostError) {
-        guard let stateFile else { return }
-        let file = StateFile(formatVersion: 1, profile: capabilities.name, kernel: simulator.snapshot(), guests: guests)
+        guard let stateFile, let store else { return }
+        let file = StateFile(formatVersion: Self.stateFormatVersions[0], profile: capabilities.name, kernel: simulator.snapshot(), guests: guests)
+        let data: Data
         do {
-            let directory = (stateFile as NSString).deletingLastPathComponent
-            if !directory.isEmpty {
-                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                        attributes: [.posixPermissions: 0o700])
-            }
-            let data = try JSONEncoder().encode(file)
-            // Write then rename, so a crash never leaves a half-written state file.
-            let temporary = stateFile + ".tmp"
-            try data.write(to: URL(fileURLWithPath: temporary))
-            guard rename(temporary, stateFile) == 0 else {
-                throw HostError("cannot rename \(temporary) to \(stateFile): errno \(errno)")
-            }
-        } catch let error as HostError {
-            throw error
+            data = try JSONEncoder().encode(file)
         } catch {
-            throw HostError("cannot write simulator state \(stateFile): \(error)")
+            throw HostError("cannot encode simulator state \(stateFile): \(error)")
         }
+        try store.save([UInt8](data))
     }
 
     /// Default state file: `$XDG_STATE_HOME/gmemctl/sim-PROFILE.json`, else `~/.local/state/gmemctl/...`.

@@ -26,7 +26,7 @@ public struct AddressMap: Sendable, Hashable {
             let mapping = mappings[index]
             let gpa = max(window.lowerBound, range.lowerBound)..<min(window.upperBound, range.upperBound)
             let offset = mapping.offset + (gpa.lowerBound - mapping.gpa)
-            slices.append(BlockSlice(block: mapping.block, offsets: offset..<(offset + UInt64(gpa.count)),
+            slices.append(BlockSlice(block: mapping.block, offsets: offset..<(offset + gpa.byteCount),
                                      gpaRange: gpa, mappingIndex: index))
         }
         return slices
@@ -51,7 +51,7 @@ public struct AddressMap: Sendable, Hashable {
             let mapping = mappings[index]
             let piece = max(window.lowerBound, offsets.lowerBound)..<min(window.upperBound, offsets.upperBound)
             let gpa = mapping.gpa + (piece.lowerBound - mapping.offset)
-            slices.append(BlockSlice(block: block, offsets: piece, gpaRange: gpa..<(gpa + UInt64(piece.count)),
+            slices.append(BlockSlice(block: block, offsets: piece, gpaRange: gpa..<(gpa + piece.byteCount),
                                      mappingIndex: index))
         }
         return slices.sorted { ($0.gpaRange.lowerBound, $0.mappingIndex) < ($1.gpaRange.lowerBound, $1.mappingIndex) }
@@ -76,7 +76,7 @@ extension AddressMap {
                 let mapping = mappings[index]
                 gpaLayout.forEachRun(in: mapping.gpaRange) { run in
                     let start = run.range.lowerBound - mapping.gpa + mapping.offset
-                    let offsets = start..<(start + UInt64(run.range.count))
+                    let offsets = start..<(start + run.range.byteCount)
                     if offsets.lowerBound < covered {
                         let overlap = offsets.lowerBound..<min(offsets.upperBound, covered)
                         layout.forEachRun(in: overlap) { existing in
@@ -114,7 +114,7 @@ extension AddressMap {
             let mapping = mappings[index]
             blockLayouts[mapping.block]?.forEachRun(in: mapping.offsetRange) { run in
                 let start = run.range.lowerBound - mapping.offset + mapping.gpa
-                layout.assignOrAppend(run.value, to: start..<(start + UInt64(run.range.count)))
+                layout.assignOrAppend(run.value, to: start..<(start + run.range.byteCount))
             }
         }
         return layout

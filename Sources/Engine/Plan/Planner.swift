@@ -164,7 +164,7 @@ public enum Planner {
                                                   layout: Layout, addressMap: AddressMap) -> [PlanOperation] {
         layout.runs.filter { $0.value == .shared }.flatMap { run in
             addressMap.gpaRanges(block: block, offsets: run.range).map {
-                PlanOperation.notify(listener: listener, kind: kind, gpa: $0.gpaRange.lowerBound, size: UInt64($0.gpaRange.count))
+                PlanOperation.notify(listener: listener, kind: kind, gpa: $0.gpaRange.lowerBound, size: $0.gpaRange.byteCount)
             }
         }
     }
@@ -295,28 +295,28 @@ public enum Planner {
             guard let target = transition.to else { continue }
             let offsets = transition.range
             let windows = addressMap.gpaRanges(block: block.name, offsets: offsets).map(\.gpaRange)
-            steps.transitions.append(BlockTransition(block: block.name, offset: offsets.lowerBound, size: UInt64(offsets.count),
+            steps.transitions.append(BlockTransition(block: block.name, offset: offsets.lowerBound, size: offsets.byteCount,
                                                      from: transition.from, to: target, gpaRanges: windows))
             let notifications: [PlanOperation] = listeners.flatMap { listener in
                 windows.map { PlanOperation.notify(listener: listener, kind: target == .private ? .unmap : .map,
-                                               gpa: $0.lowerBound, size: UInt64($0.count)) }
+                                               gpa: $0.lowerBound, size: $0.byteCount) }
             }
             let convert: [PlanOperation]
             if mechanism == .vmAttributes {
-                convert = windows.map { .setVMAttributes(gpa: $0.lowerBound, size: UInt64($0.count), to: target) }
+                convert = windows.map { .setVMAttributes(gpa: $0.lowerBound, size: $0.byteCount, to: target) }
             } else {
-                convert = [.convertGuestMemfd(block: block.name, offset: offsets.lowerBound, size: UInt64(offsets.count),
+                convert = [.convertGuestMemfd(block: block.name, offset: offsets.lowerBound, size: offsets.byteCount,
                                               to: target, abi: mechanism)]
             }
             var discard: [PlanOperation] = []
             if case .legacy(let shared) = block.backend {
                 if target == .shared {
                     discard = [.discard(block: block.name, memory: .guestMemfd, offset: offsets.lowerBound,
-                                        size: UInt64(offsets.count), method: .punchHole)]
+                                        size: offsets.byteCount, method: .punchHole)]
                 } else if shared.source != .hugetlb {
                     // hugetlb shared backings are preallocated and stay (their pool pages are kept, not given back).
                     discard = [.discard(block: block.name, memory: .sharedBacking, offset: offsets.lowerBound,
-                                        size: UInt64(offsets.count),
+                                        size: offsets.byteCount,
                                         method: shared.source == .anonymous ? .madviseDontneed : .punchHole)]
                 }
             }
