@@ -7,6 +7,9 @@ public struct Provisioner {
     public var executor: Executor
     /// Told as memory is populated (block, bytes done, bytes in all), for progress bars.
     public var populateProgress: (@Sendable (String, UInt64, UInt64) -> Void)?
+    /// The last event number already used for a guest, where the host's state may not know it (an agent
+    /// numbers events across destroy and re-create of a guest, so listeners never see a number twice).
+    public var eventSequenceFloor: (@Sendable (String) -> UInt64)?
 
     public init(host: Host, executor: Executor = Executor()) {
         self.host = host
@@ -91,10 +94,11 @@ public struct Provisioner {
         let runtime = host.runtime(for: plan.guest)
         runtime.populateProgress = populateProgress
         runtime.delivery = delivery
+        if let floor = eventSequenceFloor?(plan.guest) { runtime.continueEventSequence(after: floor) }
         let report = executor.apply(plan, on: runtime)
         host.store(runtime.state)
         try commit()
-        return WorkflowRun(plan: plan, report: report, finalState: runtime.state)
+        return WorkflowRun(plan: plan, report: report, finalState: runtime.state, events: runtime.emittedEvents)
     }
 
     private func commit() throws(ProvisionError) {
@@ -130,6 +134,8 @@ public struct WorkflowRun: Sendable {
     public var plan: Plan
     public var report: ApplyReport
     public var finalState: LiveState
+    /// The listener events this run delivered, in order.
+    public var events: [ListenerEvent]
 }
 
 /// Why a workflow could not run: the reason as a value, a message, and the manifest diagnostics behind it

@@ -28,6 +28,8 @@ public final class GuestRuntime {
     public let kernel: KernelInterface
     public let capabilities: Capabilities
     public private(set) var state: LiveState
+    /// Every event this runtime delivered, in order (the state keeps only the most recent ones).
+    public private(set) var emittedEvents: [ListenerEvent] = []
     /// Called as memory is populated (`--prefault`, `prealloc`): block, bytes done, bytes in all.
     public var populateProgress: (@Sendable (_ block: String, _ done: UInt64, _ total: UInt64) -> Void)?
     /// Populate works in steps of this size.
@@ -42,6 +44,11 @@ public final class GuestRuntime {
     }
 
     public func setListeners(_ listeners: [String]) { state.listeners = listeners }
+    /// Continues event numbers from `sequence` when the state knows fewer (a guest re-created by an agent
+    /// that numbered the previous one's events).
+    public func continueEventSequence(after sequence: UInt64) {
+        if sequence >= state.nextEventSequence { state.lastEventSequence = sequence }
+    }
     public func recordFailure(_ text: String?) { state.lastFailure = text }
 
     /// Performs one operation; on failure nothing of the state changes except what the kernel really did.
@@ -228,11 +235,17 @@ public final class GuestRuntime {
 
     private func notify(_ listener: String, kind: ListenerEventKind, gpa: UInt64, size: UInt64,
                         for operation: PlanOperation) throws {
-        let event = ListenerEvent(sequence: UInt64(state.events.count + 1), listener: listener, kind: kind, gpa: gpa, size: size)
+        // The number is taken before asking, so a rejected event's number is never handed out again.
+        let event = ListenerEvent(sequence: state.nextEventSequence, listener: listener, kind: kind, gpa: gpa, size: size)
+        state.lastEventSequence = event.sequence
         if let rejection = delivery?(event) {
             throw ExecutionError(operation: operation, message: "listener \(listener) rejected \(kind.rawValue) of \(hex(gpa))+\(hex(size)): \(rejection)")
         }
         state.events.append(event)
+        if state.events.count > LiveState.recentEventLimit {
+            state.events.removeFirst(state.events.count - LiveState.recentEventLimit)
+        }
+        emittedEvents.append(event)
     }
 
     private func destroyBlock(_ name: String) throws {

@@ -7,8 +7,10 @@ import GmemCore
 /// `init(state:)`). Not thread-safe: like a process's fd table, one owner drives it.
 public final class SimulatedKernel: KernelInterface {
     private var state: SimulatedKernelState
-    /// Every call answered since creation (or `clearCallLog()`), in order. Not part of the saved state.
+    /// The calls answered since creation (or `clearCallLog()`), in order: the latest `callLogLimit` at least,
+    /// so a long-lived simulator (an agent's) does not grow without bound. Not part of the saved state.
     public private(set) var callLog: [SimulatedCallRecord] = []
+    public var callLogLimit = 10_000
 
     public init(capabilities: Capabilities) {
         state = SimulatedKernelState(capabilities: capabilities)
@@ -38,6 +40,12 @@ public final class SimulatedKernel: KernelInterface {
     public func clearFaults() { state.faults.removeAll() }
 
     public func clearCallLog() { callLog.removeAll() }
+
+    /// Appends, dropping the oldest records in batches (amortized constant time) past twice the limit.
+    private func logCall(_ record: SimulatedCallRecord) {
+        callLog.append(record)
+        if callLog.count > 2 * callLogLimit { callLog.removeFirst(callLog.count - callLogLimit) }
+    }
 
     /// Elevates the refcount of the (shared) guest_memfd page at `offset`, as a long-term host pin does:
     /// converting it to private fails with EAGAIN and `error_offset` = `offset` until `unpin`.
@@ -75,18 +83,18 @@ public final class SimulatedKernel: KernelInterface {
                                  _ body: (inout SimulatedKernelState) throws(KernelError) -> Result) throws(KernelError) -> Result {
         if let fault = takeDueFault(for: call) {
             let error = KernelError(call: call.rawValue, arguments: arguments(), failure: fault.failure, errorOffset: fault.errorOffset)
-            callLog.append(SimulatedCallRecord(call: call, arguments: error.arguments, failure: error.failure, injected: true))
+            logCall(SimulatedCallRecord(call: call, arguments: error.arguments, failure: error.failure, injected: true))
             throw error
         }
         do throws(KernelError) {
             let result = try body(&state)
-            callLog.append(SimulatedCallRecord(call: call, arguments: arguments(), failure: nil, injected: false))
+            logCall(SimulatedCallRecord(call: call, arguments: arguments(), failure: nil, injected: false))
             return result
         } catch {
             var named = error
             named.call = call.rawValue
             named.arguments = arguments()
-            callLog.append(SimulatedCallRecord(call: call, arguments: named.arguments, failure: named.failure, injected: false))
+            logCall(SimulatedCallRecord(call: call, arguments: named.arguments, failure: named.failure, injected: false))
             throw named
         }
     }

@@ -81,7 +81,12 @@ public struct LiveState: Sendable, Hashable, Codable {
     public var blocks: [LiveBlock]
     public var memslots: [LiveMemslot]
     public var listeners: [String]
+    /// The most recent listener events, oldest first: at most `recentEventLimit`, so a state file, a `get`
+    /// and an `apply` answer stay small however long a guest lives (the agent keeps a longer ring).
     public var events: [ListenerEvent]
+    /// The number of the last event handed out, also to one a listener rejected: numbers are never reused.
+    /// Absent in state files written before it was kept (then the last recorded event's number counts).
+    public var lastEventSequence: UInt64?
     /// The outcome of the last apply or conversion, when it did not finish (for `get`).
     public var lastFailure: String?
 
@@ -94,6 +99,11 @@ public struct LiveState: Sendable, Hashable, Codable {
     }
 
     public var exists: Bool { vmFD != nil }
+
+    public static let recentEventLimit = 64
+
+    /// The number the next listener event gets.
+    public var nextEventSequence: UInt64 { max(lastEventSequence ?? 0, events.last?.sequence ?? 0) + 1 }
 
     public func block(named name: String) -> LiveBlock? { blocks.first { $0.name == name } }
 
