@@ -14,14 +14,17 @@ public enum AgentPaths {
         return "/tmp/gmemctl-\(getuid())/agent.sock"
     }
 
-    /// Creates the socket's directory as 0700 if missing; an existing directory must belong to us and be
-    /// closed to others, since whoever can write it can put their own socket in our place.
+    /// Creates the socket's directory as 0700 if missing (whatever the umask); an existing directory must
+    /// belong to us and be closed to writers other than us, since whoever can write it can put their own
+    /// socket in our place (a sticky directory such as /tmp is safe: others cannot replace our entries).
     public static func preparePrivateDirectory(_ directory: String) throws(AgentSetupError) {
-        if mkdir(directory, 0o700) != 0 && errno != EEXIST {
+        var created = mkdir(directory, 0o700) == 0
+        if !created && errno != EEXIST {
             // Parents may be missing (a custom --socket path); create them, the last one private.
             do {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                         attributes: [.posixPermissions: 0o700])
+                created = true
             } catch {
                 throw AgentSetupError("cannot create \(directory): \(error.localizedDescription)")
             }
@@ -32,8 +35,12 @@ public enum AgentPaths {
         guard status.st_uid == getuid() else {
             throw AgentSetupError("\(directory) belongs to uid \(status.st_uid), not to us (uid \(getuid())); choose another --socket")
         }
-        if status.st_mode & 0o077 != 0, isDefaultRuntimeDirectory(directory) {
-            guard chmod(directory, 0o700) == 0 else { throw AgentSetupError("cannot make \(directory) private (chmod 0700)") }
+        if created || isDefaultRuntimeDirectory(directory) {
+            if status.st_mode & 0o777 != 0o700 && chmod(directory, 0o700) != 0 {
+                throw AgentSetupError("cannot make \(directory) private (chmod 0700)")
+            }
+        } else if status.st_mode & 0o022 != 0 && status.st_mode & S_ISVTX == 0 {
+            throw AgentSetupError("\(directory) is writable by others (mode \(String(status.st_mode & 0o7777, radix: 8))): another user could replace the socket; make it 0700 or choose another --socket")
         }
     }
 

@@ -171,9 +171,11 @@ public struct HelloResult: Sendable, Codable {
     /// ISO 8601.
     public var startedAt: String
     public var guests: [String]
+    /// The state file a simulator agent serves (`--state`), so a client restarting it can do so alike.
+    public var stateFile: String?
 
     public init(protocolVersion: Int, instance: String, host: String, hostLabel: String, flagSet: GuestMemfdFlagSet,
-                pid: Int32, startedAt: String, guests: [String]) {
+                pid: Int32, startedAt: String, guests: [String], stateFile: String? = nil) {
         self.protocolVersion = protocolVersion
         self.instance = instance
         self.host = host
@@ -182,6 +184,7 @@ public struct HelloResult: Sendable, Codable {
         self.pid = pid
         self.startedAt = startedAt
         self.guests = guests
+        self.stateFile = stateFile
     }
 }
 
@@ -260,11 +263,17 @@ public struct EventsResult: Sendable, Codable {
     public var events: [ListenerEvent]
     /// With follow, further events arrive as `AgentEventLine`s until the client disconnects.
     public var following: Bool
+    /// Set when events after `since` were dropped from the agent's bounded history: the oldest number kept.
+    public var droppedBefore: UInt64?
+    /// How many events per guest the agent keeps.
+    public var kept: Int?
 
-    public init(guest: String, events: [ListenerEvent], following: Bool) {
+    public init(guest: String, events: [ListenerEvent], following: Bool, droppedBefore: UInt64? = nil, kept: Int? = nil) {
         self.guest = guest
         self.events = events
         self.following = following
+        self.droppedBefore = droppedBefore
+        self.kept = kept
     }
 }
 

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import Synchronization
 import GmemCore
 import GmemProtocol
 #if canImport(Glibc)
@@ -9,25 +10,56 @@ import Glibc
 #endif
 
 /// The agent's transport: a Unix domain socket served with SwiftNIO, 0600 in a 0700 directory, open to the
-/// agent's own uid and root only (checked per connection with `SO_PEERCRED`).
+/// agent's own uid and root only (checked per connection with `SO_PEERCRED`). The socket is bound here, or
+/// handed over already listening by a service manager (systemd socket activation).
 public final class AgentServer: @unchecked Sendable {
+    /// Lines a client may have outstanding (read but not yet answered) before the agent stops reading from
+    /// it until answers drain.
+    public static let maxOutstandingLines = 64
+    /// Bytes the agent buffers for a client that does not read (responses and streamed events) before it
+    /// drops the connection.
+    public static let maxBufferedBytes = 32 << 20
+
     public let socketPath: String
     public let service: AgentService
     private let logger: Logger
     private let group: MultiThreadedEventLoopGroup
     private var serverChannel: Channel?
     private let agentUID = getuid()
+    /// A listening socket inherited from a service manager; the manager owns its path, so it is not removed.
+    private let inherited: Int32?
 
-    public init(socketPath: String, service: AgentService, logger: Logger) {
+    /// - Parameter inheritedSocket: a descriptor already bound and listening (socket activation), or nil to
+    ///   bind `socketPath`.
+    public init(socketPath: String, service: AgentService, logger: Logger, inheritedSocket: Int32? = nil) {
         self.socketPath = socketPath
         self.service = service
         self.logger = logger
+        inherited = inheritedSocket
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     }
 
     /// Binds the socket. A socket file nobody listens on is stale and replaced; a live one means another
     /// agent serves it, and this one refuses to start.
     public func start() throws(AgentSetupError) {
+        let service = self.service, logger = self.logger, agentUID = self.agentUID
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 256 << 10, high: 1 << 20))
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFramer()))
+                    try channel.pipeline.syncOperations.addHandler(AgentChannelHandler(service: service, logger: logger, agentUID: agentUID))
+                }
+            }
+        if let inherited {
+            do {
+                serverChannel = try bootstrap.withBoundSocket(inherited).wait()
+            } catch {
+                throw AgentSetupError("cannot serve the socket handed over by the service manager (fd \(inherited)): \(error)")
+            }
+            return
+        }
         let directory = (socketPath as NSString).deletingLastPathComponent
         try AgentPaths.preparePrivateDirectory(directory.isEmpty ? "." : directory)
         switch AgentProbe.state(of: socketPath) {
@@ -41,15 +73,6 @@ public final class AgentServer: @unchecked Sendable {
         case .notASocket:
             throw AgentSetupError("\(socketPath) exists and is not a socket; remove it or choose another --socket")
         }
-        let service = self.service, logger = self.logger, agentUID = self.agentUID
-        let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 256)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFramer()))
-                    try channel.pipeline.syncOperations.addHandler(AgentChannelHandler(service: service, logger: logger, agentUID: agentUID))
-                }
-            }
         // The socket is created by bind(2) with the process umask: make it 0600 from its first moment.
         let previousMask = umask(0o177)
         defer { umask(previousMask) }
@@ -66,20 +89,25 @@ public final class AgentServer: @unchecked Sendable {
         try? serverChannel?.closeFuture.wait()
     }
 
+    /// Stops accepting and removes the socket (unless a service manager owns it).
+    public func stopAccepting() {
+        try? serverChannel?.close().wait()
+        if inherited == nil { unlink(socketPath) }
+    }
+
     /// Stops accepting, removes the socket, and ends the event loop.
     public func close() {
-        try? serverChannel?.close().wait()
-        unlink(socketPath)
+        stopAccepting()
         try? group.syncShutdownGracefully()
     }
 }
 
-/// One connection: checks the peer, frames lines into the service, writes the service's lines back.
+/// One connection: checks the peer, frames lines into the service, writes the service's lines back, and
+/// holds back reading while the client has too many lines outstanding or is not reading its answers.
 final class AgentChannelHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = FramedLine
 
-    private static let idLock = NSLock()
-    nonisolated(unsafe) private static var lastID: UInt64 = 0
+    private static let lastID = Atomic<UInt64>(0)
     private let service: AgentService
     private let logger: Logger
     private let agentUID: UInt32
@@ -93,10 +121,7 @@ final class AgentChannelHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        let id = Self.idLock.withLock { () -> UInt64 in
-            Self.lastID += 1
-            return Self.lastID
-        }
+        let id = Self.lastID.wrappingAdd(1, ordering: .relaxed).newValue
         let channel = context.channel
         let agentUID = self.agentUID
         // On the channel's own loop the option is read at once and the future is already complete.
@@ -115,7 +140,7 @@ final class AgentChannelHandler: ChannelInboundHandler, @unchecked Sendable {
                 channel.writeAndFlush(buffer).whenComplete { _ in channel.close(promise: nil) }
                 return
             }
-            self.connection = ChannelConnection(connectionID: id, channel: channel)
+            self.connection = ChannelConnection(connectionID: id, channel: channel, logger: self.logger)
             self.logger.debug("connection", metadata: ["connection": "\(id)", "pid": "\(credentials?.pid ?? 0)", "uid": "\(credentials?.uid ?? 0)"])
         }
         context.fireChannelActive()
@@ -127,10 +152,17 @@ final class AgentChannelHandler: ChannelInboundHandler, @unchecked Sendable {
         case .line(let buffer):
             let bytes = Array(buffer.readableBytesView)
             if bytes.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 13 }) { return } // blank lines are keep-alives
+            connection.lineArrived()
             service.receive(bytes, from: connection)
         case .tooLong(let bytes):
+            connection.lineArrived()
             service.receiveTooLong(bytes: bytes, from: connection)
         }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        connection?.writabilityChanged()
+        context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -147,24 +179,81 @@ final class AgentChannelHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 }
 
-/// A NIO channel as an `AgentConnection`: lines are written from any thread through the channel's event loop.
+/// A NIO channel as an `AgentConnection`. Lines are written from any thread through the channel's event
+/// loop; the flow-control counters live on that loop only (every change is made there).
 final class ChannelConnection: AgentConnection, @unchecked Sendable {
     let connectionID: UInt64
+    let lines: DispatchQueue
     private let channel: Channel
-    private let lock = NSLock()
-    private var closed = false
+    private let logger: Logger
+    private let closed = Atomic<Bool>(false)
+    // Event-loop state.
+    private var outstanding = 0
+    private var bufferedBytes = 0
+    private var readingPaused = false
 
-    init(connectionID: UInt64, channel: Channel) {
+    init(connectionID: UInt64, channel: Channel, logger: Logger) {
         self.connectionID = connectionID
         self.channel = channel
+        self.logger = logger
+        lines = DispatchQueue(label: "gmemctl.agent.connection.\(connectionID)")
     }
 
-    func markClosed() { lock.withLock { closed = true } }
+    func markClosed() { closed.store(true, ordering: .relaxed) }
 
-    func send(_ line: [UInt8]) {
-        guard !lock.withLock({ closed }) else { return }
-        var buffer = channel.allocator.buffer(capacity: line.count)
-        buffer.writeBytes(line)
-        channel.writeAndFlush(buffer, promise: nil)
+    /// On the event loop: one more line read. Too many unanswered: stop reading until answers drain.
+    func lineArrived() {
+        outstanding += 1
+        updateReading()
+    }
+
+    /// On the event loop.
+    func writabilityChanged() { updateReading() }
+
+    func respond(_ line: [UInt8]) { write(line, settles: true) }
+    func send(_ line: [UInt8]) { write(line, settles: false) }
+
+    func settle() {
+        channel.eventLoop.execute {
+            self.outstanding -= 1
+            self.updateReading()
+        }
+    }
+
+    private func write(_ line: [UInt8], settles: Bool) {
+        guard !closed.load(ordering: .relaxed) else {
+            if settles { settle() }
+            return
+        }
+        let channel = self.channel
+        channel.eventLoop.execute {
+            if settles { self.outstanding -= 1 }
+            // A client that reads nothing while events stream to it would make the agent buffer without end.
+            guard self.bufferedBytes + line.count <= AgentServer.maxBufferedBytes else {
+                self.logger.warning("closing a connection that does not read", metadata: [
+                    "connection": "\(self.connectionID)", "buffered": "\(self.bufferedBytes)",
+                ])
+                channel.close(promise: nil)
+                return
+            }
+            self.bufferedBytes += line.count
+            var buffer = channel.allocator.buffer(capacity: line.count)
+            buffer.writeBytes(line)
+            channel.writeAndFlush(buffer).whenComplete { _ in
+                self.bufferedBytes -= line.count
+                self.updateReading()
+            }
+            self.updateReading()
+        }
+    }
+
+    /// Reads while the client has room (few outstanding lines) and reads its answers (channel writable).
+    private func updateReading() {
+        let shouldPause = outstanding >= AgentServer.maxOutstandingLines || !channel.isWritable
+        guard shouldPause != readingPaused else { return }
+        readingPaused = shouldPause
+        channel.setOption(ChannelOptions.autoRead, value: !shouldPause).whenSuccess {
+            if !shouldPause { self.channel.read() }
+        }
     }
 }

@@ -5,6 +5,7 @@ import GmemCore
 // Foundation has a `Host` too; this one is meant.
 import protocol GmemCore.Host
 import GmemProtocol
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -14,29 +15,50 @@ import Glibc
 /// Work is never tied to the connection that asked: a client that goes away mid-request does not cancel it,
 /// and the outcome is recorded on the guest (`lastFailure`, or the new state) for `get` to show.
 public final class AgentService: @unchecked Sendable {
+    public struct Options: Sendable {
+        /// Seconds a listener has to answer an event before it counts as a rejection.
+        public var listenerTimeout: TimeInterval = 30
+        /// Events kept per guest for `events` (older ones are dropped, and `events --since` says so).
+        public var eventHistory = 1024
+        /// The state file a simulator agent serves (shown in `hello`, so a client can restart it alike).
+        public var stateFile: String?
+
+        public init() {}
+    }
+
     public let hello: HelloResult
     private let host: Host
-    private let provisioner: Provisioner
+    private var provisioner: Provisioner
     private let links: ListenerLinks
     private let logger: Logger
+    private let options: Options
     private let lock = NSLock()
     private var slots: [String: AgentGuest] = [:]
     private var stopping = false
-    /// Called once when a client asks the agent to stop (after its answer is sent).
-    public var onStopRequested: (@Sendable () -> Void)?
+    private let stopHandler = Mutex<(@Sendable () -> Void)?>(nil)
 
     /// - Parameters:
     ///   - hostSpec: the host as `--host` takes it (`kvm`, `sim:PROFILE`), for clients to match.
-    ///   - host: used from many threads; wrap it in `SerializedHost` unless it is safe as it is.
-    public init(hostSpec: String, host: Host, listenerTimeout: TimeInterval = 30, logger: Logger) {
+    ///   - host: used from many threads; wrap it in `SharedHost` unless it is safe as it is.
+    public init(hostSpec: String, host: Host, options: Options = Options(), logger: Logger) {
         self.host = host
+        self.options = options
         provisioner = Provisioner(host: host)
-        links = ListenerLinks(timeout: listenerTimeout)
+        links = ListenerLinks(timeout: options.listenerTimeout)
         self.logger = logger
         let formatter = ISO8601DateFormatter()
         hello = HelloResult(protocolVersion: AgentProtocol.version, instance: AgentService.randomInstanceID(),
                             host: hostSpec, hostLabel: host.label, flagSet: host.capabilities.guestMemfdFlagSet,
-                            pid: getpid(), startedAt: formatter.string(from: Date()), guests: [])
+                            pid: getpid(), startedAt: formatter.string(from: Date()), guests: [],
+                            stateFile: options.stateFile)
+        // Event numbers continue across destroy and re-create: the guest's ring remembers the last one.
+        // Called on the guest's queue, where its ring is kept.
+        provisioner.eventSequenceFloor = { [unowned self] name in self.slot(name).lastSequence }
+    }
+
+    /// Called once when a client asks the agent to stop (after its answer is sent). Set it before serving.
+    public func onStopRequested(_ handler: @escaping @Sendable () -> Void) {
+        stopHandler.withLock { $0 = handler }
     }
 
     static func randomInstanceID() -> String {
@@ -45,17 +67,23 @@ public final class AgentService: @unchecked Sendable {
 
     // MARK: Lines in
 
-    /// A line the transport framed (without its newline).
+    /// A line the transport framed (without its newline). Decoded and dispatched on the connection's own
+    /// queue: the event loop only frames.
     public func receive(_ line: [UInt8], from connection: AgentConnection) {
+        connection.lines.async { self.handle(line, from: connection) }
+    }
+
+    private func handle(_ line: [UInt8], from connection: AgentConnection) {
         let request: AgentRequest
-        do {
-            request = try JSONDecoder().decode(AgentRequest.self, from: Data(line))
-        } catch {
-            if let answer = try? JSONDecoder().decode(ListenerAnswer.self, from: Data(line)) {
-                links.answer(answer, from: connection)
-                return
-            }
-            reply(connection, id: nil, error: AgentErrorBody(.badRequest, "not a request: \(Self.describe(error))"))
+        switch RequestDecoding.decode(line) {
+        case .request(let decoded):
+            request = decoded
+        case .answer(let answer):
+            links.answer(answer, from: connection)
+            connection.settle()
+            return
+        case .invalid(let id, let problem):
+            reply(connection, id: id, error: AgentErrorBody(.badRequest, problem))
             return
         }
         guard request.v == AgentProtocol.version else {
@@ -76,6 +104,10 @@ public final class AgentService: @unchecked Sendable {
 
     /// A line over the size limit was skipped.
     public func receiveTooLong(bytes: Int, from connection: AgentConnection) {
+        connection.lines.async { self.tooLong(bytes: bytes, from: connection) }
+    }
+
+    private func tooLong(bytes: Int, from connection: AgentConnection) {
         logger.warning("line too long", metadata: ["bytes": "\(bytes)", "connection": "\(connection.connectionID)"])
         reply(connection, id: nil, error: AgentErrorBody(.lineTooLong, "a request line of \(bytes) bytes exceeds the limit of \(AgentProtocol.maxLineBytes) bytes; it was skipped"))
     }
@@ -102,12 +134,12 @@ public final class AgentService: @unchecked Sendable {
             reply(connection, id: id, result: hello)
         case .plan, .diff, .apply:
             guard let manifest = loadManifest(request, connection: connection) else { return }
-            onGuest(manifest.metadata.name, connection, id) { slot in
+            onGuest(manifest.metadata.name, connection, id, op: op.rawValue) { slot in
                 try self.run(op, manifest: manifest, request: request, slot: slot, connection: connection)
             }
         case .get:
             if let name = request.name {
-                onGuest(name, connection, id) { _ in
+                onGuest(name, connection, id, op: op.rawValue) { _ in
                     let live = self.host.guest(named: name)
                     guard live.exists || !live.blocks.isEmpty else { throw self.notFound(name) }
                     self.reply(connection, id: id, result: GetResult(hostLabel: self.host.label, guests: [self.view(live)]))
@@ -127,34 +159,48 @@ public final class AgentService: @unchecked Sendable {
                 reply(connection, id: id, error: AgentErrorBody(.badRequest, "gpa + size must be a non-empty range without overflow"))
                 return
             }
-            onGuest(name, connection, id) { slot in
+            onGuest(name, connection, id, op: op.rawValue) { slot in
                 guard self.host.guest(named: name).exists else { throw self.notFound(name) }
                 let run = try self.provisioner.convert(guest: name, gpa: gpa..<(gpa + size), to: to, delivery: self.links.delivery(for: name))
-                slot.record(run.finalState.events)
+                slot.record(run.events, lastSequence: run.finalState.lastEventSequence)
                 self.log(run, op: op)
                 self.reply(connection, id: id, result: RunResult(hostLabel: self.host.label, plan: run.plan, report: run.report))
             }
         case .destroy:
             guard let name = required(request.name, "name", request, connection) else { return }
-            onGuest(name, connection, id) { slot in
+            onGuest(name, connection, id, op: op.rawValue) { slot in
                 let live = self.host.guest(named: name)
                 guard live.exists || !live.blocks.isEmpty else { throw self.notFound(name) }
                 let run = try self.provisioner.destroy(guest: name, delivery: self.links.delivery(for: name))
-                slot.record(run.finalState.events)
+                slot.record(run.events, lastSequence: run.finalState.lastEventSequence)
                 self.log(run, op: op)
                 self.reply(connection, id: id, result: RunResult(hostLabel: self.host.label, plan: run.plan, report: run.report))
             }
         case .events:
             guard let name = required(request.name, "name", request, connection) else { return }
-            onGuest(name, connection, id) { slot in
-                if slot.log.isEmpty && !self.host.guest(named: name).exists && !(request.follow ?? false) { throw self.notFound(name) }
+            onGuest(name, connection, id, op: op.rawValue) { slot in
+                if slot.isEmpty && !self.host.guest(named: name).exists && !(request.follow ?? false) { throw self.notFound(name) }
                 let follow = request.follow ?? false
-                self.reply(connection, id: id, result: EventsResult(guest: name, events: slot.events(since: request.since ?? 0), following: follow))
+                let (events, droppedBefore) = slot.events(since: request.since ?? 0)
+                self.reply(connection, id: id, result: EventsResult(guest: name, events: events, following: follow,
+                                                                    droppedBefore: droppedBefore, kept: self.options.eventHistory))
                 if follow { slot.follow(connection, requestID: id) }
             }
         case .listen:
             guard let name = required(request.name, "name", request, connection),
                   let listener = required(request.listener, "listener", request, connection) else { return }
+            // Only a listener the guest declares, of a guest that exists: nobody can hold a name in advance
+            // and make a later apply's events go to the wrong place.
+            let live = host.guest(named: name)
+            guard live.exists else {
+                reply(connection, id: id, error: notFound(name))
+                return
+            }
+            guard live.listeners.contains(listener) else {
+                let declared = live.listeners.isEmpty ? "it declares none" : "it declares " + live.listeners.joined(separator: ", ")
+                reply(connection, id: id, error: AgentErrorBody(.notFound, "guest \(name) has no listener \(listener) (\(declared) in spec.listeners)"))
+                return
+            }
             guard links.register(guest: name, listener: listener, connection: connection) else {
                 reply(connection, id: id, error: AgentErrorBody(.listenerTaken, "listener \(listener) of guest \(name) is already connected"))
                 return
@@ -167,7 +213,7 @@ public final class AgentService: @unchecked Sendable {
                 return !stopping
             }
             reply(connection, id: id, result: StopResult(guests: host.guestNames()))
-            if first { onStopRequested?() }
+            if first, let handler = stopHandler.withLock({ $0 }) { handler() }
         }
     }
 
@@ -180,7 +226,7 @@ public final class AgentService: @unchecked Sendable {
             reply(connection, id: id, result: DiffResult(hostLabel: host.label, diff: try provisioner.diff(manifest)))
         default:
             let run = try provisioner.apply(manifest, prefault: request.prefault ?? false, delivery: links.delivery(for: manifest.metadata.name))
-            slot.record(run.finalState.events)
+            slot.record(run.events, lastSequence: run.finalState.lastEventSequence)
             log(run, op: op)
             let inspection = provisioner.inspect(run.finalState, after: run.report, verify: request.verify ?? false)
             let guest = GuestView(live: run.finalState, observation: inspection.observation)
@@ -189,25 +235,49 @@ public final class AgentService: @unchecked Sendable {
         }
     }
 
-    /// Destroys every guest through the Provisioner (KVM objects released), each on its own queue, after
-    /// the requests already queued for it. Returns what could not be destroyed cleanly.
-    public func destroyAll() -> [String] {
+    /// Refuses new requests and ends every wait for a listener's answer as a rejection (a conversion waiting
+    /// for one stops now). Returns how many answers were still awaited.
+    public func beginStopping(reason: String) -> Int {
         lock.withLock { stopping = true }
-        var failures: [String] = []
+        return links.close(reason: reason)
+    }
+
+    /// What each busy guest is doing, for the shutdown log (`guest: op`).
+    public var busyGuests: [String] {
+        lock.withLock { Array(slots.values) }.compactMap { slot in slot.busy.map { "\(slot.name): \($0)" } }.sorted()
+    }
+
+    /// Destroys every guest through the Provisioner (KVM objects released), each on its own queue after the
+    /// requests already queued for it; `group` is left when all are done. `failures` collects what could not
+    /// be destroyed cleanly.
+    public func destroyAll(group: DispatchGroup, failures: TeardownFailures) {
+        lock.withLock { stopping = true }
         for name in host.guestNames() {
             let slot = self.slot(name)
-            slot.queue.sync {
+            group.enter()
+            slot.queue.async {
+                defer { group.leave() }
+                slot.busy = "destroy"
+                defer { slot.busy = nil }
                 do {
-                    let run = try provisioner.destroy(guest: name, delivery: links.delivery(for: name))
-                    slot.record(run.finalState.events)
+                    let run = try self.provisioner.destroy(guest: name, delivery: self.links.delivery(for: name))
+                    slot.record(run.events, lastSequence: run.finalState.lastEventSequence)
                     if let failure = run.report.failure { failures.append("\(name): \(failure)") }
-                    logger.info("guest destroyed", metadata: ["guest": "\(name)", "ok": "\(run.report.succeeded)"])
+                    self.logger.info("guest destroyed", metadata: ["guest": "\(name)", "ok": "\(run.report.succeeded)"])
                 } catch {
                     failures.append("\(name): \(error)")
                 }
             }
         }
-        return failures
+    }
+
+    /// Destroys every guest and waits for it (tests and embedders; the agent command bounds its wait).
+    public func destroyAll() -> [String] {
+        let group = DispatchGroup()
+        let failures = TeardownFailures()
+        destroyAll(group: group, failures: failures)
+        group.wait()
+        return failures.all
     }
 
     // MARK: Helpers
@@ -215,16 +285,19 @@ public final class AgentService: @unchecked Sendable {
     private func slot(_ name: String) -> AgentGuest {
         lock.withLock {
             if let slot = slots[name] { return slot }
-            let slot = AgentGuest(name: name)
+            let slot = AgentGuest(name: name, capacity: options.eventHistory)
             slots[name] = slot
             return slot
         }
     }
 
     /// Runs `body` on the guest's queue; a thrown error becomes the error response.
-    private func onGuest(_ name: String, _ connection: AgentConnection, _ id: AgentRequestID?, _ body: @escaping @Sendable (AgentGuest) throws -> Void) {
+    private func onGuest(_ name: String, _ connection: AgentConnection, _ id: AgentRequestID?, op: String = "request",
+                         _ body: @escaping @Sendable (AgentGuest) throws -> Void) {
         let slot = self.slot(name)
         slot.queue.async {
+            slot.busy = op
+            defer { slot.busy = nil }
             do {
                 try body(slot)
             } catch let error as AgentErrorBody {
@@ -287,20 +360,21 @@ public final class AgentService: @unchecked Sendable {
     }
 
     private func reply<R: Codable & Sendable>(_ connection: AgentConnection, id: AgentRequestID?, result: R) {
-        connection.send(AgentLine.encode(AgentResponse(id: id, result: result)))
+        connection.respond(AgentLine.encode(AgentResponse(id: id, result: result)))
     }
 
     private func reply(_ connection: AgentConnection, id: AgentRequestID?, error: AgentErrorBody) {
-        connection.send(AgentLine.encode(AgentResponse<AgentNoResult>(id: id, error: error)))
+        connection.respond(AgentLine.encode(AgentResponse<AgentNoResult>(id: id, error: error)))
     }
 
-    static func describe(_ error: Error) -> String {
-        switch error as? DecodingError {
-        case .dataCorrupted(let context)?: return "malformed JSON (\(context.debugDescription))"
-        case .keyNotFound(let key, _)?: return "missing field \"\(key.stringValue)\""
-        case .typeMismatch(_, let context)?, .valueNotFound(_, let context)?:
-            return "wrong type at \(context.codingPath.map(\.stringValue).joined(separator: ".")): \(context.debugDescription)"
-        default: return "\(error)"
-        }
-    }
+}
+
+/// What a teardown could not destroy cleanly, collected from the guests' queues.
+public final class TeardownFailures: Sendable {
+    private let list = Mutex<[String]>([])
+
+    public init() {}
+
+    public func append(_ failure: String) { list.withLock { $0.append(failure) } }
+    public var all: [String] { list.withLock { $0 } }
 }

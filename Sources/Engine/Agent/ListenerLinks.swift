@@ -20,6 +20,8 @@ final class ListenerLinks: @unchecked Sendable {
     private let lock = NSLock()
     private var owners: [Key: AgentConnection] = [:]
     private var pending: [Key: [UInt64: Pending]] = [:]
+    /// Set when the agent stops: events are still sent (a listener learns of the teardown) but nobody waits.
+    private var closingReason: String?
     private let timeout: TimeInterval
 
     init(timeout: TimeInterval) {
@@ -51,6 +53,27 @@ final class ListenerLinks: @unchecked Sendable {
         for waiter in released { waiter.answered.signal() }
     }
 
+    /// The agent is stopping: every answer still awaited counts as a rejection with `reason` (so a conversion
+    /// waiting for one ends now), and later events are sent without waiting for answers.
+    func close(reason: String) -> Int {
+        let released: [Pending] = lock.withLock {
+            closingReason = reason
+            let all = pending.values.flatMap(\.values)
+            pending.removeAll()
+            return all
+        }
+        for waiter in released {
+            waiter.rejection = reason
+            waiter.answered.signal()
+        }
+        return released.count
+    }
+
+    /// The listeners connected now, as `guest/listener`, for the shutdown log.
+    var pendingDescription: [String] {
+        lock.withLock { pending.filter { !$0.value.isEmpty }.map { "\($0.key.guest)/\($0.key.listener)" }.sorted() }
+    }
+
     /// A listener's answer, read from its connection.
     func answer(_ answer: ListenerAnswer, from connection: AgentConnection) {
         let waiter: Pending? = lock.withLock {
@@ -72,13 +95,16 @@ final class ListenerLinks: @unchecked Sendable {
     private func ask(guest: String, event: ListenerEvent) -> String? {
         let key = Key(guest: guest, listener: event.listener)
         let waiter = Pending()
-        let owner: AgentConnection? = lock.withLock {
-            guard let owner = owners[key] else { return nil }
+        let (owner, closing): (AgentConnection?, Bool) = lock.withLock {
+            guard let owner = owners[key] else { return (nil, false) }
+            if closingReason != nil { return (owner, true) }
             pending[key, default: [:]][event.sequence] = waiter
-            return owner
+            return (owner, false)
         }
         guard let owner else { return nil }
         owner.send(AgentLine.encode(AgentEventLine(id: nil, guest: guest, event: event)))
+        // Stopping: the teardown goes ahead whatever the listener says; it is told, not asked.
+        if closing { return nil }
         if waiter.answered.wait(timeout: .now() + timeout) == .timedOut {
             let stillPending = lock.withLock { pending[key]?.removeValue(forKey: event.sequence) != nil }
             if stillPending { return "no answer within \(Int(timeout)) s" }

@@ -23,6 +23,18 @@ public protocol Host: AnyObject {
     func remove(guest name: String)
     /// Makes the current state durable (the simulator writes its state file).
     func commit() throws(HostError)
+    /// `commit` in two halves: the state captured now, and its write, to run later and elsewhere (a shared
+    /// host captures under its lock and writes outside it). Nil: the host has nothing to write.
+    func prepareCommit() throws(HostError) -> HostCommit?
+}
+
+/// A captured state and the write that makes it durable.
+public struct HostCommit: Sendable {
+    public let write: @Sendable () throws(HostError) -> Void
+
+    public init(write: @escaping @Sendable () throws(HostError) -> Void) {
+        self.write = write
+    }
 }
 
 public struct HostError: Error, Sendable, CustomStringConvertible {
@@ -33,6 +45,7 @@ public struct HostError: Error, Sendable, CustomStringConvertible {
 
 extension Host {
     public var verificationKernel: KernelInterface { kernel }
+    public func prepareCommit() throws(HostError) -> HostCommit? { nil }
 
     /// A runtime for one guest on this host; store its state back with `store(runtime.state)`.
     public func runtime(for name: String) -> GuestRuntime {

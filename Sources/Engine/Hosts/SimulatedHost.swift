@@ -142,15 +142,23 @@ public final class SimulatedHost: Host {
     public func remove(guest name: String) { guests[name] = nil }
 
     public func commit() throws(HostError) {
-        guard let stateFile, let store else { return }
+        try prepareCommit()?.write()
+    }
+
+    public func prepareCommit() throws(HostError) -> HostCommit? {
+        guard let stateFile, let store else { return nil }
+        // Values only (copy-on-write): capturing is cheap, encoding and writing happen in `write`.
         let file = StateFile(formatVersion: Self.stateFormatVersions[0], profile: capabilities.name, kernel: simulator.snapshot(), guests: guests)
-        let data: Data
-        do {
-            data = try JSONEncoder().encode(file)
-        } catch {
-            throw HostError("cannot encode simulator state \(stateFile): \(error)")
+        let target = UncheckedStore(store)
+        return HostCommit { () throws(HostError) in
+            let data: Data
+            do {
+                data = try JSONEncoder().encode(file)
+            } catch {
+                throw HostError("cannot encode simulator state \(stateFile): \(error)")
+            }
+            try target.store.save([UInt8](data))
         }
-        try store.save([UInt8](data))
     }
 
     /// Default state file: `$XDG_STATE_HOME/gmemctl/sim-PROFILE.json`, else `~/.local/state/gmemctl/...`.
@@ -160,4 +168,11 @@ public final class SimulatedHost: Host {
             ?? ((environment["HOME"] ?? NSTemporaryDirectory()) + "/.local/state")
         return "\(base)/gmemctl/sim-\(profile).json"
     }
+}
+
+/// The state file store handed to a deferred write; writes of one host are run one at a time (the shared
+/// host's writer queue), which is what makes this safe.
+private struct UncheckedStore: @unchecked Sendable {
+    let store: StateFileStore
+    init(_ store: StateFileStore) { self.store = store }
 }

@@ -5,6 +5,8 @@ import GmemCore
 /// kernel returned, with the arguments of the call rendered readably. Owns the `/dev/kvm` fd (closed on
 /// deinit); every other fd it hands out belongs to the caller, who closes it with `close(_:)`.
 public final class KVMKernel: KernelInterface {
+    /// Every call is a syscall on its own objects, and the kernel keeps no state of its own here.
+    public var allowsConcurrentCalls: Bool { true }
     public static let defaultDevicePath = "/dev/kvm"
 
     /// The open `/dev/kvm` fd (system scope for capabilities, VM creation, vCPU mmap size, CPUID).

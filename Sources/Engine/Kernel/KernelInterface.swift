@@ -9,6 +9,9 @@
 public protocol KernelInterface: AnyObject {
     /// Host page size (4096 on x86-64).
     var pageSize: UInt64 { get }
+    /// Whether calls may come from several threads at once. The real kernel's are syscalls on separate
+    /// objects (true); the simulator keeps one in-memory state (false).
+    var allowsConcurrentCalls: Bool { get }
 
     /// `KVM_CHECK_EXTENSION` on `/dev/kvm` (system scope, `vm == nil`) or on a VM fd. Unknown caps give 0.
     func checkExtension(_ capability: UInt32, vm: Int32?) throws(KernelError) -> Int64
@@ -54,6 +57,7 @@ public protocol KernelInterface: AnyObject {
 extension KernelInterface {
     /// No guest prober unless the kernel offers one.
     public var guestProber: GuestProber? { nil }
+    public var allowsConcurrentCalls: Bool { false }
 }
 
 /// A host-resident figure and where it comes from (shown by `get`).

@@ -3,41 +3,85 @@ import GmemCore
 // Foundation has a `Host` too; this one is meant.
 import protocol GmemCore.Host
 import GmemProtocol
+import Synchronization
 
-/// A host shared by the agent's guest queues. Hosts and kernels were written for one command on one thread;
-/// here guests run in parallel, so every host and kernel call is made under one lock. A call is short (an
-/// ioctl, a map lookup); the lock serializes calls, not whole operations, so guests still interleave.
-public final class SerializedHost: Host, @unchecked Sendable {
+/// A host shared by the agent's guest queues. Hosts were written for one command on one thread; here guests
+/// run in parallel. The guest table is read and written under a short lock. Kernel calls take that lock only
+/// where the kernel needs it (the simulator's one in-memory state); the real kernel's calls run unlocked,
+/// so one guest's long populate never stalls another's requests. State-file writes are taken off the
+/// request path: the state is captured under the lock and written by a background writer, newest first.
+public final class SharedHost: Host, @unchecked Sendable {
     private let inner: Host
     private let lock: NSRecursiveLock
-    private let serializedKernel: SerializedKernel
+    private let sharedKernel: KernelInterface
+    private let writer = DispatchQueue(label: "gmemctl.agent.state-writer")
+    private let pendingWrite = Mutex<HostCommit?>(nil)
+    private let writeFailure = Mutex<HostError?>(nil)
 
     public init(_ inner: Host) {
         self.inner = inner
         let lock = NSRecursiveLock()
         self.lock = lock
-        serializedKernel = SerializedKernel(inner.kernel, lock: lock)
+        sharedKernel = inner.kernel.allowsConcurrentCalls ? inner.kernel : SerializedKernel(inner.kernel, lock: lock)
     }
 
     public var label: String { inner.label }
     public var spec: String { inner.spec }
     public var capabilities: Capabilities { inner.capabilities }
-    public var kernel: KernelInterface { serializedKernel }
+    public var kernel: KernelInterface { sharedKernel }
     public var outlivesProcess: Bool { inner.outlivesProcess }
     /// The kernel for verification: the inner one where it runs a probe guest (the Verifier's vCPU needs the
-    /// real kernel, and ioctls on different VMs need no lock), the serialized one otherwise.
+    /// real kernel), the shared one otherwise.
     public var verificationKernel: KernelInterface {
-        inner.kernel.guestProber != nil ? inner.kernel : serializedKernel
+        inner.kernel.guestProber != nil ? inner.kernel : sharedKernel
     }
 
     public func guestNames() -> [String] { lock.withLock { inner.guestNames() } }
     public func guest(named name: String) -> LiveState { lock.withLock { inner.guest(named: name) } }
     public func store(_ state: LiveState) { lock.withLock { inner.store(state) } }
     public func remove(guest name: String) { lock.withLock { inner.remove(guest: name) } }
+
+    /// Captures the state under the lock and leaves the write to the writer. A write that failed is
+    /// reported by the next commit.
     public func commit() throws(HostError) {
+        if let failure = writeFailure.withLock({ $0.take() }) { throw failure }
         lock.lock()
-        defer { lock.unlock() }
-        try inner.commit()
+        let captured: HostCommit?
+        do {
+            captured = try inner.prepareCommit()
+        } catch {
+            lock.unlock()
+            throw error
+        }
+        guard let captured else {
+            // A host that cannot split its commit (none here today) commits under the lock.
+            defer { lock.unlock() }
+            try inner.commit()
+            return
+        }
+        // Queued under the lock, so the writer never takes an older state after a newer one.
+        let isFirst = pendingWrite.withLock { pending in
+            defer { pending = captured }
+            return pending == nil
+        }
+        lock.unlock()
+        guard isFirst else { return } // a write is queued already; it will take this newer state
+        writer.async { self.writePending() }
+    }
+
+    /// Waits until every captured state is written (the agent calls it before it exits).
+    public func flush() throws(HostError) {
+        writer.sync {}
+        if let failure = writeFailure.withLock({ $0.take() }) { throw failure }
+    }
+
+    private func writePending() {
+        guard let next = pendingWrite.withLock({ $0.take() }) else { return }
+        do {
+            try next.write()
+        } catch {
+            writeFailure.withLock { $0 = error }
+        }
     }
 }
 
