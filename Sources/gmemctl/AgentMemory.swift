@@ -12,6 +12,10 @@ struct AgentMemory: Codable, Sendable, Equatable {
 
     public struct Entry: Codable, Sendable, Equatable {
         public var current: Instance
+        /// How the agent serving this socket was started (`--host`, and `--state` for a simulator), so a
+        /// dead agent is replaced by one serving the same host and state.
+        public var host: String?
+        public var stateFile: String?
         /// Guests held by earlier instances and not applied again since, with the instance that held them.
         public var lost: [String: Instance]
     }
@@ -22,10 +26,15 @@ struct AgentMemory: Codable, Sendable, Equatable {
 
     /// Records that the agent on `socket` is `instance`; when it differs from the one remembered, the
     /// guests of the old one are marked lost.
-    public mutating func met(socket: String, instance: String, startedAt: String) {
+    public mutating func met(socket: String, instance: String, startedAt: String, host: String? = nil, stateFile: String? = nil) {
         guard var entry = sockets[socket] else {
-            sockets[socket] = Entry(current: Instance(instance: instance, startedAt: startedAt, guests: []), lost: [:])
+            sockets[socket] = Entry(current: Instance(instance: instance, startedAt: startedAt, guests: []), host: host,
+                                    stateFile: stateFile, lost: [:])
             return
+        }
+        if let host {
+            entry.host = host
+            entry.stateFile = stateFile
         }
         if entry.current.instance != instance {
             for guest in entry.current.guests {

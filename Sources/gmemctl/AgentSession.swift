@@ -37,7 +37,7 @@ final class AgentSession {
         self.client = client
         self.hello = hello
         memory = AgentMemory.load()
-        memory.met(socket: socket, instance: hello.instance, startedAt: hello.startedAt)
+        memory.met(socket: socket, instance: hello.instance, startedAt: hello.startedAt, host: hello.host, stateFile: hello.stateFile)
         for guest in hello.guests { memory.guestExists(guest, socket: socket) }
         memory.save()
     }
@@ -59,9 +59,22 @@ final class AgentSession {
         return session
     }
 
+    /// Seconds a request may wait for its answer: short for reads, long for work that changes guests (a
+    /// populate or a listener's answers take their time). `GMEMCTL_AGENT_TIMEOUT` overrides both.
+    static func readTimeout(for op: AgentOp) -> Double {
+        if let text = ProcessInfo.processInfo.environment["GMEMCTL_AGENT_TIMEOUT"], let seconds = Double(text), seconds >= 0 {
+            return seconds
+        }
+        switch op {
+        case .apply, .convert, .destroy, .stop: return 600
+        default: return 30
+        }
+    }
+
     static func connect(_ path: String) throws -> AgentSession {
         do {
             let client = try AgentClient(socketPath: path)
+            client.setReadTimeout(seconds: readTimeout(for: .hello))
             let hello = try client.call(AgentRequest(op: .hello), as: HelloResult.self)
             return AgentSession(socket: path, client: client, hello: hello)
         } catch {
@@ -72,6 +85,7 @@ final class AgentSession {
     /// Sends a request; an agent error is reported as the CLI reports local errors (exit 1), with manifest
     /// diagnostics in the file's terms and, for a guest lost in an agent restart, the plain reason.
     func call<R: Codable & Sendable>(_ request: AgentRequest, as type: R.Type, file: String? = nil, format: OutputFormat) throws -> R {
+        client.setReadTimeout(seconds: AgentOp(rawValue: request.op).map(Self.readTimeout(for:)) ?? 30)
         switch Result(catching: { () throws(AgentClientError) in try client.call(request, as: type) }) {
         case .success(let result):
             return result

@@ -49,8 +49,14 @@ struct ApplyCommand: ParsableCommand {
     func run() throws {
         let manifest = try ManifestInput.load(file, format: format)
         let outcome: ApplyOutcome
-        if !ephemeral, let session = try agentSession() {
-            outcome = try applyThroughAgent(session, manifest: manifest)
+        if !ephemeral, let (session, started) = try agentSession() {
+            do {
+                outcome = try applyThroughAgent(session, manifest: manifest)
+            } catch {
+                if started { stopStartedAgent(session) }
+                throw error
+            }
+            if started && !outcome.live.exists { stopStartedAgent(session) }
         } else {
             outcome = try applyLocally(manifest)
         }
@@ -152,19 +158,54 @@ struct ApplyOutcome {
 
 extension ApplyCommand {
     /// The agent to apply through: a running one; else, where guests would die with this process (kvm) or
-    /// where `--agent` names a socket, one started now. Nil: apply here (the simulator's state file).
-    private func agentSession() throws -> AgentSession? {
+    /// where `--agent` names a socket, one started now (`started`). Nil: apply here (the simulator's state file).
+    private func agentSession() throws -> (session: AgentSession, started: Bool)? {
         if agentOptions.noAgent { return nil }
         let path = agentOptions.socketPath
-        if AgentProbe.state(of: path) == .live { return try AgentSession.find(agentOptions, host: hostOptions) }
-        let onKVM = hostOptions.host == "kvm" || (hostOptions.host == "auto" && KVMKernel.canOpen().available)
-        guard onKVM || agentOptions.socket != nil else { return nil }
-        var arguments = ["--host", onKVM ? "kvm" : hostOptions.host]
-        if let state = hostOptions.state, !onKVM { arguments += ["--state", state] }
-        if let abi = hostOptions.kvmABI { arguments += ["--kvm-abi", abi] }
-        let session = try AgentSpawn.start(socket: path, hostArguments: arguments)
-        printNote("started an agent (pid \(session.hello.pid), instance \(session.hello.instance)) on \(path) for \(session.hello.hostLabel); it holds the guests until `gmemctl agent stop`")
-        return session
+        if AgentProbe.state(of: path) == .live { return try AgentSession.find(agentOptions, host: hostOptions).map { ($0, false) } }
+        guard let launch = try agentLaunch(for: path) else { return nil }
+        let session = try AgentSpawn.start(socket: path, hostArguments: launch.arguments)
+        printNote("started an agent (pid \(session.hello.pid), instance \(session.hello.instance)) on \(path) for \(session.hello.hostLabel), chosen by \(launch.why); it holds the guests until `gmemctl agent stop`")
+        return (session, true)
+    }
+
+    /// The settings a new agent on `path` gets, and what justifies them: the command's explicit `--host`,
+    /// else the host (and state file) of the agent that served this socket before, else the real kernel where
+    /// `--host auto` means it. Nil: no agent is needed (the simulator keeps guests in its state file).
+    private func agentLaunch(for path: String) throws -> (arguments: [String], why: String)? {
+        let recorded = AgentMemory.load().sockets[path]
+        let host: String
+        var state = hostOptions.state
+        let why: String
+        if hostOptions.host != "auto" {
+            (host, why) = (hostOptions.host, "--host \(hostOptions.host)")
+        } else if let previous = recorded?.host {
+            host = previous
+            state = state ?? recorded?.stateFile
+            why = "the host of the agent that served this socket before (--host to choose another)"
+        } else if HostOptions.autoMeansKVM() {
+            (host, why) = ("kvm", "--host auto (/dev/kvm offers guest_memfd)")
+        } else if agentOptions.socket != nil {
+            throw CLIError.unavailable("no agent serves \(path), and nothing says which host a new one should serve: give --host kvm or --host sim:PROFILE")
+        } else {
+            return nil
+        }
+        // The simulator needs an agent only where one was asked for by socket.
+        guard host == "kvm" || agentOptions.socket != nil else { return nil }
+        var arguments = ["--host", host]
+        if let state, host != "kvm" { arguments += ["--state", state] }
+        if let abi = hostOptions.kvmABI, host == "kvm" { arguments += ["--kvm-abi", abi] }
+        return (arguments, why)
+    }
+
+    /// An agent this command started for a guest that never came to exist is stopped again: nothing is left
+    /// running for a failed apply. An agent that was already running is left alone.
+    private func stopStartedAgent(_ session: AgentSession) {
+        guard let hello = try? session.client.call(AgentRequest(op: .hello), as: HelloResult.self), hello.guests.isEmpty else { return }
+        _ = try? session.client.call(AgentRequest(op: .stop), as: StopResult.self)
+        let deadline = Date().addingTimeInterval(10)
+        while AgentProbe.state(of: session.socket) != .absent && Date() < deadline { usleep(20_000) }
+        printNote("stopped the agent it started (pid \(hello.pid)): the apply failed and it holds no guest")
     }
 
     private func applyThroughAgent(_ session: AgentSession, manifest: Manifest) throws -> ApplyOutcome {

@@ -41,8 +41,12 @@ struct EventsCommand: ParsableCommand {
         request.since = since
         request.follow = follow
         let result = try session.call(request, as: EventsResult.self, format: output)
+        if let oldest = result.droppedBefore {
+            printNote("events #\(since + 1)-#\(oldest - 1) were dropped: the agent keeps the last \(result.kept.map(String.init) ?? "few") per guest (gmemctl agent --event-history)")
+        }
         for event in result.events { try emit(event) }
         guard follow else { return }
+        session.client.setReadTimeout(seconds: 0) // a follower waits as long as it takes
         while true {
             switch Result(catching: { () throws(AgentClientError) in try session.client.read(AgentEventLine.self) }) {
             case .success(let line): try emit(line.event)

@@ -65,6 +65,12 @@ struct HostOptions: ParsableArguments {
         }
     }
 
+    /// Whether `--host auto` means the real kernel here: /dev/kvm opens and offers guest_memfd.
+    static func autoMeansKVM() -> Bool {
+        guard KVMKernel.canOpen().available, let kvm = try? KVMHost(optIn: nil) else { return false }
+        return kvm.capabilities.vmTypes.contains(where: \.guestMemfd)
+    }
+
     private func openKVM() throws -> Host {
         do {
             return try KVMHost(optIn: kvmABI.flatMap(ConversionABI.init(rawValue:)))
