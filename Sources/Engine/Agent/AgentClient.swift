@@ -11,6 +11,7 @@ public final class AgentClient {
     private let fd: Int32
     private var buffered: [UInt8] = []
     private var nextID: Int64 = 1
+    private var readTimeout: Double = 0
 
     public init(socketPath: String) throws(AgentClientError) {
         self.socketPath = socketPath
@@ -75,6 +76,7 @@ public final class AgentClient {
             let count = chunk.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
             if count < 0 {
                 if errno == EINTR { continue }
+                if errno == EAGAIN || errno == EWOULDBLOCK { throw .timedOut(seconds: readTimeout) }
                 throw .io("reading from \(socketPath): \(String(cString: strerror(errno)))")
             }
             if count == 0 { throw .closed }
@@ -94,6 +96,7 @@ public final class AgentClient {
 
     /// Gives up waiting for the agent after `seconds` on every read (0: wait for ever).
     public func setReadTimeout(seconds: Double) {
+        readTimeout = seconds
         var value = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - Double(Int(seconds))) * 1_000_000))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &value, socklen_t(MemoryLayout<timeval>.size))
     }
@@ -109,12 +112,15 @@ public enum AgentClientError: Error, Sendable, CustomStringConvertible {
     case unavailable(String)
     case io(String)
     case closed
+    /// No line arrived within the read timeout.
+    case timedOut(seconds: Double)
     case agent(AgentErrorBody)
 
     public var description: String {
         switch self {
         case .unavailable(let text), .io(let text): return text
         case .closed: return "the agent closed the connection"
+        case .timedOut(let seconds): return "no answer from the agent within \(Int(seconds)) s"
         case .agent(let body): return body.message
         }
     }
