@@ -4,6 +4,7 @@ import Dispatch
 import Foundation
 import GmemCore
 import GmemProtocol
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -11,7 +12,8 @@ import Glibc
 struct ListenCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "listen",
-        abstract: "Speak for a guest's listener (the stand-in for a device model): print each map/unmap event and answer it.",
+        abstract:
+            "Speak for a guest's listener (the stand-in for a device model): print each map/unmap event and answer it.",
         discussion: """
             Connects to the running agent, registers as listener L of guest NAME (L as declared in the manifest's \
             spec.listeners), prints a line when registered, then a line per event with its answer. Events are \
@@ -41,25 +43,36 @@ struct ListenCommand: ParsableCommand {
 
     @Argument(help: "Guest name (metadata.name).") var name: String
 
-    @Option(help: ArgumentHelp("The listener to speak for, as declared in the manifest's spec.listeners.",
-                               valueName: "name"))
+    @Option(
+        help: ArgumentHelp(
+            "The listener to speak for, as declared in the manifest's spec.listeners.",
+            valueName: "name"))
     var listener: String
 
-    @Option(name: .customLong("reject-unmap"), parsing: .singleValue, help: ArgumentHelp(
-        "Reject unmap events that overlap RANGE: START-END with an inclusive end (0xA0000-0xFFFFF) or START+SIZE (0x100000+2MiB). Repeatable.",
-        valueName: "range"))
+    @Option(
+        name: .customLong("reject-unmap"), parsing: .singleValue,
+        help: ArgumentHelp(
+            "Reject unmap events that overlap RANGE: START-END with an inclusive end (0xA0000-0xFFFFF) "
+                + "or START+SIZE (0x100000+2MiB). Repeatable.",
+            valueName: "range"))
     var rejectUnmap: [String] = []
 
-    @Option(name: .customLong("exec"), help: ArgumentHelp(
-        "Decide every event by running CMD with /bin/sh -c: exit 0 accepts, anything else rejects.", valueName: "cmd"))
+    @Option(
+        name: .customLong("exec"),
+        help: ArgumentHelp(
+            "Decide every event by running CMD with /bin/sh -c: exit 0 accepts, anything else rejects.",
+            valueName: "cmd"))
     var command: String?
 
-    @Option(help: "Output format: human (a line per event) or json (a JSON document per line, each with formatVersion).")
+    @Option(
+        help: "Output format: human (a line per event) or json (a JSON document per line, each with formatVersion).")
     var output: OutputFormat = .human
 
-    @Option(name: .customLong("agent"), help: ArgumentHelp(
-        "The agent's socket (default: $XDG_RUNTIME_DIR/gmemctl/agent.sock, else /tmp/gmemctl-UID/agent.sock).",
-        valueName: "path"))
+    @Option(
+        name: .customLong("agent"),
+        help: ArgumentHelp(
+            "The agent's socket (default: $XDG_RUNTIME_DIR/gmemctl/agent.sock, else /tmp/gmemctl-UID/agent.sock).",
+            valueName: "path"))
     var socket: String?
 
     @Option(help: ArgumentHelp("Exit 0 after answering N events.", valueName: "n"))
@@ -76,7 +89,9 @@ struct ListenCommand: ParsableCommand {
             let parts = text.split(separator: "+", omittingEmptySubsequences: false)
             guard parts.count == 2 else { return try parseRange(text) }
             let range = GuestRange(gpa: try parseSize(String(parts[0])), size: try parseSize(String(parts[1])))
-            guard range.size > 0 else { throw SizeParseError("range \"\(text)\" is empty", detail: "give a size above 0") }
+            guard range.size > 0 else {
+                throw SizeParseError("range \"\(text)\" is empty", detail: "give a size above 0")
+            }
             guard !range.gpa.addingReportingOverflow(range.size).overflow else {
                 throw SizeParseError("range \"\(text)\" runs past 2^64", detail: "start + size must fit in 64 bits")
             }
@@ -89,7 +104,8 @@ struct ListenCommand: ParsableCommand {
     func run() throws {
         let path = socket ?? AgentPaths.defaultSocket()
         guard AgentProbe.state(of: path) == .live else {
-            throw CLIError.unavailable("no agent runs on \(path); start one with `gmemctl agent` (listening needs a running agent)")
+            throw CLIError.unavailable(
+                "no agent runs on \(path); start one with `gmemctl agent` (listening needs a running agent)")
         }
         let session = try AgentSession.connect(path)
         var request = AgentRequest.guest(.listen, name: name)
@@ -108,8 +124,9 @@ struct ListenCommand: ParsableCommand {
             return source
         }
         try withExtendedLifetime(sources) {
-            emit(ListenLineJSON(type: "listening", guest: name, listener: listener, socket: path),
-                 human: "listening as \(listener) of guest \(name) on \(path)")
+            emit(
+                ListenLineJSON(type: "listening", guest: name, listener: listener, socket: path),
+                human: "listening as \(listener) of guest \(name) on \(path)")
             try serve(session: session, policy: policy, stop: stop)
         }
     }
@@ -123,8 +140,9 @@ struct ListenCommand: ParsableCommand {
             case .failure(.closed) where !stop.stopping:
                 let stopped = AgentProbe.state(of: session.socket) != .live
                 let message = stopped ? "the agent stopped" : "the agent closed the connection"
-                emit(ListenLineJSON(type: "closed", guest: name, listener: listener, message: message),
-                     human: message + "; no longer listening")
+                emit(
+                    ListenLineJSON(type: "closed", guest: name, listener: listener, message: message),
+                    human: message + "; no longer listening")
                 return
             case .failure(let error):
                 if stop.stopping { return }
@@ -134,13 +152,20 @@ struct ListenCommand: ParsableCommand {
             let reason = policy.decide(event, guest: line.guest, stop: stop)
             if stop.stopping { return }
             var json = ListenLineJSON(type: "event", guest: line.guest, listener: event.listener)
-            (json.sequence, json.kind, json.gpa, json.size) = (event.sequence, event.kind.rawValue, event.gpa, event.size)
+            (json.sequence, json.kind, json.gpa, json.size) = (
+                event.sequence, event.kind.rawValue, event.gpa, event.size
+            )
             (json.accept, json.reason) = (reason == nil, reason)
             let answer = reason.map { "rejected: \($0)" } ?? "accepted"
-            emit(json, human: "#\(event.sequence) \(event.kind.rawValue) \(hex(event.gpa))+\(hex(event.size)) -> \(answer)")
+            emit(
+                json,
+                human: "#\(event.sequence) \(event.kind.rawValue) \(hex(event.gpa))+\(hex(event.size)) -> \(answer)")
             do {
-                try session.client.send(AgentLine.encode(ListenerAnswer(sequence: event.sequence, accept: reason == nil,
-                                                                        reason: reason)))
+                try session.client.send(
+                    AgentLine.encode(
+                        ListenerAnswer(
+                            sequence: event.sequence, accept: reason == nil,
+                            reason: reason)))
             } catch {
                 if stop.stopping { return }
                 throw CLIError.unavailable("the agent on \(session.socket): \(error)")

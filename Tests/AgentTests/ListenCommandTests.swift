@@ -2,6 +2,7 @@ import Foundation
 import GmemProtocol
 import ProcessSupport
 import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -96,10 +97,13 @@ import Glibc
 
     @Test func rejectUnmapStopsOverlappingConversionsOnly() throws {
         let world = try world()
-        let listen = try ListenProcess(world, [
-            "listened", "--listener", "vfio0", "--reject-unmap", "0x400000+4KiB", "--reject-unmap", "0x1000000-0x11FFFFF",
-            "--count", "3",
-        ])
+        let listen = try ListenProcess(
+            world,
+            [
+                "listened", "--listener", "vfio0", "--reject-unmap", "0x400000+4KiB", "--reject-unmap",
+                "0x1000000-0x11FFFFF",
+                "--count", "3",
+            ])
         #expect(listen.waitForLines(1), "\(listen.all)")
 
         let refused = try convert(world, "0x400000", to: "private")
@@ -116,7 +120,8 @@ import Glibc
         #expect(listen.exitCode() == 0, "\(listen.all)")
         let events = Array(listen.lines.dropFirst())
         #expect(events.count == 3, "\(listen.all)")
-        #expect(events[0].contains("unmap 0x400000+0x200000 -> rejected: unmap overlaps 0x400000-0x400FFF"), "\(events)")
+        #expect(
+            events[0].contains("unmap 0x400000+0x200000 -> rejected: unmap overlaps 0x400000-0x400FFF"), "\(events)")
         #expect(events[1].contains("unmap 0x1000000+0x200000 -> rejected: unmap overlaps 0x1000000-0x11FFFFF"))
         #expect(events[2].hasSuffix("unmap 0x800000+0x200000 -> accepted"), "\(events)")
     }
@@ -151,7 +156,9 @@ import Glibc
         // The command's stdout went to stderr, its environment carried the event.
         #expect(!listen.stdout.contains("chatter") && listen.stderr.contains("chatter on stdout"), "\(listen.all)")
         let logged = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-        #expect(logged.split(separator: "\n").first?.hasSuffix(" unmap 0x200000 0x200000 vfio0 listened") == true, "\(logged)")
+        #expect(
+            logged.split(separator: "\n").first?.hasSuffix(" unmap 0x200000 0x200000 vfio0 listened") == true,
+            "\(logged)")
 
         // SIGTERM ends it promptly with exit 0.
         kill(listen.process.processIdentifier, SIGTERM)
@@ -160,17 +167,25 @@ import Glibc
 
     @Test func jsonLinesParseAndSIGINTEndsIt() throws {
         let world = try world()
-        let listen = try ListenProcess(world, ["listened", "--listener", "vfio0", "--output", "json",
-                                               "--reject-unmap", "0x400000-0x5FFFFF"])
+        let listen = try ListenProcess(
+            world,
+            [
+                "listened", "--listener", "vfio0", "--output", "json",
+                "--reject-unmap", "0x400000-0x5FFFFF",
+            ])
         #expect(listen.waitForLines(1), "\(listen.all)")
         #expect(try convert(world, "0x200000", to: "private").exitCode == 0)
         #expect(try convert(world, "0x200000", to: "shared").exitCode == 0)
         #expect(try convert(world, "0x400000", to: "private").exitCode == 1)
 
-        let documents = listen.lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let documents = listen.lines.compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
         #expect(documents.count == 4 && listen.lines.count == 4, "\(listen.all)")
-        #expect(documents.allSatisfy { $0["formatVersion"] as? String == "1.0" && $0["listener"] as? String == "vfio0" })
-        #expect(documents.first?["type"] as? String == "listening" && documents.first?["socket"] as? String == world.socket)
+        #expect(
+            documents.allSatisfy { $0["formatVersion"] as? String == "1.0" && $0["listener"] as? String == "vfio0" })
+        #expect(
+            documents.first?["type"] as? String == "listening" && documents.first?["socket"] as? String == world.socket)
         let events = documents.dropFirst()
         #expect(events.allSatisfy { $0["type"] as? String == "event" && $0["guest"] as? String == "listened" })
         #expect(events.map { $0["kind"] as? String } == ["unmap", "map", "unmap"])

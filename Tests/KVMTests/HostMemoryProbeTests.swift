@@ -3,6 +3,7 @@ import Foundation
 import GmemCore
 import GmemKVM
 import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -40,7 +41,8 @@ import Glibc
     static func action(_ signal: Int32) -> [UInt8] {
         var action = sigaction()
         sigaction(signal, nil, &action)
-        return withUnsafeBytes(of: action.__sigaction_handler) { Array($0) } + withUnsafeBytes(of: action.sa_flags) { Array($0) }
+        return withUnsafeBytes(of: action.__sigaction_handler) { Array($0) }
+            + withUnsafeBytes(of: action.sa_flags) { Array($0) }
     }
 
     static func read(_ address: UInt64, _ count: Int) -> (result: Int32, bytes: [UInt8]) {
