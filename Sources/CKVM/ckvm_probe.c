@@ -1,86 +1,121 @@
-/* Fault-safe host memory access: a private guest_memfd page (or one beyond EOF) raises SIGBUS on touch, and
- * gmemctl must report that rather than crash. One SIGBUS/SIGSEGV handler is installed once; it jumps back
- * into the probe that faulted (thread-local jump buffer) and forwards every other fault to the handler that
- * was installed before it. */
+/* Fault-safe host memory access without signal handlers. A private guest_memfd page (or one beyond a file's
+ * EOF) raises SIGBUS on touch, and gmemctl must report that rather than crash. Instead of catching the signal
+ * (a process-wide handler that every other library in the process would have to live with), the kernel is
+ * asked to fault the range in first: madvise(MADV_POPULATE_READ/WRITE) (Linux 5.14+) runs the same fault path
+ * as a touch and reports what the touch would have raised:
+ *   EFAULT, EHWPOISON  a touch would raise SIGBUS (VM_FAULT_SIGBUS: private guest_memfd page, beyond EOF)
+ *   ENOMEM             nothing is mapped there (a touch would raise SIGSEGV)
+ *   EINVAL             the mapping does not allow the access (PROT_NONE, a write to a read-only mapping) or
+ *                      cannot be populated (VM_IO/VM_PFNMAP): reported as SIGSEGV, the probe cannot vouch for it
+ * Once populated the copy does not fault, unless the mapping changes between the madvise and the copy (another
+ * thread truncating, converting or unmapping it): gmemctl serializes its host calls, so none of its own do.
+ * Kernels without the advice get -EOPNOTSUPP: gmemctl needs guest_memfd (6.8+) anyway, and a clear refusal
+ * is better than a handler installed behind the back of the process. */
 #define _GNU_SOURCE
 #include "ckvm.h"
 
 #include <errno.h>
 #include <pthread.h>
-#include <setjmp.h>
-#include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
-static struct sigaction previous_sigbus;
-static struct sigaction previous_sigsegv;
-static pthread_once_t install_once = PTHREAD_ONCE_INIT;
-static int install_error;
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+/* The values are the uapi's (asm-generic/mman-common.h); the fallbacks above must match them. */
+_Static_assert(MADV_POPULATE_READ == 22, "MADV_POPULATE_READ is 22");
+_Static_assert(MADV_POPULATE_WRITE == 23, "MADV_POPULATE_WRITE is 23");
+_Static_assert(sizeof(uintptr_t) == sizeof(uint64_t), "host addresses are 64-bit");
+/* The Swift side matches on these values. */
+_Static_assert(CKVM_PROBE_OK == 0 && CKVM_PROBE_SIGBUS == 1 && CKVM_PROBE_SIGSEGV == 2, "probe results");
 
-static __thread sigjmp_buf probe_jump;
-static __thread volatile sig_atomic_t probe_active;
+static pthread_once_t support_once = PTHREAD_ONCE_INIT;
+static int populate_supported;
+
 static __thread uint64_t probe_fault_address;
 
-static void forward_to_previous(int signo, siginfo_t *info, void *context) {
-    struct sigaction *previous = signo == SIGBUS ? &previous_sigbus : &previous_sigsegv;
-    if (previous->sa_flags & SA_SIGINFO) {
-        previous->sa_sigaction(signo, info, context);
-        return;
+static void check_support(void) {
+    /* A zero-length madvise validates the advice and does nothing else: 0 where the kernel knows it. */
+    populate_supported = madvise(NULL, 0, MADV_POPULATE_READ) == 0 && madvise(NULL, 0, MADV_POPULATE_WRITE) == 0;
+}
+
+static int page_size(void) {
+    long size = sysconf(_SC_PAGESIZE);
+    return size > 0 ? (int)size : 4096;
+}
+
+/* madvise on whole pages, retried when interrupted: 0 or the errno. */
+static int populate(uintptr_t start, uintptr_t end, int advice) {
+    while (madvise((void *)start, end - start, advice) < 0) {
+        if (errno != EINTR)
+            return errno;
     }
-    if (previous->sa_handler == SIG_DFL || previous->sa_handler == SIG_IGN) {
-        /* Restore the default and return: the faulting instruction runs again and the default action
-         * (a core dump) happens with the right signal. Ignoring a synchronous fault would loop forever. */
-        signal(signo, SIG_DFL);
-        return;
+    return 0;
+}
+
+static int classify(int error) {
+    switch (error) {
+    case EFAULT:
+    case EHWPOISON:
+        return CKVM_PROBE_SIGBUS;
+    case ENOMEM:
+    case EINVAL:
+        return CKVM_PROBE_SIGSEGV;
+    default:
+        return -error;
     }
-    previous->sa_handler(signo);
 }
 
-static void fault_handler(int signo, siginfo_t *info, void *context) {
-    if (probe_active) {
-        probe_active = 0;
-        probe_fault_address = (uint64_t)(uintptr_t)info->si_addr;
-        siglongjmp(probe_jump, signo);
+/* Faults [address, address+length) in for `advice`: CKVM_PROBE_OK, a fault result with the thread's fault
+ * address set to the first byte of the first page that failed, or -errno. */
+static int prepare(uint64_t address, size_t length, int advice) {
+    if (length == 0)
+        return CKVM_PROBE_OK;
+    pthread_once(&support_once, check_support);
+    if (!populate_supported)
+        return -EOPNOTSUPP;
+    uintptr_t page = (uintptr_t)page_size();
+    uintptr_t start = (uintptr_t)address & ~(page - 1);
+    uintptr_t last = (uintptr_t)address + length - 1;
+    if (last < (uintptr_t)address || last > UINTPTR_MAX - page) {
+        /* The range wraps past the top of the address space: nothing can be mapped at its end. */
+        probe_fault_address = address;
+        return CKVM_PROBE_SIGSEGV;
     }
-    forward_to_previous(signo, info, context);
-}
-
-static void install_handlers(void) {
-    struct sigaction action;
-    memset(&action, 0, sizeof action);
-    action.sa_sigaction = fault_handler;
-    /* NODEFER: the handler leaves by siglongjmp, so the signal must not stay blocked (no mask save needed). */
-    action.sa_flags = SA_SIGINFO | SA_NODEFER;
-    sigemptyset(&action.sa_mask);
-    if (sigaction(SIGBUS, &action, &previous_sigbus) < 0 || sigaction(SIGSEGV, &action, &previous_sigsegv) < 0)
-        install_error = errno;
-}
-
-static int ensure_installed(void) {
-    pthread_once(&install_once, install_handlers);
-    return install_error ? -install_error : 0;
-}
-
-/* volatile byte loops: the compiler must not merge, reorder or elide the accesses that may fault. */
-static int probe_copy(volatile uint8_t *destination, const volatile uint8_t *source, size_t length) {
-    int setup = ensure_installed();
-    if (setup < 0)
-        return setup;
-    int signo = sigsetjmp(probe_jump, 0);
-    if (signo != 0)
-        return signo == SIGBUS ? CKVM_PROBE_SIGBUS : CKVM_PROBE_SIGSEGV;
-    probe_active = 1;
-    for (size_t i = 0; i < length; i++)
-        destination[i] = source[i];
-    probe_active = 0;
-    return CKVM_PROBE_OK;
+    uintptr_t end = (last & ~(page - 1)) + page;
+    int error = populate(start, end, advice);
+    if (error == 0)
+        return CKVM_PROBE_OK;
+    /* Only after a failure: page by page (bounded by the request) to name the first page that fails, and
+     * classify by that page's error (the whole range's first error is the same page's, barring a race). */
+    for (uintptr_t at = start; at < end; at += page) {
+        int page_error = populate(at, at + page, advice);
+        if (page_error != 0) {
+            probe_fault_address = at < (uintptr_t)address ? address : (uint64_t)at;
+            return classify(page_error);
+        }
+    }
+    /* Every page populated on the second look: the mapping changed in between. Report the first failure. */
+    probe_fault_address = address;
+    return classify(error);
 }
 
 int ckvm_probe_read(uint64_t address, void *buffer, size_t length) {
-    return probe_copy((volatile uint8_t *)buffer, (const volatile uint8_t *)(uintptr_t)address, length);
+    int result = prepare(address, length, MADV_POPULATE_READ);
+    if (result == CKVM_PROBE_OK && length > 0)
+        memcpy(buffer, (const void *)(uintptr_t)address, length);
+    return result;
 }
 
 int ckvm_probe_write(uint64_t address, const void *buffer, size_t length) {
-    return probe_copy((volatile uint8_t *)(uintptr_t)address, (const volatile uint8_t *)buffer, length);
+    int result = prepare(address, length, MADV_POPULATE_WRITE);
+    if (result == CKVM_PROBE_OK && length > 0)
+        memcpy((void *)(uintptr_t)address, buffer, length);
+    return result;
 }
 
 uint64_t ckvm_probe_last_fault_address(void) { return probe_fault_address; }

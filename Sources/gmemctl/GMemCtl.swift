@@ -24,7 +24,8 @@ struct GMemCtl: ParsableCommand {
             """,
         subcommands: [
             Validate.self, CapsCommand.self, ProfilesCommand.self, PlanCommand.self, ApplyCommand.self,
-            DiffCommand.self, GetCommand.self, ConvertCommand.self, DestroyCommand.self, EventsCommand.self, AgentCommand.self,
+            DiffCommand.self, GetCommand.self, ConvertCommand.self, DestroyCommand.self, EventsCommand.self, ListenCommand.self,
+            AgentCommand.self,
             ConformanceCommand.self,
             Schema.self,
         ]

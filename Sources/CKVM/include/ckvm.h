@@ -277,9 +277,10 @@ int64_t ckvm_present_bytes(uint64_t address, uint64_t length);
 int ckvm_close(int fd);
 long ckvm_page_size(void);
 
-/* Fault-safe memory access: copies len bytes and returns CKVM_PROBE_OK, or CKVM_PROBE_SIGBUS /
- * CKVM_PROBE_SIGSEGV when the access faulted (the copy stops there), or -errno if the handler could not be
- * installed. Faults outside a probe go to the previously installed handler. */
+/* Fault-safe memory access without signal handlers: the range is faulted in first with
+ * madvise(MADV_POPULATE_READ/WRITE), then copied. Returns CKVM_PROBE_OK, CKVM_PROBE_SIGBUS where a touch would
+ * raise SIGBUS (nothing is copied), CKVM_PROBE_SIGSEGV where nothing accessible is mapped, or -EOPNOTSUPP on
+ * kernels without the advice (before 5.14). */
 enum ckvm_probe_result {
     CKVM_PROBE_OK = 0,
     CKVM_PROBE_SIGBUS = 1,
@@ -287,7 +288,7 @@ enum ckvm_probe_result {
 };
 int ckvm_probe_read(uint64_t address, void *buffer, size_t length);
 int ckvm_probe_write(uint64_t address, const void *buffer, size_t length);
-/* The faulting address (si_addr) of this thread's last failed probe. */
+/* The first address of the first page that failed in this thread's last failed probe. */
 uint64_t ckvm_probe_last_fault_address(void);
 
 /* vCPU helpers. */

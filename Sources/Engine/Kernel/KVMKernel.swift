@@ -143,7 +143,7 @@ public final class KVMKernel: KernelInterface {
         try checkProbe(result, "write", address: address, count: bytes.count)
     }
 
-    /// SIGBUS becomes `.sigbus`, SIGSEGV becomes EFAULT (nothing mapped), both naming the faulting address.
+    /// SIGBUS becomes `.sigbus`, SIGSEGV becomes EFAULT (nothing accessible mapped), both naming the first failing page.
     private func checkProbe(_ result: Int32, _ call: String, address: UInt64, count: Int) throws(KernelError) {
         let arguments = "\(Format.hex(address)), \(count) bytes"
         switch result {
@@ -154,7 +154,10 @@ public final class KVMKernel: KernelInterface {
         case Int32(CKVM_PROBE_SIGSEGV.rawValue):
             throw KernelError(call: call, arguments: arguments + ", fault at \(Format.hex(ckvm_probe_last_fault_address()))", errno: .efault)
         default:
-            throw KernelError(call: "sigaction", arguments: "SIGBUS/SIGSEGV probe handler for \(call)", errno: Errno(negatedReturn: result))
+            // -EOPNOTSUPP: the kernel has no MADV_POPULATE_READ/WRITE (before Linux 5.14).
+            let advice = call == "read" ? "MADV_POPULATE_READ" : "MADV_POPULATE_WRITE"
+            throw KernelError(call: "madvise", arguments: "\(advice) before the \(call) of " + arguments + " (needs Linux 5.14+)",
+                              errno: Errno(negatedReturn: result))
         }
     }
 
