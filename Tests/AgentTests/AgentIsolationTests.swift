@@ -25,11 +25,11 @@ struct AgentIsolationTests {
                 type: sw-protected
               blocks:
                 - name: ram
-                  size: 64GiB
+                  size: 1TiB
                   backend:
                     type: in-place
               mappings:
-                - { block: ram, offset: 0, size: 64GiB, gpa: 0x0 }
+                - { block: ram, offset: 0, size: 1TiB, gpa: 0x0 }
               layout:
                 default: private
                 shared:
@@ -58,10 +58,14 @@ struct AgentIsolationTests {
         return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
     }
 
-    @Test func aLargePlanDoesNotDelayAnotherClientsHello() throws {
+    /// 100 KB as the issue measured it, and 2 MB, whose parsing alone takes longer than the bound: only a
+    /// parse off the event loop keeps the other client's hello fast.
+    @Test(arguments: [100_000, 2_000_000])
+    func aLargePlanDoesNotDelayAnotherClientsHello(bytes: Int) throws {
         let world = try AgentHarness()
         try world.startAgent(Self.host)
-        let text = Self.largeManifest(name: "large", bytes: 100_000)
+        // The 2 MB one ends with a mistake: the agent parses it all and answers at once, without planning.
+        let text = Self.largeManifest(name: "large", bytes: bytes) + (bytes > 1_000_000 ? "  bogus: 1\n" : "")
         let planner = try world.client()
         var plan = AgentRequest(op: .plan, id: .number(7))
         (plan.manifest, plan.file) = (text, "large.yaml")
@@ -71,12 +75,12 @@ struct AgentIsolationTests {
         try planner.send(AgentLine.encode(plan))
         let latencies = try (0..<20).map { _ in try Self.milliseconds { _ = try other.call(AgentRequest(op: .hello), as: HelloResult.self) } }
         let answer = try planner.read(AgentResponse<PlanResult>.self)
-        #expect(answer.ok, "\(String(describing: answer.error))")
+        #expect(answer.ok == (bytes < 1_000_000), "\(String(describing: answer.error))")
         let sorted = latencies.sorted()
         let median = sorted[sorted.count / 2]
-        print("hello beside a 100 KB plan: median \(median) ms, max \(sorted.last ?? 0) ms")
-        #expect(median < 50, "hello latencies (ms) while a 100 KB plan was parsed: \(sorted)")
-        #expect((sorted.last ?? 0) < 1000, "\(sorted)")
+        print("hello beside a \(bytes / 1000) KB plan: median \(median) ms, max \(sorted.last ?? 0) ms")
+        #expect(median < 50, "hello latencies (ms) while a \(bytes / 1000) KB plan was parsed: \(sorted)")
+        #expect((sorted.last ?? 0) < 250, "\(sorted)")
     }
 
     @Test func aClientThatPipelinesWithoutReadingIsHeldBack() throws {

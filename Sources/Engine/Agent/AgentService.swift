@@ -121,118 +121,149 @@ public final class AgentService: @unchecked Sendable {
 
     // MARK: Ops
 
+    /// One request being answered: what was asked, and by whom.
+    private struct Call: Sendable {
+        let op: AgentOp
+        let request: AgentRequest
+        let connection: AgentConnection
+        var id: AgentRequestID? { request.id }
+    }
+
     private func dispatch(_ op: AgentOp, _ request: AgentRequest, from connection: AgentConnection) {
-        let id = request.id
+        let call = Call(op: op, request: request, connection: connection)
         if let problem = Self.requestProblem(request) {
-            reply(connection, id: id, error: AgentErrorBody(.badRequest, problem))
+            fail(call, AgentErrorBody(.badRequest, problem))
             return
         }
         switch op {
-        case .hello:
-            var hello = self.hello
-            hello.guests = host.guestNames()
-            reply(connection, id: id, result: hello)
-        case .plan, .diff, .apply:
-            guard let manifest = loadManifest(request, connection: connection) else { return }
-            onGuest(manifest.metadata.name, connection, id, op: op.rawValue) { slot in
-                try self.run(op, manifest: manifest, request: request, slot: slot, connection: connection)
-            }
-        case .get:
-            if let name = request.name {
-                onGuest(name, connection, id, op: op.rawValue) { _ in
-                    let live = self.host.guest(named: name)
-                    guard live.exists || !live.blocks.isEmpty else { throw self.notFound(name) }
-                    self.reply(connection, id: id, result: GetResult(hostLabel: self.host.label, guests: [self.view(live)]))
-                }
-            } else {
-                DispatchQueue.global().async {
-                    let views = self.host.guestNames().map { name in self.slot(name).queue.sync { self.view(self.host.guest(named: name)) } }
-                    self.reply(connection, id: id, result: GetResult(hostLabel: self.host.label, guests: views))
-                }
-            }
-        case .convert:
-            guard let name = required(request.name, "name", request, connection),
-                  let gpa = required(request.gpa, "gpa", request, connection),
-                  let size = required(request.size, "size", request, connection),
-                  let to = required(request.to, "to", request, connection) else { return }
-            guard size > 0, !gpa.addingReportingOverflow(size).overflow else {
-                reply(connection, id: id, error: AgentErrorBody(.badRequest, "gpa + size must be a non-empty range without overflow"))
-                return
-            }
-            onGuest(name, connection, id, op: op.rawValue) { slot in
-                guard self.host.guest(named: name).exists else { throw self.notFound(name) }
-                let run = try self.provisioner.convert(guest: name, gpa: gpa..<(gpa + size), to: to, delivery: self.links.delivery(for: name))
-                slot.record(run.events, lastSequence: run.finalState.lastEventSequence)
-                self.log(run, op: op)
-                self.reply(connection, id: id, result: RunResult(hostLabel: self.host.label, plan: run.plan, report: run.report))
-            }
-        case .destroy:
-            guard let name = required(request.name, "name", request, connection) else { return }
-            onGuest(name, connection, id, op: op.rawValue) { slot in
-                let live = self.host.guest(named: name)
-                guard live.exists || !live.blocks.isEmpty else { throw self.notFound(name) }
-                let run = try self.provisioner.destroy(guest: name, delivery: self.links.delivery(for: name))
-                slot.record(run.events, lastSequence: run.finalState.lastEventSequence)
-                self.log(run, op: op)
-                self.reply(connection, id: id, result: RunResult(hostLabel: self.host.label, plan: run.plan, report: run.report))
-            }
-        case .events:
-            guard let name = required(request.name, "name", request, connection) else { return }
-            onGuest(name, connection, id, op: op.rawValue) { slot in
-                if slot.isEmpty && !self.host.guest(named: name).exists && !(request.follow ?? false) { throw self.notFound(name) }
-                let follow = request.follow ?? false
-                let (events, droppedBefore) = slot.events(since: request.since ?? 0)
-                self.reply(connection, id: id, result: EventsResult(guest: name, events: events, following: follow,
-                                                                    droppedBefore: droppedBefore, kept: self.options.eventHistory))
-                if follow { slot.follow(connection, requestID: id) }
-            }
-        case .listen:
-            guard let name = required(request.name, "name", request, connection),
-                  let listener = required(request.listener, "listener", request, connection) else { return }
-            // Only a listener the guest declares, of a guest that exists: nobody can hold a name in advance
-            // and make a later apply's events go to the wrong place.
-            let live = host.guest(named: name)
-            guard live.exists else {
-                reply(connection, id: id, error: notFound(name))
-                return
-            }
-            guard live.listeners.contains(listener) else {
-                let declared = live.listeners.isEmpty ? "it declares none" : "it declares " + live.listeners.joined(separator: ", ")
-                reply(connection, id: id, error: AgentErrorBody(.notFound, "guest \(name) has no listener \(listener) (\(declared) in spec.listeners)"))
-                return
-            }
-            guard links.register(guest: name, listener: listener, connection: connection) else {
-                reply(connection, id: id, error: AgentErrorBody(.listenerTaken, "listener \(listener) of guest \(name) is already connected"))
-                return
-            }
-            logger.info("listener connected", metadata: ["guest": "\(name)", "listener": "\(listener)", "connection": "\(connection.connectionID)"])
-            reply(connection, id: id, result: ListenResult(guest: name, listener: listener))
-        case .stop:
-            let first = lock.withLock { () -> Bool in
-                defer { stopping = true }
-                return !stopping
-            }
-            reply(connection, id: id, result: StopResult(guests: host.guestNames()))
-            if first, let handler = stopHandler.withLock({ $0 }) { handler() }
+        case .hello: hello(call)
+        case .plan, .diff, .apply: manifestOp(call)
+        case .get: get(call)
+        case .convert: convert(call)
+        case .destroy: destroy(call)
+        case .events: events(call)
+        case .listen: listen(call)
+        case .stop: stop(call)
         }
     }
 
-    private func run(_ op: AgentOp, manifest: Manifest, request: AgentRequest, slot: AgentGuest, connection: AgentConnection) throws {
-        let id = request.id
-        switch op {
-        case .plan:
-            reply(connection, id: id, result: PlanResult(hostLabel: host.label, plan: try provisioner.plan(manifest, prefault: request.prefault ?? false)))
-        case .diff:
-            reply(connection, id: id, result: DiffResult(hostLabel: host.label, diff: try provisioner.diff(manifest)))
-        default:
-            let run = try provisioner.apply(manifest, prefault: request.prefault ?? false, delivery: links.delivery(for: manifest.metadata.name))
-            slot.record(run.events, lastSequence: run.finalState.lastEventSequence)
-            log(run, op: op)
-            let inspection = provisioner.inspect(run.finalState, after: run.report, verify: request.verify ?? false)
-            let guest = GuestView(live: run.finalState, observation: inspection.observation)
-            reply(connection, id: id, result: ApplyResult(hostLabel: host.label, plan: run.plan, report: run.report,
-                                                          guest: guest, verification: inspection.verification))
+    private func hello(_ call: Call) {
+        var hello = self.hello
+        hello.guests = host.guestNames()
+        answer(call, hello)
+    }
+
+    /// plan, diff and apply: the manifest is loaded here (the connection's queue), the work runs on the guest's.
+    private func manifestOp(_ call: Call) {
+        guard let manifest = loadManifest(call) else { return }
+        let name = manifest.metadata.name, prefault = call.request.prefault ?? false
+        onGuest(name, call) { slot in
+            switch call.op {
+            case .plan:
+                self.answer(call, PlanResult(hostLabel: self.host.label, plan: try self.provisioner.plan(manifest, prefault: prefault)))
+            case .diff:
+                self.answer(call, DiffResult(hostLabel: self.host.label, diff: try self.provisioner.diff(manifest)))
+            default:
+                let run = try self.provisioner.apply(manifest, prefault: prefault, delivery: self.links.delivery(for: name))
+                self.record(run, call, slot)
+                let inspection = self.provisioner.inspect(run.finalState, after: run.report, verify: call.request.verify ?? false)
+                let guest = GuestView(live: run.finalState, observation: inspection.observation)
+                self.answer(call, ApplyResult(hostLabel: self.host.label, plan: run.plan, report: run.report, guest: guest,
+                                              verification: inspection.verification))
+            }
         }
+    }
+
+    private func get(_ call: Call) {
+        guard let name = call.request.name else {
+            // Every guest, each read on its own queue (after the work queued for it).
+            DispatchQueue.global().async {
+                let views = self.host.guestNames().map { name in self.slot(name).queue.sync { self.view(self.host.guest(named: name)) } }
+                self.answer(call, GetResult(hostLabel: self.host.label, guests: views))
+            }
+            return
+        }
+        onGuest(name, call) { _ in
+            self.answer(call, GetResult(hostLabel: self.host.label, guests: [self.view(try self.existing(name))]))
+        }
+    }
+
+    private func convert(_ call: Call) {
+        let request = call.request
+        guard let name = required(request.name, "name", call), let gpa = required(request.gpa, "gpa", call),
+              let size = required(request.size, "size", call), let to = required(request.to, "to", call) else { return }
+        guard size > 0, !gpa.addingReportingOverflow(size).overflow else {
+            fail(call, AgentErrorBody(.badRequest, "gpa + size must be a non-empty range without overflow"))
+            return
+        }
+        onGuest(name, call) { slot in
+            guard self.host.guest(named: name).exists else { throw self.notFound(name) }
+            let run = try self.provisioner.convert(guest: name, gpa: gpa..<(gpa + size), to: to, delivery: self.links.delivery(for: name))
+            self.record(run, call, slot)
+            self.answer(call, RunResult(hostLabel: self.host.label, plan: run.plan, report: run.report))
+        }
+    }
+
+    private func destroy(_ call: Call) {
+        guard let name = required(call.request.name, "name", call) else { return }
+        onGuest(name, call) { slot in
+            _ = try self.existing(name)
+            let run = try self.provisioner.destroy(guest: name, delivery: self.links.delivery(for: name))
+            self.record(run, call, slot)
+            self.answer(call, RunResult(hostLabel: self.host.label, plan: run.plan, report: run.report))
+        }
+    }
+
+    private func events(_ call: Call) {
+        guard let name = required(call.request.name, "name", call) else { return }
+        let follow = call.request.follow ?? false
+        onGuest(name, call) { slot in
+            if slot.isEmpty && !self.host.guest(named: name).exists && !follow { throw self.notFound(name) }
+            let (events, droppedBefore) = slot.events(since: call.request.since ?? 0)
+            self.answer(call, EventsResult(guest: name, events: events, following: follow, droppedBefore: droppedBefore,
+                                           kept: self.options.eventHistory))
+            if follow { slot.follow(call.connection, requestID: call.id) }
+        }
+    }
+
+    /// Only a listener the guest declares, of a guest that exists: nobody can hold a name in advance and make
+    /// a later apply's events go to the wrong place.
+    private func listen(_ call: Call) {
+        guard let name = required(call.request.name, "name", call),
+              let listener = required(call.request.listener, "listener", call) else { return }
+        let live = host.guest(named: name)
+        guard live.exists else { return fail(call, notFound(name)) }
+        guard live.listeners.contains(listener) else {
+            let declared = live.listeners.isEmpty ? "it declares none" : "it declares " + live.listeners.joined(separator: ", ")
+            return fail(call, AgentErrorBody(.notFound, "guest \(name) has no listener \(listener) (\(declared) in spec.listeners)"))
+        }
+        guard links.register(guest: name, listener: listener, connection: call.connection) else {
+            return fail(call, AgentErrorBody(.listenerTaken, "listener \(listener) of guest \(name) is already connected"))
+        }
+        logger.info("listener connected", metadata: ["guest": "\(name)", "listener": "\(listener)", "connection": "\(call.connection.connectionID)"])
+        answer(call, ListenResult(guest: name, listener: listener))
+    }
+
+    private func stop(_ call: Call) {
+        let first = lock.withLock { () -> Bool in
+            defer { stopping = true }
+            return !stopping
+        }
+        answer(call, StopResult(guests: host.guestNames()))
+        if first, let handler = stopHandler.withLock({ $0 }) { handler() }
+    }
+
+    /// After a run on the guest's queue: its events into the ring (and to followers), and a log line.
+    private func record(_ run: WorkflowRun, _ call: Call, _ slot: AgentGuest) {
+        slot.record(run.events, lastSequence: run.finalState.lastEventSequence)
+        log(run, op: call.op)
+    }
+
+    /// The guest's live state, or `not-found`.
+    private func existing(_ name: String) throws(AgentErrorBody) -> LiveState {
+        let live = host.guest(named: name)
+        guard live.exists || !live.blocks.isEmpty else { throw notFound(name) }
+        return live
     }
 
     /// Refuses new requests and ends every wait for a listener's answer as a rejection (a conversion waiting
@@ -292,30 +323,29 @@ public final class AgentService: @unchecked Sendable {
     }
 
     /// Runs `body` on the guest's queue; a thrown error becomes the error response.
-    private func onGuest(_ name: String, _ connection: AgentConnection, _ id: AgentRequestID?, op: String = "request",
-                         _ body: @escaping @Sendable (AgentGuest) throws -> Void) {
+    private func onGuest(_ name: String, _ call: Call, _ body: @escaping @Sendable (AgentGuest) throws -> Void) {
         let slot = self.slot(name)
         slot.queue.async {
-            slot.busy = op
+            slot.busy = call.op.rawValue
             defer { slot.busy = nil }
             do {
                 try body(slot)
             } catch let error as AgentErrorBody {
-                self.reply(connection, id: id, error: error)
+                self.fail(call, error)
             } catch let error as ProvisionError {
-                self.reply(connection, id: id, error: AgentErrorBody(.failed, error.message, diagnostics: error.diagnostics.isEmpty ? nil : error.diagnostics))
+                self.fail(call, AgentErrorBody(.failed, error.message, diagnostics: error.diagnostics.isEmpty ? nil : error.diagnostics))
             } catch {
-                self.reply(connection, id: id, error: AgentErrorBody(.failed, "\(error)"))
+                self.fail(call, AgentErrorBody(.failed, "\(error)"))
             }
         }
     }
 
-    private func loadManifest(_ request: AgentRequest, connection: AgentConnection) -> Manifest? {
-        guard let text = required(request.manifest, "manifest", request, connection) else { return nil }
-        let file = request.file ?? "<manifest>"
+    private func loadManifest(_ call: Call) -> Manifest? {
+        guard let text = required(call.request.manifest, "manifest", call) else { return nil }
+        let file = call.request.file ?? "<manifest>"
         let loaded = ManifestLoader.load(yaml: text, file: file, pageSize: host.kernel.pageSize)
         guard loaded.isValid, let manifest = loaded.manifest else {
-            reply(connection, id: request.id, error: AgentErrorBody(.invalidManifest, "\(file) is not a valid manifest", diagnostics: loaded.diagnostics))
+            fail(call, AgentErrorBody(.invalidManifest, "\(file) is not a valid manifest", diagnostics: loaded.diagnostics))
             return nil
         }
         return manifest
@@ -336,8 +366,8 @@ public final class AgentService: @unchecked Sendable {
         return nil
     }
 
-    private func required<T>(_ value: T?, _ field: String, _ request: AgentRequest, _ connection: AgentConnection) -> T? {
-        if value == nil { reply(connection, id: request.id, error: AgentErrorBody(.badRequest, "op \(request.op) needs field \"\(field)\"")) }
+    private func required<T>(_ value: T?, _ field: String, _ call: Call) -> T? {
+        if value == nil { fail(call, AgentErrorBody(.badRequest, "op \(call.request.op) needs field \"\(field)\"")) }
         return value
     }
 
@@ -359,8 +389,12 @@ public final class AgentService: @unchecked Sendable {
         }
     }
 
-    private func reply<R: Codable & Sendable>(_ connection: AgentConnection, id: AgentRequestID?, result: R) {
-        connection.respond(AgentLine.encode(AgentResponse(id: id, result: result)))
+    private func answer<R: Codable & Sendable>(_ call: Call, _ result: R) {
+        call.connection.respond(AgentLine.encode(AgentResponse(id: call.id, result: result)))
+    }
+
+    private func fail(_ call: Call, _ error: AgentErrorBody) {
+        reply(call.connection, id: call.id, error: error)
     }
 
     private func reply(_ connection: AgentConnection, id: AgentRequestID?, error: AgentErrorBody) {
