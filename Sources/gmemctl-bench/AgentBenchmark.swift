@@ -44,13 +44,13 @@ let agentBenchmark = Benchmark(
     }
 }
 
-private func named(_ op: AgentOp, _ name: String) -> AgentRequest {
+func named(_ op: AgentOp, _ name: String) -> AgentRequest {
     var request = AgentRequest(op: op)
     request.name = name
     return request
 }
 
-private func apply(_ client: AgentClient, file: String) throws {
+func apply(_ client: AgentClient, file: String) throws {
     var request = AgentRequest(op: .apply)
     request.manifest = try String(contentsOfFile: file, encoding: .utf8)
     request.file = file
@@ -79,7 +79,7 @@ private func report(_ label: String, _ samples: [Double]) {
 }
 
 /// Runs an agent on `host` on a socket in a fresh directory, hands a client to `body`, then stops it.
-private func withAgent(binary: String, host: String, _ body: (AgentClient) throws -> Void) throws {
+func withAgent(binary: String, host: String, _ body: (AgentClient) throws -> Void) throws {
     let directory = "/tmp/gmemctl-bench-agent-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
     mkdir(directory, 0o700)
     defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -108,7 +108,7 @@ private func withAgent(binary: String, host: String, _ body: (AgentClient) throw
 }
 
 /// `gmemctl` built next to this benchmark binary.
-private func siblingGmemctl() -> String {
+func siblingGmemctl() -> String {
     let own = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     return (own as NSString).deletingLastPathComponent + "/gmemctl"
 }

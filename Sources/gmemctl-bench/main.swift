@@ -10,6 +10,7 @@ let benchmarks: [Benchmark] = [
     prefaultBenchmark,
     planBenchmark,
     scaleBenchmark,
+    soakBenchmark,
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())
