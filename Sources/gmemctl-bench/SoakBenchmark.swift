@@ -29,6 +29,7 @@ let soakBenchmark = Benchmark(
         func row(_ elapsed: Int) {
             let (done, failed) = counts.snapshot
             print("  \(pad(elapsed, 4))  \(pad(Int(rssMiB(pid).rounded()), 8))  \(pad(openFDs(pid), 3))  \(pad(done, 8))  \(pad(failed, 8))")
+            fflush(nil) // rows as they come, also into a file
         }
         row(0)
         let start = (rss: rssMiB(pid), fds: openFDs(pid))

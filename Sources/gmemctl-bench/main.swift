@@ -13,8 +13,6 @@ let benchmarks: [Benchmark] = [
     soakBenchmark,
 ]
 
-// Line-buffered, so a long benchmark's rows show up as they are printed, also in a file or a pipe.
-setvbuf(stdout, nil, _IOLBF, 0)
 let arguments = Array(CommandLine.arguments.dropFirst())
 guard let name = arguments.first, !name.hasPrefix("-") else {
     print("usage: gmemctl-bench <\((benchmarks.map(\.name) + ["all"]).joined(separator: "|"))> [options]")

@@ -29,7 +29,7 @@ public final class AgentService: @unchecked Sendable {
     public let hello: HelloResult
     private let host: Host
     private var provisioner: Provisioner
-    private let links: ListenerLinks
+    private let links: ListenerRegistry
     private let logger: Logger
     private let options: Options
     private let lock = NSLock()
@@ -44,7 +44,7 @@ public final class AgentService: @unchecked Sendable {
         self.host = host
         self.options = options
         provisioner = Provisioner(host: host)
-        links = ListenerLinks(timeout: options.listenerTimeout)
+        links = ListenerRegistry(timeout: options.listenerTimeout)
         self.logger = logger
         let formatter = ISO8601DateFormatter()
         hello = HelloResult(protocolVersion: AgentProtocol.version, instance: AgentService.randomInstanceID(),

@@ -2,11 +2,11 @@ import Foundation
 import GmemCore
 import GmemProtocol
 
-/// The listener connections of the agent: which connection speaks for listener L of guest G, and the
+/// The agent's registry of listener connections: which connection speaks for listener L of guest G, and the
 /// events each is waiting to answer. Delivery blocks the guest's queue (never an event loop) until the
 /// listener answers, disconnects (taken as accepting: nobody is left to object), or the timeout passes
 /// (taken as a rejection: a device that does not answer may still be using the range).
-final class ListenerLinks: @unchecked Sendable {
+final class ListenerRegistry: @unchecked Sendable {
     private struct Key: Hashable {
         var guest: String
         var listener: String
