@@ -98,6 +98,37 @@ import Glibc
         #expect(try client.call(AgentRequest(op: .hello), as: HelloResult.self).protocolVersion == AgentProtocol.version)
     }
 
+    /// What validates offline is what the agent accepts, and nothing a client sends can trap it.
+    @Test func hostileValuesAreRefusedAndTheAgentServesOn() throws {
+        let world = try AgentHarness()
+        let agent = try world.startAgent(Self.host)
+        let client = try world.client()
+        func expectRefused(_ request: AgentRequest, _ code: AgentErrorCode, _ words: String) {
+            do {
+                _ = try client.call(request, as: AgentNoResult.self)
+                Issue.record("accepted: \(request)")
+            } catch .agent(let body) {
+                #expect(body.code == code, "\(body)")
+                #expect(body.message.contains(words) || (body.diagnostics ?? []).contains { $0.description.contains(words) }, "\(body)")
+            } catch {
+                Issue.record("\(error)")
+            }
+        }
+        let huge = try String(contentsOfFile: AgentHarness.repositoryRoot.appendingPathComponent("Fuzz/regressions/two-to-the-63.yaml").path, encoding: .utf8)
+        var plan = AgentRequest(op: .plan)
+        (plan.manifest, plan.file) = (huge, "two-to-the-63.yaml")
+        expectRefused(plan, .invalidManifest, "2^57")
+        var convert = AgentRequest(op: .convert)
+        (convert.name, convert.gpa, convert.size, convert.to) = ("g", 0x1000, 1 << 63, .private)
+        expectRefused(convert, .badRequest, "guest-physical limit")
+        for name in ["esc\u{1B}[31m", "nul\u{0}", "line\nbreak"] {
+            var get = AgentRequest(op: .get)
+            get.name = name
+            expectRefused(get, .badRequest, "is not a valid name")
+        }
+        #expect(try client.call(AgentRequest(op: .hello), as: HelloResult.self).pid == agent.processIdentifier)
+    }
+
     @Test func onlyDeclaredListenersOfExistingGuestsMayListen() throws {
         let world = try AgentHarness()
         try world.startAgent(Self.host)
