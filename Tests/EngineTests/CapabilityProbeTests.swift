@@ -77,7 +77,8 @@ struct CapabilityProbeTests {
         try "Y\n".write(toFile: parameter, atomically: true, encoding: .utf8)
         try "processor : 0\naddress sizes\t: 46 bits physical, 48 bits virtual\n".write(toFile: cpuinfo, atomically: true, encoding: .utf8)
         let facts = HostFacts.read(parameter: parameter, cpuinfo: cpuinfo)
-        #expect(facts == HostFacts(gmemInPlaceConversion: true, physicalAddressBits: 46))
+        #expect(facts.gmemInPlaceConversion == true && facts.physicalAddressBits == 46)
+        #expect(facts.kernelRelease.flatMap(KernelGeneration.init(release:)) != nil, "uname: \(String(describing: facts.kernelRelease))")
         #expect(HostFacts.read(parameter: dir.appendingPathComponent("none").path, cpuinfo: cpuinfo).gmemInPlaceConversion == nil)
     }
 
@@ -93,6 +94,79 @@ struct CapabilityProbeTests {
         #expect(probed.physicalAddressBits == bits)
         #expect(probed.evidence.contains { $0.contains("one-page memslot") }, "\(probed.evidence)")
         #expect(kernel.openDescriptors == before)
+    }
+
+    /// Capability 250 is not final and a PowerPC capability wants the same number: the ioctl decides. Each
+    /// kernel here has 250 and the ioctl disagree; a probe that trusted 250 would get the conversion wrong.
+    @Test("capability 250 says PRIVATE but KVM_SET_MEMORY_ATTRIBUTES2 is ENOTTY: no in-place conversion")
+    func capability250WithoutTheIoctl() throws {
+        let profile = Profiles.linux74InPlace
+        let kernel = SimulatedKernel(capabilities: profile)
+        let privateTypes = profile.vmTypes.filter { $0.vmType.hasPrivateMemory }
+        for _ in privateTypes { kernel.injectFault(SimulatedFault(call: .setMemoryAttributes2, errno: .enotty)) }
+        let probed = try CapabilityProbe.probe(kernel)
+        for type in privateTypes {
+            let vm = try kernel.createVM(type: type.vmType.kvmValue)
+            #expect(try kernel.checkExtension(KVMConstants.capGuestMemfdMemoryAttributes, vm: vm) == 8, "250 claims PRIVATE")
+            try kernel.close(vm)
+        }
+        #expect(!probed.vmTypes.contains { $0.conversion == .gmemAttributes2 }, "\(probed.vmTypes)")
+        #expect(probed.gmemInPlaceConversion == nil, "no parameter read, and no working ioctl to deduce the mode from")
+        #expect(probed.evidence.filter { $0.contains("ENOTTY") }.count == privateTypes.count, "\(probed.evidence)")
+        #expect(probed.evidence.contains { $0.contains("capability 250 reports PRIVATE") && $0.contains("not taken as evidence") },
+                "\(probed.evidence)")
+        #expect(!probed.evidence.contains { $0.contains("confirming") }, "\(probed.evidence)")
+    }
+
+    @Test("capability 250 is 0 (the PowerPC meaning) but KVM_SET_MEMORY_ATTRIBUTES2 works: in-place conversion")
+    func workingIoctlWithoutCapability250() throws {
+        var profile = Profiles.linux74InPlace
+        profile.systemExtensions[KVMConstants.capGuestMemfdMemoryAttributes] = 0
+        let kernel = SimulatedKernel(capabilities: profile)
+        let probed = try CapabilityProbe.probe(kernel)
+        let vm = try kernel.createVM(type: VMType.swProtected.kvmValue)
+        #expect(try kernel.checkExtension(KVMConstants.capGuestMemfdMemoryAttributes, vm: vm) == 0)
+        try kernel.close(vm)
+        #expect(probed.vmTypes == Profiles.linux74InPlace.vmTypes, "\(probed.vmTypes)")
+        #expect(probed.gmemInPlaceConversion == true)
+        #expect(CapabilityProbe.matchingProfile(probed)?.name == "linux-7.4-in-place")
+        #expect(probed.evidence.contains { $0.contains("works") && $0.contains("capability 250 reports 0, which is not taken as evidence") },
+                "\(probed.evidence)")
+    }
+
+    /// This development host (6.18 PVM) without guest_memfd: only default VMs, capabilities 234, 236 and 244 are
+    /// 0. It deviates from linux-6.8 and from linux-6.18-pvm in four ways each.
+    static let hostWithoutGuestMemfd: Capabilities = {
+        let types = [VMTypeCapabilities(vmType: .default, guestMemfdFlags: 0, guestMemfd: false, memoryAttributes: 0, conversion: .none)]
+        return Capabilities(
+            name: "kvm", summary: "a 6.18 PVM host without guest_memfd", guestMemfdFlagSet: .none, vmTypes: types,
+            systemExtensions: [KVMConstants.capUserMemory2: 1, KVMConstants.capMemoryFaultInfo: 1, KVMConstants.capMemoryAttributes: 0,
+                               KVMConstants.capGuestMemfd: 0, KVMConstants.capVMTypes: 1, KVMConstants.capPreFaultMemory: 0,
+                               KVMConstants.capGuestMemfdFlags: 0, KVMConstants.capNrMemslots: 32764],
+            hugePageSizes: [2 << 20], preFault: false)
+    }()
+
+    @Test("a host that ties between profiles gets the one of its kernel release's generation, else the newest",
+          arguments: [("6.18.44-fc-v1272", "linux-6.18-pvm"), ("6.9.3", "linux-6.8"), ("7.2.0-rc1", "linux-6.18-pvm"),
+                      (nil, "linux-6.18-pvm"), ("5.15.0", "linux-6.8")] as [(String?, String)])
+    func nearestProfileTie(release: String?, expected: String) throws {
+        let probed = try CapabilityProbe.probe(SimulatedKernel(capabilities: Self.hostWithoutGuestMemfd),
+                                               hostFacts: HostFacts(kernelRelease: release))
+        #expect(probed.kernelRelease == release)
+        #expect(CapabilityProbe.matchingProfile(probed) == nil)
+        let distance = { (profile: Capabilities) in profile.name == "linux-6.8" || profile.name == "linux-6.18-pvm" ? 4 : 5 }
+        #expect(CapabilityProbe.nearestProfile(probed, distance: distance)?.name == expected)
+    }
+
+    @Test("kernel generations parse from uname releases and profile names")
+    func kernelGenerations() {
+        #expect(KernelGeneration(release: "6.18.44-fc-v1272") == KernelGeneration(major: 6, minor: 18))
+        #expect(KernelGeneration(release: "7.4-rc2") == KernelGeneration(major: 7, minor: 4))
+        #expect(KernelGeneration(release: "6.8") ?? KernelGeneration(major: 0, minor: 0) < KernelGeneration(major: 6, minor: 11))
+        #expect(KernelGeneration(release: "gmem") == nil)
+        #expect(Profiles.generation(of: Profiles.linux616TDX) == KernelGeneration(major: 6, minor: 16))
+        #expect(Profiles.generation(of: Profiles.gmemAttributes2) == KernelGeneration(major: 7, minor: 4))
+        #expect(Profiles.generation(of: Profiles.gmemConvertPOC) == nil)
     }
 
     @Test("opting in to an ABI the kernel does not have finds nothing in place")

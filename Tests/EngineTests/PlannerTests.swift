@@ -1,4 +1,5 @@
 import Config
+import Foundation
 @testable import GmemCore
 @testable import GmemSimulator
 import Testing
@@ -483,14 +484,17 @@ struct PlannerTests {
         #expect(try applied.provisioner.plan(mixed).operations.isEmpty)
     }
 
-    /// In-place mode makes every guest_memfd memslot guest_memfd-only: the shared backing of a legacy block
-    /// would never be what the guest sees, so no plan may build one (it used to convert with ATTRIBUTES2).
-    @Test("legacy blocks with private memory are refused in in-place mode, naming the parameter and the fix",
-          arguments: ["linux-7.4-in-place", "linux-7.4-in-place-sev-snp", "gmem-attributes2"])
-    func legacyRefusedInPlaceMode(profileName: String) throws {
+    /// In-place mode makes every guest_memfd memslot guest_memfd-only (`kvm_gmem_prepare_memory_region`), on
+    /// every VM type: the shared backing of a legacy block would never be what the guest sees, so no plan may
+    /// build one. A default VM is no exception: its legacy block binds a guest_memfd too.
+    @Test("legacy blocks are refused in in-place mode on every VM type, naming the parameter and the fix",
+          arguments: [("linux-7.4-in-place", "sw-protected"), ("linux-7.4-in-place-sev-snp", "sev-snp"),
+                      ("gmem-attributes2", "sw-protected"), ("linux-7.4-in-place", "default"),
+                      ("linux-7.4-in-place-tdx", "default"), ("gmem-attributes2", "default")])
+    func legacyRefusedInPlaceMode(profileName: String, vm: String) throws {
         let profile = try #require(Profiles.named(profileName))
-        let vm = profile.vmTypes.first { $0.vmType.hasPrivateMemory }?.vmType.rawValue ?? "sw-protected"
-        let manifest = try engManifest(Self.singleBlock(engLegacyAnonymous, vm: vm))
+        let manifest = try engManifest(Self.singleBlock(engLegacyAnonymous, vm: vm, defaultState: vm == "default" ? "shared" : "private",
+                                                        shared: vm == "default" ? [] : [engRange(gpa: Self.sharedGPA, size: Self.sharedSize)]))
         #expect(throws: DesiredStateError.self) { try DesiredState(manifest: manifest, capabilities: profile) }
         let problems = CapabilityCheck.check(manifest, against: profile).filter { $0.severity == .error }
         let text = problems.map { "\($0.summary) \($0.detail)" }.joined(separator: "\n")
@@ -514,6 +518,39 @@ struct PlannerTests {
         let block = LiveBlock(name: "ram", size: engMiB, backend: .legacy(SharedBacking(source: .memfd)), guestMemfdFlags: 0)
         #expect(Planner.mechanism(block: block, vm: vm) == nil)
         #expect(BackendResolver.creation(backend: .legacy(SharedBacking(source: .memfd)), vm: vm, layout: nil).1 == .shared)
+    }
+
+    /// The repository's example of a legacy block on a default VM: fine wherever slots are not forced
+    /// guest_memfd-only, refused in in-place mode.
+    @Test("examples/shared-legacy.yaml (default VM, legacy memfd) is refused on linux-7.4-in-place only")
+    func sharedLegacyExample() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let yaml = try String(contentsOf: root.appendingPathComponent("examples/shared-legacy.yaml"), encoding: .utf8)
+        let manifest = try engManifest(yaml)
+        for profile in [Profiles.linux74InPlace, Profiles.linux74InPlaceTDX, Profiles.gmemAttributes2] {
+            let errors = CapabilityCheck.check(manifest, against: profile).filter { $0.severity == .error }
+            #expect(errors.map(\.path) == ["spec.blocks[0].backend.type"], "\(profile.name): \(errors)")
+            #expect(throws: DesiredStateError.self) { try DesiredState(manifest: manifest, capabilities: profile) }
+        }
+        for profile in [Profiles.linux74, Profiles.linux618, Profiles.linux618PVM] {
+            #expect(CapabilityCheck.check(manifest, against: profile).filter { $0.severity == .error }.isEmpty, "\(profile.name)")
+        }
+    }
+
+    @Test("auto on a default VM in in-place mode is a shared MMAP|INIT_SHARED guest_memfd; on linux-7.4 a legacy block")
+    func autoDefaultVMAcrossModes() throws {
+        let yaml = Self.singleBlock(engAuto, vm: "default", defaultState: "shared", shared: [])
+        for profile in [Profiles.linux74InPlace, Profiles.gmemAttributes2] {
+            let (desired, plan) = try engFreshPlan(yaml, on: profile)
+            #expect(desired.blocks.map(\.backend) == [.inPlace], "\(profile.name)")
+            #expect(desired.blocks.first?.resolution.contains("kvm.gmem_in_place_conversion=1") == true)
+            #expect(plan.operations.contains(.createGuestMemfd(block: "ram", size: Self.size,
+                                                               flags: KVMConstants.gmemFlagMmap | KVMConstants.gmemFlagInitShared,
+                                                               backend: .inPlace)), "\(plan.operations)")
+            #expect(!plan.operations.contains { if case .createSharedBacking = $0 { return true }; return false })
+        }
+        let (off, _) = try engFreshPlan(yaml, on: Profiles.linux74)
+        #expect(off.blocks.map(\.backend.isInPlace) == [false])
     }
 
     @Test("auto on linux-7.4-in-place converts with KVM_SET_MEMORY_ATTRIBUTES2 on the guest_memfd; on linux-7.4 per VM")

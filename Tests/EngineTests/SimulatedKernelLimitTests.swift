@@ -75,18 +75,20 @@ struct SimulatedKernelLimitTests {
     }
 
     /// A legacy slot (guest_memfd flags 0 plus a separate shared backing): in mode on, the guest reads the
-    /// guest_memfd even where the host wrote the shared backing; with per-VM attributes it reads the backing.
-    @Test("in-place mode: a legacy slot's shared backing is invisible to the guest")
-    func guestMemfdOnlySlots() throws {
+    /// guest_memfd even where the host wrote the shared backing, on a default VM as on a private one
+    /// (`kvm_gmem_prepare_memory_region` looks at the parameter only); otherwise it reads the backing.
+    @Test("in-place mode: a legacy slot's shared backing is invisible to the guest, whatever the VM type",
+          arguments: [VMType.swProtected, .default])
+    func guestMemfdOnlySlots(type: VMType) throws {
         for (profile, seesBacking) in [(Profiles.linux74InPlace, false), (Profiles.linux74, true), (Profiles.linux618, true)] {
             let setup = SimSetup(profile)
-            let (vm, gmem) = try setup.gmem(.swProtected, flags: 0)
+            let (vm, gmem) = try setup.gmem(type, flags: 0)
             let backing = try setup.kernel.mmap(fd: nil, length: 16 * simPage, offset: 0, shared: true, hugePageSize: nil)
             try setup.kernel.setUserMemoryRegion2(vm: vm, SimSetup.gmemRegion(gmem: gmem, userspaceAddr: backing))
             try setup.kernel.write(address: backing, bytes: [0x5a])
             let source = try setup.kernel.guestFaultSource(vm: vm, gpa: 0)
-            #expect(source == (seesBacking ? .userspace(address: backing) : .guestMemfd(offset: 0)), "\(profile.name)")
-            #expect(try setup.kernel.guestRead(vm: vm, gpa: 0, count: 1) == [seesBacking ? 0x5a : 0], "\(profile.name)")
+            #expect(source == (seesBacking ? .userspace(address: backing) : .guestMemfd(offset: 0)), "\(profile.name) \(type)")
+            #expect(try setup.kernel.guestRead(vm: vm, gpa: 0, count: 1) == [seesBacking ? 0x5a : 0], "\(profile.name) \(type)")
         }
     }
 }

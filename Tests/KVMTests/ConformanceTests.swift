@@ -117,6 +117,56 @@ import Testing
         #expect(jsonFailure?["observed"] as? String == "EINVAL")
     }
 
+    /// Cases are chosen by what a profile is: an alias names the same kernel as its target, so both run the
+    /// same cases, and those include the selftest port and the in-place series rules.
+    @Test(arguments: Profiles.aliases.map { [$0.alias, $0.profile] })
+    func aProfileAndItsAliasRunTheSameCases(_ names: [String]) throws {
+        let runs = try names.map { try Self.run(host: "sim:\($0)") }
+        let ids = runs.map { $0.results.map(\.testCase.id) }
+        #expect(ids[0] == ids[1], "\(names[0]) and \(names[1]) differ")
+        for (name, run) in zip(names, runs) {
+            #expect(run.results.contains { $0.testCase.id.hasPrefix("in-place/") }, "\(name) runs no in-place/* case")
+            #expect(run.results.contains { $0.testCase.id.hasPrefix("selftest/") }, "\(name) runs no selftest case")
+            #expect(run.results.allSatisfy { $0.status == .ok }, "\(name): \(run.results.filter { $0.status != .ok }.map(\.testCase.id))")
+            #expect(run.succeeded)
+        }
+    }
+
+    /// A real kernel in in-place mode probes as a `linux-7.4-in-place*` profile: each of them gets the series
+    /// rules for every VM type it converts in place.
+    @Test func everyInPlaceProfileGetsTheSeriesRules() {
+        for profile in Profiles.all where profile.inPlaceMode {
+            let ids = Set(ConformanceCatalog.cases(for: profile.name, matching: "in-place/*").map(\.id))
+            let types = profile.vmTypes.filter { $0.conversion == .gmemAttributes2 }.map(\.vmType.rawValue)
+            #expect(!types.isEmpty)
+            for type in types {
+                #expect(ids.contains("in-place/attributes2-arguments/\(type)"), "\(profile.name): \(ids.sorted())")
+            }
+            #expect(ids.count == 4 * types.count, "\(profile.name): \(ids.sorted())")
+        }
+        for profile in Profiles.all where !profile.inPlaceMode {
+            #expect(ConformanceCatalog.cases(for: profile.name, matching: "in-place/*").isEmpty, "\(profile.name)")
+        }
+    }
+
+    /// This development host (6.18 PVM) without guest_memfd deviates from linux-6.8 and linux-6.18-pvm in four
+    /// ways each; its kernel release picks the 6.18 one (the first in the list used to win).
+    @Test func aTieIsBrokenByTheKernelRelease() throws {
+        let types = [VMTypeCapabilities(vmType: .default, guestMemfdFlags: 0, guestMemfd: false, memoryAttributes: 0, conversion: .none)]
+        let host = Capabilities(
+            name: "kvm", summary: "a 6.18 PVM host without guest_memfd", guestMemfdFlagSet: .none, vmTypes: types,
+            systemExtensions: [KVMConstants.capUserMemory2: 1, KVMConstants.capMemoryFaultInfo: 1, KVMConstants.capMemoryAttributes: 0,
+                               KVMConstants.capGuestMemfd: 0, KVMConstants.capVMTypes: 1, KVMConstants.capPreFaultMemory: 0,
+                               KVMConstants.capGuestMemfdFlags: 0, KVMConstants.capNrMemslots: 32764],
+            hugePageSizes: [2 << 20], preFault: false)
+        for (release, expected) in [("6.18.44-fc-v1272", "linux-6.18-pvm"), ("6.8.0-45-generic", "linux-6.8")] {
+            let probed = try CapabilityProbe.probe(SimulatedKernel(capabilities: host), hostFacts: HostFacts(kernelRelease: release))
+            #expect(ProfileDeviation.between(host: probed, profile: Profiles.linux68).count == 4)
+            #expect(ProfileDeviation.between(host: probed, profile: Profiles.linux618PVM).count == 4)
+            #expect(ConformanceSuite.nearestProfile(to: probed)?.name == expected, "\(release)")
+        }
+    }
+
     @Test func globsSelectCases() {
         #expect(Glob.matches("selftest/*", "selftest/guest_memfd_test/fallocate/default/flags-0"))
         #expect(Glob.matches("*/fallocate/*", "selftest/guest_memfd_test/fallocate/default/flags-0"))

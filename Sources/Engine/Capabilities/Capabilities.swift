@@ -81,13 +81,16 @@ public struct Capabilities: Sendable, Hashable, Codable {
     /// Guest-physical address width a memslot may reach (`kvm_mmu_max_gfn`: the MMU's physical-address
     /// width with TDP, 52 with shadow paging). A slot whose last byte is at or above `2^bits` is EINVAL.
     public var physicalAddressBits: Int
+    /// `uname -r` of a probed host (nil for profiles): breaks ties when it fits several profiles equally.
+    public var kernelRelease: String?
     /// What a probe relied on, one line each ("ioctl", "module parameter", "capability"); empty for profiles.
     public var evidence: [String]
 
     public init(name: String, summary: String, pageSize: UInt64 = 4096, guestMemfdFlagSet: GuestMemfdFlagSet,
                 vmTypes: [VMTypeCapabilities], systemExtensions: [UInt32: Int64], hugePageSizes: [UInt64] = [2 << 20, 1 << 30],
                 hugePagesFree: [UInt64: UInt64]? = nil, maxMemslots: Int = 32764, preFault: Bool,
-                gmemInPlaceConversion: Bool? = nil, physicalAddressBits: Int = 52, evidence: [String] = []) {
+                gmemInPlaceConversion: Bool? = nil, physicalAddressBits: Int = 52, kernelRelease: String? = nil,
+                evidence: [String] = []) {
         self.name = name
         self.summary = summary
         self.pageSize = pageSize
@@ -100,6 +103,7 @@ public struct Capabilities: Sendable, Hashable, Codable {
         self.preFault = preFault
         self.gmemInPlaceConversion = gmemInPlaceConversion
         self.physicalAddressBits = physicalAddressBits
+        self.kernelRelease = kernelRelease
         self.evidence = evidence
     }
 
@@ -128,7 +132,7 @@ public struct Capabilities: Sendable, Hashable, Codable {
 extension Capabilities {
     private enum CodingKeys: String, CodingKey {
         case name, summary, pageSize, guestMemfdFlagSet, vmTypes, systemExtensions, hugePageSizes, hugePagesFree
-        case maxMemslots, preFault, gmemInPlaceConversion, physicalAddressBits, evidence
+        case maxMemslots, preFault, gmemInPlaceConversion, physicalAddressBits, kernelRelease, evidence
     }
 
     /// Decodes capabilities written before the in-place mode, address width and evidence were recorded.
@@ -144,6 +148,7 @@ extension Capabilities {
                   maxMemslots: try c.decode(Int.self, forKey: .maxMemslots), preFault: try c.decode(Bool.self, forKey: .preFault),
                   gmemInPlaceConversion: try c.decodeIfPresent(Bool.self, forKey: .gmemInPlaceConversion),
                   physicalAddressBits: try c.decodeIfPresent(Int.self, forKey: .physicalAddressBits) ?? 52,
+                  kernelRelease: try c.decodeIfPresent(String.self, forKey: .kernelRelease),
                   evidence: try c.decodeIfPresent([String].self, forKey: .evidence) ?? [])
     }
 }

@@ -29,17 +29,19 @@ public enum CapabilityCheck {
                     detail: "KVM_CAP_GUEST_MEMFD is 0 on this VM type; guest_memfd for VMs without private memory needs Linux 6.18 (CONFIG_KVM_GUEST_MEMFD)"))
                 continue
             }
-            let resolved = BackendResolver.resolve(block, vm: vm, layout: nil)
+            let resolved = BackendResolver.resolve(block, vm: vm, inPlaceMode: caps.inPlaceMode, layout: nil)
             let needsPrivate = states.contains(.private)
             switch resolved.backend {
             case .inPlace:
                 problems += checkInPlace(manifest, block: block, path: path, vm: vm, caps: caps, needsPrivate: needsPrivate)
             case .legacy(let shared):
-                if caps.inPlaceMode && vm.vmType.hasPrivateMemory {
+                // kvm_gmem_prepare_memory_region sets KVM_MEMSLOT_GMEM_ONLY on every guest_memfd slot in this
+                // mode, whatever the VM type, and a legacy block always binds its guest_memfd.
+                if caps.inPlaceMode {
                     problems.append(manifest.diagnostic(
                         at: path + ".backend.type",
                         summary: "legacy block \(block.name) cannot work on \(caps.name): kvm.gmem_in_place_conversion=1 makes every guest_memfd memslot guest_memfd-only",
-                        detail: "guest faults, shared or private, are served from the guest_memfd, so the separate shared backing is never what the guest sees, and per-VM attributes report 0; use backend: in-place (or auto)"))
+                        detail: legacyInPlaceModeDetail(vm)))
                 } else if needsPrivate && !vm.conversion.canConvert {
                     problems.append(manifest.diagnostic(
                         at: path + ".backend", summary: "block \(block.name) has private memory, but \(caps.name) cannot make memory private on \(vmType.rawValue) VMs",
@@ -94,6 +96,19 @@ public enum CapabilityCheck {
                 detail: "KVM can then map it with \(formatSize(caps.pageSize)) pages only: \(pageSize / caps.pageSize) times the page-table entries and TLB misses of \(formatSize(pageSize)) pages; align gpa (and offset) to \(formatSize(pageSize))"))
         }
         return problems
+    }
+
+    /// Why a legacy block fails in in-place mode, for its VM type.
+    private static func legacyInPlaceModeDetail(_ vm: VMTypeCapabilities) -> String {
+        let common = "guest faults, shared or private, are served from the guest_memfd, so the separate shared backing "
+            + "(what the host and devices write) is never what the guest sees"
+        if vm.vmType.hasPrivateMemory {
+            return common + ", and per-VM attributes report 0; use backend: in-place (or auto)"
+        }
+        // A flags-0 guest_memfd starts private, and a VM without private memory cannot convert it (EINVAL).
+        return common + "; the block's guest_memfd (flags 0) starts private and a \(vm.vmType.rawValue) VM cannot "
+            + "convert it (KVM_SET_MEMORY_ATTRIBUTES2 is EINVAL without private memory); use backend: in-place "
+            + "(or auto), a shared MMAP|INIT_SHARED guest_memfd"
     }
 
     private static func checkInPlace(_ manifest: Manifest, block: Block, path: String, vm: VMTypeCapabilities,

@@ -9,15 +9,18 @@ public struct HostFacts: Sendable, Hashable {
     public var gmemInPlaceConversion: Bool?
     /// "address sizes: N bits physical" of `/proc/cpuinfo` (CPUID 0x80000008 EAX[7:0]).
     public var physicalAddressBits: Int?
+    /// `uname -r`: which generation to prefer when the capabilities fit several profiles equally well.
+    public var kernelRelease: String?
 
-    public init(gmemInPlaceConversion: Bool? = nil, physicalAddressBits: Int? = nil) {
+    public init(gmemInPlaceConversion: Bool? = nil, physicalAddressBits: Int? = nil, kernelRelease: String? = nil) {
         self.gmemInPlaceConversion = gmemInPlaceConversion
         self.physicalAddressBits = physicalAddressBits
+        self.kernelRelease = kernelRelease
     }
 
     public static func read(parameter: String = KVMConstants.gmemInPlaceConversionParameter,
                             cpuinfo: String = "/proc/cpuinfo") -> HostFacts {
-        var facts = HostFacts()
+        var facts = HostFacts(kernelRelease: runningRelease())
         if let text = HostFiles.firstLine(parameter, containing: nil) {
             facts.gmemInPlaceConversion = text.hasPrefix("Y") || text.hasPrefix("1")
         }
@@ -25,6 +28,16 @@ public struct HostFacts: Sendable, Hashable {
             facts.physicalAddressBits = parsePhysicalBits(line)
         }
         return facts
+    }
+
+    /// The running kernel's release (`uname(2)`), e.g. "6.18.44-fc-v1272".
+    static func runningRelease() -> String? {
+        var names = utsname()
+        guard uname(&names) == 0 else { return nil }
+        let release = withUnsafeBytes(of: names.release) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        return release.isEmpty ? nil : release
     }
 
     /// "address sizes\t: 48 bits physical, 48 bits virtual" -> 48.
@@ -97,11 +110,13 @@ public enum CapabilityProbe {
         let preFault = (system[KVMConstants.capPreFaultMemory] ?? 0) != 0
         let bits = physicalAddressBits(kernel: kernel, facts: hostFacts, evidence: &evidence)
         let slots = Int(system[KVMConstants.capNrMemslots] ?? 0)
+        if let release = hostFacts.kernelRelease { evidence.append("kernel release: \(release) (uname)") }
         return Capabilities(
             name: "kvm", summary: "probed from the running kernel", pageSize: kernel.pageSize, guestMemfdFlagSet: flagSet,
             vmTypes: types, systemExtensions: system, hugePageSizes: hugeSizes, hugePagesFree: hugeFree,
             maxMemslots: slots > 0 ? slots : 32764, preFault: preFault,
-            gmemInPlaceConversion: inPlaceMode, physicalAddressBits: bits, evidence: evidence)
+            gmemInPlaceConversion: inPlaceMode, physicalAddressBits: bits, kernelRelease: hostFacts.kernelRelease,
+            evidence: evidence)
     }
 
     /// `kvm_mmu_max_gfn`, asked of the kernel: a one-page memslot (no guest_memfd) whose last page is just
@@ -180,17 +195,22 @@ public enum CapabilityProbe {
         guard let gmem = try? kernel.createGuestMemfd(vm: vm, size: kernel.pageSize, flags: 0) else { return false }
         defer { try? kernel.close(gmem) }
         let cap = UInt64(max(0, try kernel.checkExtension(KVMConstants.capGuestMemfdMemoryAttributes, vm: vm)))
-        let capText = cap & KVMConstants.memoryAttributePrivate != 0 ? "capability 250 reports PRIVATE, confirming"
-            : "capability 250 reports \(cap), which is not taken as evidence"
+        let capPrivate = cap & KVMConstants.memoryAttributePrivate != 0
+        // 250 may only confirm what the ioctl showed: it is not final, and PowerPC wants the number too.
+        func capText(ioctlWorks: Bool) -> String {
+            let named = capPrivate ? "PRIVATE" : "\(cap)"
+            return capPrivate == ioctlWorks ? "capability 250 reports \(named), confirming"
+                : "capability 250 reports \(named), which is not taken as evidence"
+        }
         do {
             try kernel.setMemoryAttributes2(gmem: gmem, offset: 0, size: kernel.pageSize,
                                             attributes: KVMConstants.memoryAttributePrivate, flags: 0)
-            evidence.append("\(type.rawValue): KVM_SET_MEMORY_ATTRIBUTES2 on a guest_memfd works (in-place conversion); \(capText)")
+            evidence.append("\(type.rawValue): KVM_SET_MEMORY_ATTRIBUTES2 on a guest_memfd works (in-place conversion); \(capText(ioctlWorks: true))")
             return true
         } catch {
             let meaning = error.errno == .enotty ? "ENOTTY: no per-guest_memfd attributes"
                 : error.errno == .einval ? "EINVAL: this VM has no private memory in that ABI" : "\(error.errno ?? Errno(rawValue: 0))"
-            evidence.append("\(type.rawValue): KVM_SET_MEMORY_ATTRIBUTES2 on a guest_memfd: \(meaning); \(capText)")
+            evidence.append("\(type.rawValue): KVM_SET_MEMORY_ATTRIBUTES2 on a guest_memfd: \(meaning); \(capText(ioctlWorks: false))")
             return false
         }
     }
@@ -211,6 +231,24 @@ public enum CapabilityProbe {
         } catch {
             return error.errno != .enotty
         }
+    }
+
+    /// The built-in profile nearest to `caps` by `distance` (fewest deviations). A tie is broken by generation:
+    /// the newest one not newer than the running kernel (`caps.kernelRelease`), else the oldest one newer than
+    /// it; without a release, the newest. Profiles of one generation keep their list order; a profile without
+    /// a generation (the 2025 POC) comes last.
+    public static func nearestProfile(_ caps: Capabilities, distance: (Capabilities) -> Int) -> Capabilities? {
+        let release = caps.kernelRelease.flatMap(KernelGeneration.init(release:))
+        func rank(_ profile: Capabilities) -> (Int, Int) {
+            guard let generation = Profiles.generation(of: profile) else { return (2, 0) }
+            guard let release else { return (0, -generation.order) }
+            return generation <= release ? (0, -generation.order) : (1, generation.order)
+        }
+        let ranked = Profiles.all.enumerated().map { (index: $0.offset, profile: $0.element, distance: distance($0.element)) }
+        return ranked.min { a, b in
+            let (ra, rb) = (rank(a.profile), rank(b.profile))
+            return (a.distance, ra.0, ra.1, a.index) < (b.distance, rb.0, rb.1, b.index)
+        }?.profile
     }
 
     /// The built-in profile whose kernel-visible capabilities equal `caps`, if any.

@@ -32,6 +32,18 @@ public enum Profiles {
 
     public static var names: [String] { all.map(\.name) + aliases.map(\.alias) }
 
+    /// The first kernel release a profile describes, from its `linux-MAJOR.MINOR` name; nil for the 2025 POC.
+    public static func generation(of profile: Capabilities) -> KernelGeneration? {
+        let name = canonicalName(profile.name)
+        guard name.hasPrefix("linux-") else { return nil }
+        return KernelGeneration(release: String(name.dropFirst("linux-".count)))
+    }
+
+    /// The built-in profile a name stands for: an alias's target, else the name itself.
+    public static func canonicalName(_ name: String) -> String {
+        aliases.first { $0.alias == name }?.profile ?? name
+    }
+
     private static let x86Base: [UInt32: Int64] = [
         KVMConstants.capUserMemory2: 1,
         KVMConstants.capMemoryFaultInfo: 1,
@@ -205,4 +217,28 @@ public enum Profiles {
     /// Kept for code that named the profiles by their ioctl (the alias names, same capabilities).
     public static var gmemAttributes2: Capabilities { named("gmem-attributes2") ?? linux74InPlace }
     public static var gmemAttributes2SevSnp: Capabilities { named("gmem-attributes2-sev-snp") ?? linux74InPlaceSevSnp }
+}
+
+/// A kernel's MAJOR.MINOR, as `uname -r` or a profile name begins ("6.18.44-fc-v1272" -> 6.18).
+public struct KernelGeneration: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public var major: Int
+    public var minor: Int
+
+    public init(major: Int, minor: Int) {
+        self.major = major
+        self.minor = minor
+    }
+
+    public init?(release: String) {
+        let numbers = release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
+        guard numbers.count == 2, release.first?.isNumber == true else { return nil }
+        self.init(major: numbers[0], minor: numbers[1])
+    }
+
+    /// One number that orders generations.
+    var order: Int { major * 1000 + minor }
+
+    public static func < (a: KernelGeneration, b: KernelGeneration) -> Bool { a.order < b.order }
+
+    public var description: String { "\(major).\(minor)" }
 }

@@ -103,14 +103,18 @@ public struct ConformanceCase: Sendable, CustomStringConvertible {
     }
 }
 
-/// Profile groups the cases name.
+/// Profile groups the cases name, by canonical profile name (aliases are resolved when cases are selected).
+/// Groups other than a generation are derived from what the profiles offer, so a new profile with the same
+/// capabilities gets the same cases.
 public enum ProfileGroup {
-    /// The 6.18 generation, every variant.
+    /// The 6.18 generation, every variant (rules of 6.18-7.3 that 7.4 changed or that only 6.18 shows).
     public static let linux618: Set<String> = ["linux-6.18", "linux-6.18-pvm", "linux-6.18-sev-snp", "linux-6.18-tdx"]
-    /// The in-place conversion series (`KVM_SET_MEMORY_ATTRIBUTES2`).
-    public static let attributes2: Set<String> = ["gmem-attributes2", "gmem-attributes2-sev-snp"]
-    /// Kernels whose guest_memfd flags mean MMAP = 1, INIT_SHARED = 2 (6.18 on).
-    public static let upstreamFlags: Set<String> = linux618.union(attributes2)
+    /// Kernels in the in-place mode of 7.4 (`kvm.gmem_in_place_conversion=1`): `KVM_SET_MEMORY_ATTRIBUTES2`.
+    public static let inPlaceMode: Set<String> = names { $0.inPlaceMode }
+    /// Kernels whose guest_memfd flags mean MMAP = 1, INIT_SHARED = 2 (6.18 on, 7.4 in either mode).
+    public static let upstreamFlags: Set<String> = names { $0.guestMemfdFlagSet == .upstream }
     /// Every built-in profile.
-    public static var all: Set<String> { Set(Profiles.names) }
+    public static var all: Set<String> { names { _ in true } }
+
+    static func names(_ predicate: (Capabilities) -> Bool) -> Set<String> { Set(Profiles.all.filter(predicate).map(\.name)) }
 }

@@ -11,9 +11,11 @@ public enum ConformanceCatalog {
     public static let all: [ConformanceCase] = DifferentialCases.all + SelftestCases.all + InPlaceCases.all
 
     /// The cases whose rule a kernel of `profile` must obey, optionally only those whose id matches `glob`.
+    /// An alias runs exactly the cases of the profile it names: the kernel is the same.
     public static func cases(for profile: String, matching glob: String? = nil) -> [ConformanceCase] {
-        all.filter { testCase in
-            testCase.profiles.contains(profile) && (glob.map { Glob.matches($0, testCase.id) } ?? true)
+        let canonical = Profiles.canonicalName(profile)
+        return all.filter { testCase in
+            testCase.profiles.contains(canonical) && (glob.map { Glob.matches($0, testCase.id) } ?? true)
         }
     }
 }
@@ -291,7 +293,8 @@ extension ConformanceSuite {
             let capabilities: Capabilities
             do {
                 kernel = try KVMKernel()
-                capabilities = try CapabilityProbe.probe(kernel, hugepageDirectory: HugepagePools.defaultDirectory)
+                capabilities = try CapabilityProbe.probe(kernel, hugepageDirectory: HugepagePools.defaultDirectory,
+                                                         hostFacts: HostFacts.read())
             } catch {
                 throw .kvmUnavailable(error)
             }
@@ -313,11 +316,13 @@ extension ConformanceSuite {
             return (target, named, true)
         }
         if let matched { return (target, matched, false) }
-        let nearest = Profiles.all.min {
-            ProfileDeviation.between(host: target.capabilities, profile: $0).count
-                < ProfileDeviation.between(host: target.capabilities, profile: $1).count
-        }
-        guard let nearest else { throw .noMatchingProfile }
+        guard let nearest = nearestProfile(to: target.capabilities) else { throw .noMatchingProfile }
         return (target, nearest, false)
+    }
+
+    /// The profile a host that matches none is checked against: fewest deviations, ties broken by the
+    /// running kernel's generation (`CapabilityProbe.nearestProfile`).
+    public static func nearestProfile(to host: Capabilities) -> Capabilities? {
+        CapabilityProbe.nearestProfile(host) { ProfileDeviation.between(host: host, profile: $0).count }
     }
 }

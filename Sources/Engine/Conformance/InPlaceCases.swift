@@ -5,18 +5,25 @@ import GmemSimulator
 
 /// Rules of `KVM_SET_MEMORY_ATTRIBUTES2` on a guest_memfd (the in-place conversion series, functions
 /// `kvm_gmem_set_attributes` and `kvm_gmem_fault_user_mapping` of `virt/kvm/guest_memfd.c` as applied), for the
-/// profiles of a host that converts in place. Each case runs on a VM type with private memory of its profile.
+/// profiles of a host that converts in place. The cases of a VM type apply to every profile in in-place mode
+/// whose VM type converts with `KVM_SET_MEMORY_ATTRIBUTES2` (what the profile offers, not its name).
 public enum InPlaceCases {
     static let page: UInt64 = 4096
     static let size: UInt64 = 4 * page
     static let privateAttribute = KVMConstants.memoryAttributePrivate
     static let file = "virt/kvm/guest_memfd.c"
 
-    public static let all: [ConformanceCase] = [
-        (VMType.swProtected, "gmem-attributes2"), (VMType.sevSnp, "gmem-attributes2-sev-snp"),
-    ].flatMap { cases(vmType: $0.0, profile: $0.1) }
+    public static let all: [ConformanceCase] = {
+        var byType: [VMType: Set<String>] = [:]
+        for profile in Profiles.all where profile.inPlaceMode {
+            for type in profile.vmTypes where type.conversion == .gmemAttributes2 {
+                byType[type.vmType, default: []].insert(profile.name)
+            }
+        }
+        return VMType.allCases.flatMap { type in byType[type].map { cases(vmType: type, profiles: $0) } ?? [] }
+    }()
 
-    static func cases(vmType: VMType, profile: String) -> [ConformanceCase] {
+    static func cases(vmType: VMType, profiles: Set<String>) -> [ConformanceCase] {
         let guest: [ConformanceStep] = [
             .createVM(0, type: vmType.kvmValue).expecting(.ok),
             .createGmem(0, vm: .vm(0), size: size, flags: KVMConstants.gmemFlagMmap | KVMConstants.gmemFlagInitShared)
@@ -25,7 +32,7 @@ public enum InPlaceCases {
         ]
         func make(_ name: String, _ function: String, _ rule: String, _ steps: [ConformanceStep]) -> ConformanceCase {
             ConformanceCase(id: "in-place/\(name)/\(vmType.rawValue)", rule: rule,
-                            source: .inPlaceSeries(file: file, function: function), profiles: [profile],
+                            source: .inPlaceSeries(file: file, function: function), profiles: profiles,
                             requirements: [.vmType(vmType)], steps: guest + steps)
         }
         return [

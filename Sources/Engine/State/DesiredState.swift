@@ -80,7 +80,7 @@ extension DesiredState {
         self.name = manifest.metadata.name
         self.vmType = manifest.spec.vm.type
         self.blocks = manifest.spec.blocks.map {
-            BackendResolver.resolve($0, vm: vmCapabilities, layout: layouts[$0.name])
+            BackendResolver.resolve($0, vm: vmCapabilities, inPlaceMode: capabilities.inPlaceMode, layout: layouts[$0.name])
         }
         self.mappings = MemslotSplit.split(manifest.spec.mappings, maxSize: capabilities.maxMemslotSize)
         self.manifestMappings = manifest.spec.mappings
@@ -115,7 +115,9 @@ extension DesiredState {
 
 /// Resolves a block's backend (`auto` included) and picks its guest_memfd creation flags for a host.
 public enum BackendResolver {
-    public static func resolve(_ block: Block, vm: VMTypeCapabilities, layout: Layout?) -> DesiredBlock {
+    /// `inPlaceMode` is `kvm.gmem_in_place_conversion=1`: it binds every guest_memfd memslot guest_memfd-only,
+    /// on every VM type, so `auto` must never give a legacy block there.
+    public static func resolve(_ block: Block, vm: VMTypeCapabilities, inPlaceMode: Bool, layout: Layout?) -> DesiredBlock {
         let backend: ResolvedBackend
         let reason: String
         switch block.backend.type {
@@ -126,7 +128,7 @@ public enum BackendResolver {
             backend = .inPlace
             reason = "in-place as declared"
         case .auto:
-            if vm.conversion == .gmemAttributes2 {
+            if inPlaceMode || vm.conversion == .gmemAttributes2 {
                 backend = .inPlace
                 reason = "auto: in-place, since kvm.gmem_in_place_conversion=1 makes every guest_memfd memslot guest_memfd-only (a legacy shared backing would be invisible to the guest)"
             } else if vm.conversion.convertsInPlace {
