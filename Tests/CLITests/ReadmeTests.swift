@@ -88,8 +88,9 @@ import Testing
         let clone = scratch.appendingPathComponent("gmemctl")
         var environment = ProcessInfo.processInfo.environment
         environment["GMEMCTL_FRESH_CLONE_TEST"] = nil
-        // The clone's guests and agents live in the scratch directory too, never in the user's.
-        for (variable, name) in [("XDG_STATE_HOME", "state"), ("XDG_RUNTIME_DIR", "run")] {
+        // The clone's guests, agents and SwiftPM's lock files live in the scratch directory too, never in the
+        // user's directories or the system's /tmp.
+        for (variable, name) in [("XDG_STATE_HOME", "state"), ("XDG_RUNTIME_DIR", "run"), ("TMPDIR", "tmp")] {
             let directory = scratch.appendingPathComponent(name)
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o700])
