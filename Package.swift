@@ -106,8 +106,11 @@ let package = Package(
                 "Config", "GmemCore", "GmemKVM", "GmemSimulator", "GmemProtocol", "GmemAgent", "GmemConformance",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            plugins: ["BuildRevision"]
         ),
+        // Records the git revision at build time for `gmemctl --version` (a generated BuildRevision.swift).
+        .plugin(name: "BuildRevision", capability: .buildTool()),
         // Benchmarks: programs that print figures (run with `swift run -c release gmemctl-bench`).
         .executableTarget(
             name: "gmemctl-bench",

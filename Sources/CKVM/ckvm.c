@@ -12,7 +12,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* ---- Layout checks against kvm-uapi.md (sizes, key offsets, ioctl numbers) ---------------------------- */
+/* ---- Layout checks against the uapi (sizes, key offsets, ioctl numbers; docs/kernels.md) ------------- */
 _Static_assert(sizeof(struct kvm_userspace_memory_region2) == 160, "region2 is 160 B");
 _Static_assert(offsetof(struct kvm_userspace_memory_region2, userspace_addr) == 24, "region2.userspace_addr@24");
 _Static_assert(offsetof(struct kvm_userspace_memory_region2, guest_memfd_offset) == 32, "region2.gmem_offset@32");

@@ -64,9 +64,7 @@ struct ConformanceCommand: ParsableCommand {
         }
         let cases = ConformanceCatalog.cases(for: opened.profile.name, matching: caseGlob)
         if cases.isEmpty, let caseGlob {
-            var stderr = StandardError()
-            print("Error: no case of profile \(opened.profile.name) matches --case \(caseGlob)", to: &stderr)
-            throw ExitCode(64)
+            throw CLIError.usage("no case of profile \(opened.profile.name) matches --case \(caseGlob)")
         }
         let result = ConformanceSuite.run(cases, on: opened.target, profile: opened.profile,
                                           pinned: opened.pinned)

@@ -53,7 +53,7 @@ enum DiagnosticOutput {
             }
         }
         if total > rendered {
-            out += "... and \(total - rendered) more (`--format json` lists every diagnostic)\n"
+            out += "... and \(total - rendered) more (`--output json` lists every diagnostic)\n"
         }
         out += summary(reports) + "\n"
         return out

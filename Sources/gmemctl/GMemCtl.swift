@@ -59,7 +59,14 @@ struct GMemCtl: ParsableCommand {
             exit(withError: error)
         } catch {
             let code = exitCode(for: error)
-            guard code.rawValue == 64 else { exit(withError: error) }
+            // Help and other clean exits stay ArgumentParser's; any other failure is reported like a CLIError,
+            // so `--output json` always gets its error document and people always get one `error:` line.
+            guard code.rawValue == 64 else {
+                guard code.rawValue != 0 else { exit(withError: error) }
+                let failure = CLIError.failed(message(for: error))
+                ErrorOutput.emit(failure, format: format)
+                exit(withError: code)
+            }
             let usage = CLIError.usage(message(for: error))
             if format == .json {
                 ErrorOutput.emit(usage, format: .json)

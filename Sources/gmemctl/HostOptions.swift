@@ -82,7 +82,14 @@ struct HostOptions: ParsableArguments {
     private func openSimulator(_ profile: Capabilities, persistent: Bool) throws -> Host {
         let simulated: SimulatedHost
         if persistent {
-            simulated = try SimulatedHost(profile: profile, stateFile: state ?? SimulatedHost.defaultStateFile(profile: profile.name))
+            // A state file that is refused (symlinked, corrupt, of another version) makes the host unusable;
+            // as a CLIError it reaches the user in the requested format, JSON included.
+            do {
+                simulated = try SimulatedHost(profile: profile,
+                                              stateFile: state ?? SimulatedHost.defaultStateFile(profile: profile.name))
+            } catch {
+                throw CLIError.unavailable(error.description)
+            }
         } else {
             simulated = SimulatedHost(profile: profile)
         }

@@ -18,8 +18,7 @@ final class AgentHarness: @unchecked Sendable {
         var description: String
     }
 
-    static let repositoryRoot = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static var repositoryRoot: URL { GmemctlBinary.repositoryRoot }
 
     let directory: String
     let environment: [String: String]
@@ -54,16 +53,8 @@ final class AgentHarness: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    static func binary() throws -> String {
-        if let override = ProcessInfo.processInfo.environment["GMEMCTL_BINARY"] { return override }
-        let runner = URL(fileURLWithPath: CommandLine.arguments.first ?? "").deletingLastPathComponent()
-        let candidates = [runner, runner.deletingLastPathComponent(), Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()]
-            .map { $0.appendingPathComponent("gmemctl").path }
-        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            throw Failure(description: "gmemctl binary not found; searched \(candidates)")
-        }
-        return found
-    }
+    /// The `gmemctl` executable's path (ProcessSupport finds it).
+    static func binary() throws -> String { try GmemctlBinary.url().path }
 
     /// Starts `gmemctl agent ARGUMENTS` and waits until its socket answers.
     @discardableResult
@@ -82,12 +73,9 @@ final class AgentHarness: @unchecked Sendable {
         try process.run()
         agent = process
         let path = socket ?? self.socket
-        let deadline = Date().addingTimeInterval(20)
-        while AgentProbe.state(of: path) != .live {
-            guard process.isRunning, Date() < deadline else {
-                throw Failure(description: "agent did not start: " + ((try? String(contentsOfFile: log, encoding: .utf8)) ?? ""))
-            }
-            usleep(10_000)
+        let live = Wait.until(20) { !process.isRunning || AgentProbe.state(of: path) == .live }
+        guard live, process.isRunning else {
+            throw Failure(description: "agent did not start: " + ((try? String(contentsOfFile: log, encoding: .utf8)) ?? ""))
         }
         return process
     }
@@ -123,10 +111,7 @@ final class AgentHarness: @unchecked Sendable {
     /// Stops the agent with `gmemctl agent stop` and waits for the process to end.
     func stopAgent(socket: String? = nil) throws -> Output {
         let output = try run(["agent", "stop"] + (socket.map { ["--socket", $0] } ?? []))
-        if let agent {
-            let deadline = Date().addingTimeInterval(20)
-            while agent.isRunning && Date() < deadline { usleep(10_000) }
-        }
+        if let agent { _ = agent.waitForExit(within: 20) }
         return output
     }
 }

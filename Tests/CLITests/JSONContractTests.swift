@@ -91,6 +91,82 @@ import Testing
         }
     }
 
+    /// Ways a state file is refused; each rewrites the workspace's state file after a guest was applied.
+    enum StateDamage: String, CaseIterable, Sendable {
+        case symlinked, corrupt, unknownFormatVersion
+
+        func inflict(on workspace: CLIWorkspace) throws {
+            let state = workspace.state
+            switch self {
+            case .symlinked:
+                let victim = try workspace.write("victim", "precious\n")
+                try FileManager.default.removeItem(atPath: state)
+                try FileManager.default.createSymbolicLink(atPath: state, withDestinationPath: victim)
+            case .corrupt:
+                try "{\"formatVersion\":1,\"guests\":".write(toFile: state, atomically: false, encoding: .utf8)
+            case .unknownFormatVersion:
+                let text = try String(contentsOfFile: state, encoding: .utf8)
+                #expect(text.contains("\"formatVersion\":1"))
+                try text.replacingOccurrences(of: "\"formatVersion\":1", with: "\"formatVersion\":99")
+                    .write(toFile: state, atomically: false, encoding: .utf8)
+            }
+        }
+
+        /// Words the message must carry, so the test knows which refusal it saw.
+        var says: String {
+            switch self {
+            case .symlinked: return "it is a symbolic link"
+            case .corrupt: return "move it away"
+            case .unknownFormatVersion: return "format version 99"
+            }
+        }
+    }
+
+    /// A refused state file is an error like any other: the JSON error document on stdout and nothing on
+    /// stderr with `--output json`, one `error:` line on stderr otherwise, exit 1 either way.
+    @Test(arguments: StateDamage.allCases)
+    func stateFileErrorsFollowTheContract(damage: StateDamage) throws {
+        let workspace = try CLIWorkspace()
+        defer { workspace.remove() }
+        let manifest = try workspace.write("cvm.yaml", CLIWorkspace.manifest())
+        #expect(try workspace.run(["apply", manifest]).exitCode == 0)
+        try damage.inflict(on: workspace)
+        for command in [["get", "cvm"], ["plan", manifest], ["diff", manifest], ["apply", manifest]] {
+            let json = try workspace.run(command + ["--output", "json"])
+            #expect(json.exitCode == 1, "\(damage) \(command): \(json.stdout)\(json.stderr)")
+            #expect(json.stderr.isEmpty, "\(damage) \(command): \(json.stderr)")
+            try expectConforms(json.stdout, to: "error")
+            let document = try JSONValue.parse(json.stdout)
+            #expect(document["error"]?["code"] == .string("unavailable"), "\(damage) \(command): \(json.stdout)")
+            guard case .string(let message)? = document["error"]?["message"] else {
+                Issue.record("\(damage) \(command): no message in \(json.stdout)")
+                continue
+            }
+            #expect(message.contains(damage.says), "\(damage) \(command): \(message)")
+
+            let human = try workspace.run(command)
+            #expect(human.exitCode == 1)
+            #expect(human.stdout.isEmpty, "\(damage) \(command): \(human.stdout)")
+            #expect(human.stderr.hasPrefix("error: ") && human.stderr.contains(damage.says),
+                    "\(damage) \(command): \(human.stderr)")
+        }
+    }
+
+    @Test func aCasePatternThatMatchesNothingIsAUsageErrorDocument() throws {
+        let arguments = ["conformance", "--host", "sim:linux-6.18", "--case", "NOMATCH"]
+        let json = try Gmemctl.run(arguments + ["--output", "json"])
+        #expect(json.exitCode == 64, "\(json.stdout)\(json.stderr)")
+        #expect(json.stderr.isEmpty, "\(json.stderr)")
+        try expectConforms(json.stdout, to: "error")
+        let document = try JSONValue.parse(json.stdout)
+        #expect(document["error"]?["code"] == .string("usage"))
+        #expect(document["error"]?["message"] == .string("no case of profile linux-6.18 matches --case NOMATCH"))
+
+        let human = try Gmemctl.run(arguments)
+        #expect(human.exitCode == 64)
+        #expect(human.stderr == "error: no case of profile linux-6.18 matches --case NOMATCH\n", "\(human.stderr)")
+    }
+
     @Test func theCheckerRejectsWhatASchemaForbids() throws {
         let checker = try schema("error")
         #expect(checker.violations(of: try JSONValue.parse(#"{"formatVersion": "1.0", "error": {"code": "failed", "message": "x"}}"#)).isEmpty)

@@ -3,8 +3,9 @@ import ProcessSupport
 import Testing
 
 /// The README's quick start, read from the README itself so that it cannot drift: every command of its first
-/// `sh` block runs here. `swift run gmemctl` runs as the already built binary (the test runner was built by
-/// `swift build`), and `swift test` is the command running this test, so it is only checked to be that.
+/// `sh` block runs here. In the working tree, `swift run gmemctl` runs as the already built binary (the test
+/// runner was built by `swift build`); with GMEMCTL_FRESH_CLONE_TEST=1 (.ci/run) the commands also run exactly
+/// as written in a fresh clone. `swift test` is the command running this test, so it is only checked to be that.
 @Suite struct ReadmeTests {
     static var quickStart: [String] {
         get throws {
@@ -60,6 +61,59 @@ import Testing
         #expect(result.exitCode == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains(" on kvm"), "\(result.stdout)")
         #expect(result.stdout.contains("guest-access"), "a guest vCPU verified the memory: \(result.stdout)")
+    }
+
+    /// `git` and `swift` on PATH, and the repository a git checkout (what a fresh clone needs).
+    static let canClone: Bool = {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+        let found = { (tool: String) in
+            path.split(separator: ":").contains { FileManager.default.isExecutableFile(atPath: "\($0)/\(tool)") }
+        }
+        return found("git") && found("swift")
+            && FileManager.default.fileExists(atPath: Gmemctl.repositoryRoot.appendingPathComponent(".git").path)
+    }()
+
+    /// Set by .ci/run: the fresh-clone test builds gmemctl from nothing, which takes minutes.
+    static let freshCloneRequested = ProcessInfo.processInfo.environment["GMEMCTL_FRESH_CLONE_TEST"] == "1"
+
+    /// The must-show of the README: on a fresh clone (of this repository's HEAD, into a temporary directory),
+    /// every quick-start command runs exactly as the README writes it, through `sh`, `swift run` included.
+    /// Only `swift test` is left out: it is the command running this test (and would run it again).
+    @Test(.enabled(if: ReadmeTests.freshCloneRequested, "slow (a full build): set GMEMCTL_FRESH_CLONE_TEST=1, as .ci/run does"),
+          .enabled(if: ReadmeTests.canClone, "needs git, swift and a git checkout"))
+    func theQuickStartPassesOnAFreshClone() throws {
+        let commands = try Self.quickStart
+        #expect(commands.last == "swift test")
+        let scratch = try TemporaryDirectory(prefix: "gmemctl-fresh-clone")
+        let clone = scratch.appendingPathComponent("gmemctl")
+        var environment = ProcessInfo.processInfo.environment
+        environment["GMEMCTL_FRESH_CLONE_TEST"] = nil
+        // The clone's guests, agents and SwiftPM's lock files live in the scratch directory too, never in the
+        // user's directories or the system's /tmp.
+        for (variable, name) in [("XDG_STATE_HOME", "state"), ("XDG_RUNTIME_DIR", "run"), ("TMPDIR", "tmp")] {
+            let directory = scratch.appendingPathComponent(name)
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+            environment[variable] = directory.path
+        }
+        let cloned = try ProcessRunner.run(URL(fileURLWithPath: "/usr/bin/env"),
+                                           ["git", "clone", "--quiet", "--local", Gmemctl.repositoryRoot.path, clone.path],
+                                           environment: environment, directory: scratch.url, timeout: 120)
+        try #require(cloned.exitCode == 0, "git clone: \(cloned.stderr)")
+        for command in commands.dropLast() {
+            let started = Date()
+            let result = try ProcessRunner.run(URL(fileURLWithPath: "/bin/sh"), ["-c", command], environment: environment,
+                                               directory: clone, timeout: 1800)
+            let seconds = Int(Date().timeIntervalSince(started))
+            #expect(result.exitCode == 0, "`\(command)` in a fresh clone (\(seconds) s): \(result.stdout)\(result.stderr)")
+            if command.hasPrefix("swift run gmemctl ") {
+                #expect(result.stdout.contains("Verification:"), "\(result.stdout)")
+                #expect(result.stdout.contains("Teardown: Applied"), "\(result.stdout)")
+                #expect(FileManager.default.isExecutableFile(atPath: clone.appendingPathComponent(".build/debug/gmemctl").path),
+                        "the clone built its own gmemctl")
+            }
+            print("fresh clone: `\(command)` took \(seconds) s")
+        }
     }
 }
 

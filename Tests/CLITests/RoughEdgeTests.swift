@@ -52,7 +52,39 @@ import Testing
     @Test func versionNamesThePackageVersion() throws {
         let result = try Gmemctl.run(["--version"])
         #expect(result.exitCode == 0)
-        #expect(result.stdout.range(of: #"^gmemctl \d+\.\d+\.\d+( \(git [^)]+\))?\n$"#, options: .regularExpression) != nil, "\(result.stdout)")
+        #expect(result.stdout.range(of: #"^gmemctl \d+\.\d+\.\d+( \(git [A-Za-z0-9._+/-]+\))?\n$"#, options: .regularExpression) != nil,
+                "\(result.stdout)")
+    }
+
+    static let builtFromACheckout = FileManager.default.fileExists(atPath: Gmemctl.repositoryRoot.appendingPathComponent(".git").path)
+        && ProcessInfo.processInfo.environment["PATH"].map { path in
+            path.split(separator: ":").contains { FileManager.default.isExecutableFile(atPath: "\($0)/git") }
+        } == true
+
+    /// The revision is recorded when gmemctl is built (Plugins/BuildRevision), not looked up when it runs: with
+    /// no git to run and outside the repository, `--version` still names the commit this test runs at (the
+    /// one `swift test` just built; a commit made between the build and this test would fail it).
+    @Test(.enabled(if: RoughEdgeTests.builtFromACheckout, "needs git and a git checkout"))
+    func versionIsTheRevisionAtBuildTimeWithoutRunningGit() throws {
+        let elsewhere = try TemporaryDirectory(prefix: "gmemctl-version")
+        let result = try ProcessRunner.run(try Gmemctl.binary(), ["--version"], environment: ["PATH": elsewhere.path],
+                                           directory: elsewhere.url, timeout: 30)
+        #expect(result.exitCode == 0, "\(result.stderr)")
+        let expected = try Gmemctl.run(["--version"]).stdout
+        #expect(result.stdout == expected, "the same wherever and however it runs")
+        let described = try #require(result.stdout.firstMatch(of: /\(git ([^)]+)\)/)?.1, "no revision: \(result.stdout)")
+        // `git describe --always --dirty --tags` (TAG-N-gHASH, TAG or HASH, then -dirty if the tree had
+        // changes): git itself says which commit that names.
+        var revision = String(described)
+        if revision.hasSuffix("-dirty") { revision.removeLast("-dirty".count) }
+        let git = { (arguments: [String]) in
+            try ProcessRunner.run(URL(fileURLWithPath: "/usr/bin/env"), ["git"] + arguments,
+                                  environment: ProcessInfo.processInfo.environment, directory: Gmemctl.repositoryRoot,
+                                  timeout: 30).stdout
+        }
+        let named = try git(["rev-parse", "--verify", "--quiet", revision + "^{commit}"])
+        let head = try git(["rev-parse", "HEAD"])
+        #expect(!named.isEmpty && named == head, "gmemctl says \(described), which is not HEAD (\(head))")
     }
 
     @Test func convertIsCheckedAgainstTheLiveGuestBeforeTheKernel() throws {

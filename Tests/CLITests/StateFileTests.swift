@@ -93,13 +93,20 @@ import Testing
 
     /// Applies a guest, then rewrites the state file with `edit` and runs `get`: a clear error, exit 1.
     func corrupted(_ edit: (String) -> String) throws -> Gmemctl.Output {
+        try corrupted(edit, commands: [["get", "g"]])[0]
+    }
+
+    /// The same, running each of `commands` (MANIFEST stands for the guest's manifest) on the edited file.
+    func corrupted(_ edit: (String) -> String, commands: [[String]]) throws -> [Gmemctl.Output] {
         let workspace = try Workspace()
         defer { try? FileManager.default.removeItem(at: workspace.directory) }
         let manifest = try workspace.write("g.yaml", Self.manifest(guest: "g"))
         #expect(try run(workspace, ["apply", manifest]).exitCode == 0)
         let text = try String(contentsOfFile: workspace.state, encoding: .utf8)
         try edit(text).write(toFile: workspace.state, atomically: false, encoding: .utf8)
-        return try run(workspace, ["get", "g"])
+        return try commands.map { command in
+            try run(workspace, command.map { $0 == "MANIFEST" ? manifest : $0 })
+        }
     }
 
     @Test func unknownFormatVersionIsRefusedNamingTheVersionsRead() throws {
@@ -110,10 +117,15 @@ import Testing
     }
 
     @Test func craftedTwoToTheSixtyThreeByteRunIsRefusedNotATrap() throws {
-        // Block size, memslot size and tracked runs all become 2^63 bytes.
-        let get = try corrupted { $0.replacingOccurrences(of: "67108864", with: "9223372036854775808") }
-        #expect(get.exitCode == 1, "exit \(get.exitCode): \(get.stderr)")
-        #expect(get.stderr.contains("is inconsistent"), "\(get.stderr)")
+        // Block size, memslot size and tracked runs all become 2^63 bytes; every command that reads the state
+        // refuses it (a trap would exit 132).
+        let commands = [["get", "g"], ["plan", "MANIFEST"], ["apply", "MANIFEST"], ["diff", "MANIFEST"]]
+        let outputs = try corrupted({ $0.replacingOccurrences(of: "67108864", with: "9223372036854775808") },
+                                    commands: commands)
+        for (command, output) in zip(commands, outputs) {
+            #expect(output.exitCode == 1, "\(command[0]): exit \(output.exitCode): \(output.stderr)")
+            #expect(output.stderr.contains("is inconsistent"), "\(command[0]): \(output.stderr)")
+        }
     }
 
     @Test func danglingDescriptorIsRefused() throws {

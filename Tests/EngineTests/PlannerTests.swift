@@ -4,7 +4,7 @@ import Foundation
 @testable import GmemSimulator
 import Testing
 
-/// The planner against ARCHITECTURE.md section 4 and the seed's review: exact operation sequences.
+/// The planner against docs/architecture.md ("Key decisions"): exact operation sequences.
 @Suite("Planner sequences")
 struct PlannerTests {
     static let size = 64 * engMiB
@@ -45,7 +45,8 @@ struct PlannerTests {
         #expect(plan.listeners == ["vfio0"])
     }
 
-    /// Converting the shared range back at run time, per shared source (seed: hugetlb keeps its backing).
+    /// Converting the shared range back at run time, per shared source (hugetlb keeps its backing:
+    /// docs/architecture.md).
     @Test("legacy to private at run time: unmap, attributes, discard of the shared backing (none for hugetlb)",
           arguments: [("memfd", Optional(DiscardMethod.punchHole)), ("anonymous", .madviseDontneed), ("hugetlb", nil)])
     func legacyToPrivateAtRuntime(source: String, method: DiscardMethod?) throws {

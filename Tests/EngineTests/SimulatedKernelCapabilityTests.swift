@@ -3,10 +3,10 @@ import Config
 @testable import GmemSimulator
 import Testing
 
-/// kvm-uapi.md section 5, "Capabilities and VM creation" and "KVM_CREATE_GUEST_MEMFD".
+/// Capabilities, VM creation and KVM_CREATE_GUEST_MEMFD per generation (docs/kernels.md, "Generations").
 @Suite("SimulatedKernel capabilities and creation")
 struct SimulatedKernelCapabilityTests {
-    @Test("PVM host answers CHECK_EXTENSION as probed (kvm-uapi.md 1.9)")
+    @Test("PVM host answers CHECK_EXTENSION as probed (docs/kernels.md, linux-6.18-pvm)")
     func pvmSystemCapabilities() throws {
         let kernel = SimulatedKernel(capabilities: Profiles.linux618PVM)
         let expected: [UInt32: Int64] = [231: 1, 232: 1, 233: 0, 234: 1, 235: 1, 236: 0, 244: 3, 10: 32764, 999: 0, 250: 0]

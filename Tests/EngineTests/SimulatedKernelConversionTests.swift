@@ -3,7 +3,7 @@ import Config
 @testable import GmemSimulator
 import Testing
 
-/// kvm-uapi.md section 5: KVM_SET_MEMORY_ATTRIBUTES (per VM), [poc25] KVM_GMEM_CONVERT_*, and
+/// docs/kernels.md: KVM_SET_MEMORY_ATTRIBUTES (per VM), [poc25] KVM_GMEM_CONVERT_*, and
 /// [v8] KVM_SET_MEMORY_ATTRIBUTES2.
 @Suite("SimulatedKernel conversions")
 struct SimulatedKernelConversionTests {

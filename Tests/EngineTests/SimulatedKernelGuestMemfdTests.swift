@@ -3,7 +3,7 @@ import Config
 @testable import GmemSimulator
 import Testing
 
-/// kvm-uapi.md section 5, "guest_memfd file operations" (and the 6.18 selftest's expectations, 1.8).
+/// guest_memfd file operations (docs/kernels.md, "Generations", and the 6.18 selftest it cites).
 @Suite("SimulatedKernel guest_memfd file operations")
 struct SimulatedKernelGuestMemfdTests {
     let keep = KVMConstants.fallocKeepSize

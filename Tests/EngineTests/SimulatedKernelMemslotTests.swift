@@ -3,7 +3,7 @@ import Config
 @testable import GmemSimulator
 import Testing
 
-/// kvm-uapi.md section 5, "KVM_SET_USER_MEMORY_REGION2", in the kernel's check order (1.7).
+/// KVM_SET_USER_MEMORY_REGION2 in the kernel's check order (docs/kernels.md, "Limits of every generation").
 @Suite("SimulatedKernel memslots")
 struct SimulatedKernelMemslotTests {
     let gmemFlag = KVMConstants.memGuestMemfd

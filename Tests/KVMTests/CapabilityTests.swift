@@ -4,7 +4,7 @@ import GmemSimulator
 import Testing
 
 extension KVMIntegration {
-    /// Capability values and VM types of this host (kvm-uapi.md 1.9: Linux 6.18 PVM, no private memory).
+    /// Capability values and VM types of this host (docs/kernels.md: Linux 6.18 PVM, profile linux-6.18-pvm).
     @Suite struct Capabilities {
         @Test(.enabled(if: KVMAvailability.guestMemfd, KVMAvailability.guestMemfdReason)) func releasedCapabilitiesMatchThePVMHost() throws {
             let kernel = try KVMKernel()

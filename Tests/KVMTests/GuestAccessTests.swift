@@ -91,9 +91,10 @@ extension KVMIntegration {
             }
         }
 
-        /// kvm-uapi.md 1.9: on a shadow-paging host (PRE_FAULT cap 0, like this PVM host) a gmem-only slot
-        /// bound with `userspace_addr = 0` (as the upstream selftest does) is not reachable through the host
-        /// address KVM uses, and the guest's access stops with a named exit instead of reading the page.
+        /// docs/kernels.md (linux-6.18-pvm): on a shadow-paging host (PRE_FAULT cap 0, like this PVM host) a
+        /// gmem-only slot bound with `userspace_addr = 0` (as the upstream selftest does) is not reachable
+        /// through the host address KVM uses, and the guest's access stops with a named exit instead of reading
+        /// the page.
         @Test(.enabled(if: KVMAvailability.guestMemfd, KVMAvailability.guestMemfdReason)) func gmemOnlySlotWithoutHostAddressFailsOnShadowPaging() throws {
             let fixture = try KVMFixture()
             let shadowPaging = try fixture.kernel.checkExtension(236, vm: nil) == 0

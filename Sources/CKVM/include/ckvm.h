@@ -1,7 +1,7 @@
 #ifndef CKVM_H
 #define CKVM_H
 /*
- * KVM uapi subset for gmemctl, for every guest_memfd ABI generation (see docs: kvm-uapi.md), plus thin
+ * KVM uapi subset for gmemctl, for every guest_memfd ABI generation (docs/kernels.md), plus thin
  * syscall wrappers. No policy lives here: every wrapper makes one call and returns its result, or -errno on
  * failure, so Swift never needs to read errno.
  *

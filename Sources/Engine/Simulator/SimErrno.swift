@@ -38,7 +38,7 @@ enum SimMath {
     /// Bytes covered by the runs of `map` inside `range`.
     static func coveredBytes<Value>(_ map: IntervalMap<Value>, in range: Range<UInt64>) -> UInt64 {
         var total: UInt64 = 0
-        map.forEachRun(in: range) { total += UInt64($0.range.count) }
+        map.forEachRun(in: range) { total += $0.range.byteCount }
         return total
     }
 }

@@ -108,7 +108,7 @@ extension SimulatedKernelState {
     private func piece(of mapping: SimMapping, _ range: Range<UInt64>) -> SimMapping {
         var piece = mapping
         piece.address = range.lowerBound
-        piece.length = UInt64(range.count)
+        piece.length = range.byteCount
         piece.fileOffset = mapping.fileOffset(of: range.lowerBound)
         if mapping.hugeReservedPages != nil, let huge = mapping.hugePageSize { piece.hugeReservedPages = piece.length / huge }
         let fileRange = piece.fileOffset ..< piece.fileOffset + piece.length
@@ -200,7 +200,8 @@ extension SimulatedKernelState {
             guard SimMath.isAligned(range.lowerBound, huge) else { throw .simulated(SimErrno.einval) }
             addresses = range.lowerBound ..< min(mapping.end, SimMath.roundUp(range.upperBound, huge) ?? mapping.end)
         }
-        let fileRange = mapping.fileOffset(of: addresses.lowerBound) ..< mapping.fileOffset(of: addresses.lowerBound) + UInt64(addresses.count)
+        let fileStart = mapping.fileOffset(of: addresses.lowerBound)
+        let fileRange = fileStart ..< fileStart + addresses.byteCount
         let pages = fileRange.lowerBound / pageSize ..< fileRange.upperBound / pageSize
         if mapping.copyOnWrite {
             mapping.privateCopied.remove(fileRange)
@@ -222,7 +223,7 @@ extension SimulatedKernelState {
         if file.kind == .anonymous && !file.sharedAnonymous { throw .simulated(SimErrno.einval) }
         guard mapping.shared else { throw .simulated(SimErrno.eacces) }
         let start = mapping.fileOffset(of: range.lowerBound)
-        punchHole(&file, start ..< start + UInt64(range.count))
+        punchHole(&file, start ..< start + range.byteCount)
         files[file.id] = file
     }
 
@@ -232,7 +233,7 @@ extension SimulatedKernelState {
         var mapping = mappings[index]
         guard var file = files[mapping.file] else { throw .simulated(SimErrno.efault) }
         let start = mapping.fileOffset(of: range.lowerBound)
-        let fileRange = start ..< start + UInt64(range.count)
+        let fileRange = start ..< start + range.byteCount
         let fault = firstFault(in: file, fileRange)
         let good = fileRange.lowerBound ..< (fault ?? fileRange.upperBound)
         if !good.isEmpty {
@@ -270,7 +271,7 @@ extension SimulatedKernelState {
             let mapping = mappings[index]
             guard let file = files[mapping.file] else { continue }
             let start = mapping.fileOffset(of: piece.range.lowerBound)
-            let fileRange = start ..< start + UInt64(piece.range.count)
+            let fileRange = start ..< start + piece.range.byteCount
             var present = IntervalMap<Bool>()
             file.uptodate?.forEachRun(in: fileRange) { present.assign(true, to: $0.range) }
             if mapping.copyOnWrite { mapping.privateCopied.forEachRun(in: fileRange) { present.assign(true, to: $0.range) } }

@@ -41,7 +41,8 @@ extension SimulatedKernelState {
         guard let huge = mapping.hugePageSize else { return }
         let range = mapping.fileOffset ..< mapping.fileOffset + mapping.length
         let privateReservation = !mapping.shared
-        let needed = privateReservation ? mapping.length / huge : (UInt64(range.count) - Self.claimedBytes(of: file, in: range)) / huge
+        let needed = privateReservation
+            ? mapping.length / huge : (range.byteCount - Self.claimedBytes(of: file, in: range)) / huge
         if let available = hugePagesAvailable(huge), needed > available { throw .simulated(SimErrno.enomem) }
         if privateReservation {
             mapping.hugeReservedPages = needed
