@@ -132,6 +132,7 @@ struct ListenCommand: ParsableCommand {
     }
 
     private func serve(session: AgentSession, policy: ListenPolicy, stop: ListenStop) throws {
+        session.client.setReadTimeout(seconds: 0) // a listener waits for events as long as it takes
         var answered = 0
         while count.map({ answered < $0 }) ?? true {
             let line: AgentEventLine
@@ -168,6 +169,8 @@ struct ListenCommand: ParsableCommand {
                             reason: reason)))
             } catch {
                 if stop.stopping { return }
+                // Gone while we answered (it stopped): the next read says so and ends the listener.
+                if case .closed = error { continue }
                 throw CLIError.unavailable("the agent on \(session.socket): \(error)")
             }
             answered += 1

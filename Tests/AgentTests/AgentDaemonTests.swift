@@ -49,7 +49,8 @@ struct AgentDaemonTests {
         let binary = try AgentHarness.binary()
         let agentArguments = ["agent", "--socket", socket] + host + extra
         let process = Process()
-        let log = "\(world.directory)/agent-\(launch.rawValue)-\(UUID().uuidString.prefix(4)).log"
+        // The shells write the agent's stderr next to their own log: `LOG.agent`.
+        let log = world.logPath("agent-\(launch.rawValue)")
         switch launch {
         case .child:
             process.executableURL = URL(fileURLWithPath: binary)
@@ -69,13 +70,7 @@ struct AgentDaemonTests {
             let quoted = ([socketActivateTool, "-l", socket] + passed + [binary] + agentArguments).map { "'\($0)'" }.joined(separator: " ")
             process.arguments = ["-c", "\(quoted) 2>'\(log).agent' & pid=$!; wait $pid; echo \"exit=$?\""]
         }
-        process.environment = world.environment.merging(environment) { $1 }
-        FileManager.default.createFile(atPath: log, contents: nil)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        try world.launch(process, log: log, environment: environment)
         // Socket activation: the first connection makes the tool exec the agent in its own process.
         let live = Wait.until(20) { AgentProbe.state(of: socket) == .live || !process.isRunning }
         guard live, process.isRunning else {

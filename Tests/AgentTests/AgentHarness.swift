@@ -62,15 +62,8 @@ final class AgentHarness: @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try Self.binary())
         process.arguments = ["agent"] + arguments + (socket.map { ["--socket", $0] } ?? [])
-        process.environment = environment
-        process.currentDirectoryURL = Self.repositoryRoot
-        let log = "\(directory)/agent-\(UUID().uuidString.prefix(4)).log"
-        FileManager.default.createFile(atPath: log, contents: nil)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        let log = logPath("agent")
+        try launch(process, log: log)
         agent = process
         let path = socket ?? self.socket
         let live = Wait.until(20) { !process.isRunning || AgentProbe.state(of: path) == .live }
@@ -78,6 +71,22 @@ final class AgentHarness: @unchecked Sendable {
             throw Failure(description: "agent did not start: " + ((try? String(contentsOfFile: log, encoding: .utf8)) ?? ""))
         }
         return process
+    }
+
+    /// A new log file's path in this world.
+    func logPath(_ name: String) -> String { "\(directory)/\(name)-\(UUID().uuidString.prefix(4)).log" }
+
+    /// Runs `process` in this world: its environment (plus `extra`), the repository root, stdin from
+    /// /dev/null, stdout and stderr into `log`.
+    func launch(_ process: Process, log: String, environment extra: [String: String] = [:]) throws {
+        process.environment = environment.merging(extra) { $1 }
+        process.currentDirectoryURL = Self.repositoryRoot
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        process.standardOutput = handle
+        process.standardError = handle
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
     }
 
     /// Runs `gmemctl ARGUMENTS` in the repository root with this world's environment.
@@ -118,26 +127,33 @@ final class AgentHarness: @unchecked Sendable {
 
 /// A manifest with a listener, for event ordering and rejection tests (in-place on gmem-attributes2).
 func listenedManifest(name: String = "listened") -> String {
-    """
-    apiVersion: gmemctl/v1
-    kind: GuestMemory
-    metadata:
-      name: \(name)
-    spec:
-      vm:
-        type: sw-protected
-      blocks:
-        - name: ram
-          size: 64MiB
-          backend:
-            type: in-place
-      mappings:
-        - { block: ram, offset: 0, size: 64MiB, gpa: 0x0 }
-      layout:
-        default: shared
-      listeners:
-        - name: vfio0
-    """
+    guestManifest(name: name, layout: "default: shared", listeners: ["vfio0"])
+}
+
+/// A one-block in-place guest mapped at GPA 0; `layout` is the text under `layout:` (lines after the first
+/// indented by the caller), `listeners` the names declared.
+func guestManifest(name: String, vmType: String = "sw-protected", size: String = "64MiB", layout: String? = nil,
+                   listeners: [String] = []) -> String {
+    var text = """
+        apiVersion: gmemctl/v1
+        kind: GuestMemory
+        metadata:
+          name: \(name)
+        spec:
+          vm:
+            type: \(vmType)
+          blocks:
+            - name: ram
+              size: \(size)
+              backend:
+                type: in-place
+          mappings:
+            - { block: ram, offset: 0, size: \(size), gpa: 0x0 }
+
+        """
+    if let layout { text += "  layout:\n    \(layout)\n" }
+    if !listeners.isEmpty { text += "  listeners:\n" + listeners.map { "    - name: \($0)\n" }.joined() }
+    return text
 }
 
 extension ProcessRunner.Output {

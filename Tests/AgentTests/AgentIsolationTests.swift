@@ -15,32 +15,13 @@ struct AgentIsolationTests {
 
     /// A manifest of about `bytes` bytes: many shared ranges in a private guest.
     static func largeManifest(name: String, bytes: Int) -> String {
-        var text = """
-            apiVersion: gmemctl/v1
-            kind: GuestMemory
-            metadata:
-              name: \(name)
-            spec:
-              vm:
-                type: sw-protected
-              blocks:
-                - name: ram
-                  size: 1TiB
-                  backend:
-                    type: in-place
-              mappings:
-                - { block: ram, offset: 0, size: 1TiB, gpa: 0x0 }
-              layout:
-                default: private
-                shared:
-
-            """
+        var ranges = ""
         var index: UInt64 = 0
-        while text.utf8.count < bytes {
-            text += "      - { gpa: 0x\(String(index * 0x400000, radix: 16)), size: 2MiB }\n"
+        while ranges.utf8.count < bytes {
+            ranges += "      - { gpa: 0x\(String(index * 0x400000, radix: 16)), size: 2MiB }\n"
             index += 1
         }
-        return text
+        return guestManifest(name: name, size: "1TiB", layout: "default: private\n    shared:\n" + ranges)
     }
 
     static func rssMiB(_ pid: Int32) throws -> Double {
@@ -153,22 +134,7 @@ struct AgentIsolationTests {
     func aFailedKVMApplyLeavesNoAgentBehind() throws {
         let world = try AgentHarness()
         // A TDX guest: the capability check fails on a host without TDX, after the agent was started.
-        let manifest = try world.manifest("tdx", """
-            apiVersion: gmemctl/v1
-            kind: GuestMemory
-            metadata:
-              name: tdx-nowhere
-            spec:
-              vm:
-                type: tdx
-              blocks:
-                - name: ram
-                  size: 64MiB
-                  backend:
-                    type: in-place
-              mappings:
-                - { block: ram, offset: 0, size: 64MiB, gpa: 0x0 }
-            """)
+        let manifest = try world.manifest("tdx", guestManifest(name: "tdx-nowhere", vmType: "tdx"))
         let applied = try world.run(["apply", manifest, "--host", "kvm"])
         try #require(applied.exitCode == 1, "a host with TDX would build this guest: \(applied.all)")
         #expect(applied.stderr.contains("started an agent"), "\(applied.all)")

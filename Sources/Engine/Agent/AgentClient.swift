@@ -58,6 +58,8 @@ public final class AgentClient {
             let written = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             if written < 0 {
                 if errno == EINTR { continue }
+                // The agent went away (a stop, a restart): the same as reading its end of stream.
+                if errno == EPIPE || errno == ECONNRESET { throw .closed }
                 throw .io("writing to \(socketPath): \(String(cString: strerror(errno)))")
             }
             offset += written
@@ -77,6 +79,7 @@ public final class AgentClient {
             if count < 0 {
                 if errno == EINTR { continue }
                 if errno == EAGAIN || errno == EWOULDBLOCK { throw .timedOut(seconds: readTimeout) }
+                if errno == ECONNRESET { throw .closed }
                 throw .io("reading from \(socketPath): \(String(cString: strerror(errno)))")
             }
             if count == 0 { throw .closed }
