@@ -117,11 +117,12 @@ let package = Package(
             dependencies: ["Config", "GmemCore", "GmemKVM", "GmemSimulator", "GmemProtocol"]
         ),
         .testTarget(name: "ConfigTests", dependencies: ["Config"]),
-        .testTarget(name: "EngineTests", dependencies: ["GmemCore", "GmemSimulator", "Config"]),
+        .testTarget(name: "EngineTests", dependencies: ["GmemCore", "GmemSimulator", "Config", "ProcessSupport"]),
         .testTarget(
             name: "KVMTests", dependencies: ["GmemCore", "GmemKVM", "GmemSimulator", "GmemConformance", "Config", "CKVM"]
         ),
-        // Shared by the tests that run the built binary: a process runner.
+        // Shared by the test targets: running the built binary, waiting on conditions, temporary directories,
+        // manifests.
         .target(name: "ProcessSupport", path: "Tests/ProcessSupport"),
         .testTarget(name: "CLITests", dependencies: ["Config", "ProcessSupport", "gmemctl"]),
         // The agent as a real process on a Unix socket: protocol, listeners, concurrency, robustness.

@@ -127,33 +127,15 @@ final class AgentHarness: @unchecked Sendable {
 
 /// A manifest with a listener, for event ordering and rejection tests (in-place on gmem-attributes2).
 func listenedManifest(name: String = "listened") -> String {
-    guestManifest(name: name, layout: "default: shared", listeners: ["vfio0"])
+    guestManifest(name: name, listeners: ["vfio0"])
 }
 
-/// A one-block in-place guest mapped at GPA 0; `layout` is the text under `layout:` (lines after the first
-/// indented by the caller), `listeners` the names declared.
-func guestManifest(name: String, vmType: String = "sw-protected", size: String = "64MiB", layout: String? = nil,
-                   listeners: [String] = []) -> String {
-    var text = """
-        apiVersion: gmemctl/v1
-        kind: GuestMemory
-        metadata:
-          name: \(name)
-        spec:
-          vm:
-            type: \(vmType)
-          blocks:
-            - name: ram
-              size: \(size)
-              backend:
-                type: in-place
-          mappings:
-            - { block: ram, offset: 0, size: \(size), gpa: 0x0 }
-
-        """
-    if let layout { text += "  layout:\n    \(layout)\n" }
-    if !listeners.isEmpty { text += "  listeners:\n" + listeners.map { "    - name: \($0)\n" }.joined() }
-    return text
+/// A one-block in-place guest mapped at GPA 0.
+func guestManifest(name: String, vmType: String = "sw-protected", size: String = "64MiB", defaultState: String = "shared",
+                   shared: [String] = [], listeners: [String] = []) -> String {
+    manifestYAML(name: name, vm: vmType, blocks: ["{ name: ram, size: \(size), backend: { type: in-place } }"],
+                 mappings: ["{ block: ram, offset: 0, size: \(size), gpa: 0x0 }"], defaultState: defaultState,
+                 shared: shared, listeners: listeners)
 }
 
 extension ProcessRunner.Output {

@@ -15,13 +15,13 @@ struct AgentIsolationTests {
 
     /// A manifest of about `bytes` bytes: many shared ranges in a private guest.
     static func largeManifest(name: String, bytes: Int) -> String {
-        var ranges = ""
-        var index: UInt64 = 0
-        while ranges.utf8.count < bytes {
-            ranges += "      - { gpa: 0x\(String(index * 0x400000, radix: 16)), size: 2MiB }\n"
-            index += 1
+        var shared: [String] = []
+        var length = 0
+        while length < bytes {
+            shared.append("{ gpa: 0x\(String(UInt64(shared.count) * 0x400000, radix: 16)), size: 2MiB }")
+            length += shared[shared.count - 1].utf8.count + 9
         }
-        return guestManifest(name: name, size: "1TiB", layout: "default: private\n    shared:\n" + ranges)
+        return guestManifest(name: name, size: "1TiB", defaultState: "private", shared: shared)
     }
 
     static func rssMiB(_ pid: Int32) throws -> Double {

@@ -1,6 +1,7 @@
 import Config
 @testable import GmemCore
 @testable import GmemSimulator
+import ProcessSupport
 import Testing
 
 /// `CapabilityCheck`: what a manifest needs against what a profile offers; every problem names the missing
@@ -11,7 +12,7 @@ struct CapabilityCheckTests {
         CapabilityCheck.check(manifest, against: caps).filter { $0.severity == .error }
     }
 
-    static let privateInPlace = engYAML(blocks: [engBlock(backend: engInPlace)], mappings: [engMapping(size: 64 * engMiB, gpa: 0)],
+    static let privateInPlace = manifestYAML(blocks: [engBlock(backend: engInPlace)], mappings: [engMapping(size: 64 * engMiB, gpa: 0)],
                                         shared: [engRange(gpa: engMiB, size: engMiB)])
 
     @Test("a private in-place block fails on linux-6.18 naming the conversion capabilities, and passes where they exist")
@@ -40,7 +41,7 @@ struct CapabilityCheckTests {
 
     @Test("a shared-only in-place block is fine on a 6.18 default VM (MMAP|INIT_SHARED), refused on 6.8")
     func sharedInPlaceOnDefaultVM() throws {
-        let manifest = try engManifest(engYAML(vm: "default", blocks: [engBlock(backend: engInPlace)],
+        let manifest = try engManifest(manifestYAML(vm: "default", blocks: [engBlock(backend: engInPlace)],
                                                mappings: [engMapping(size: 64 * engMiB, gpa: 0)], defaultState: "shared"))
         #expect(Self.errors(manifest, Profiles.linux618).isEmpty)
         #expect(Self.errors(manifest, Profiles.linux618PVM).isEmpty)
@@ -51,7 +52,7 @@ struct CapabilityCheckTests {
 
     @Test("tdx on linux-6.18-sev-snp fails naming the VM types the host offers")
     func tdxOnSevSnp() throws {
-        let manifest = try engManifest(engYAML(vm: "tdx", blocks: [engBlock(backend: engLegacyMemfd)],
+        let manifest = try engManifest(manifestYAML(vm: "tdx", blocks: [engBlock(backend: engLegacyMemfd)],
                                                mappings: [engMapping(size: 64 * engMiB, gpa: 0)]))
         let problems = Self.errors(manifest, Profiles.linux618SevSnp)
         #expect(problems.count == 1)
@@ -66,14 +67,14 @@ struct CapabilityCheckTests {
 
     @Test("a private layout on linux-6.18-pvm: sw-protected is not offered; a default VM cannot make memory private")
     func privateOnPVM() throws {
-        let legacy = engYAML(blocks: [engBlock(backend: engLegacyMemfd)], mappings: [engMapping(size: 64 * engMiB, gpa: 0)])
+        let legacy = manifestYAML(blocks: [engBlock(backend: engLegacyMemfd)], mappings: [engMapping(size: 64 * engMiB, gpa: 0)])
         let problems = Self.errors(try engManifest(legacy), Profiles.linux618PVM)
         #expect(problems.map(\.path) == ["spec.vm.type"])
         #expect(problems.first?.summary == "VM type sw-protected is not offered by linux-6.18-pvm")
         #expect(problems.first?.detail.contains("KVM_CAP_VM_TYPES is 0x1 (default)") == true, "\(problems)")
 
         // On a default VM, validation already refuses the private layout (naming the VM type as the fix)...
-        let onDefault = engYAML(vm: "default", blocks: [engBlock(backend: engLegacyMemfd)], mappings: [engMapping(size: 64 * engMiB, gpa: 0)])
+        let onDefault = manifestYAML(vm: "default", blocks: [engBlock(backend: engLegacyMemfd)], mappings: [engMapping(size: 64 * engMiB, gpa: 0)])
         let loaded = ManifestLoader.load(yaml: onDefault, file: "test.yaml")
         #expect(!loaded.isValid)
         #expect(loaded.diagnostics.contains { $0.path == "spec.layout.default" && $0.detail.contains("sw-protected") })
@@ -91,7 +92,7 @@ struct CapabilityCheckTests {
 
     @Test("a hugetlb page size the host does not offer is named with the offered sizes")
     func hugetlbPageSize() throws {
-        let manifest = try engManifest(engYAML(vm: "default", blocks: [engBlock(size: "1GiB", backend: "{ type: legacy, shared: { source: hugetlb, pageSize: 1GiB } }")],
+        let manifest = try engManifest(manifestYAML(vm: "default", blocks: [engBlock(size: "1GiB", backend: "{ type: legacy, shared: { source: hugetlb, pageSize: 1GiB } }")],
                                                mappings: [engMapping(size: engGiB, gpa: 0)], defaultState: "shared"))
         let problems = Self.errors(manifest, Profiles.linux618PVM)
         #expect(problems.count == 1)
@@ -104,7 +105,7 @@ struct CapabilityCheckTests {
 
     @Test("a hugetlb pool too small names the sysfs knob and how many pages are missing")
     func hugetlbPool() throws {
-        let manifest = try engManifest(engYAML(blocks: [engBlock(backend: engLegacyHugetlb)], mappings: [engMapping(size: 64 * engMiB, gpa: 0)]))
+        let manifest = try engManifest(manifestYAML(blocks: [engBlock(backend: engLegacyHugetlb)], mappings: [engMapping(size: 64 * engMiB, gpa: 0)]))
         var caps = Profiles.linux618
         caps.hugePagesFree = [2 * engMiB: 10, engGiB: 0]
         let problems = Self.errors(manifest, caps)
@@ -117,7 +118,7 @@ struct CapabilityCheckTests {
 
     @Test("every problem is reported, not the first")
     func allProblems() throws {
-        let manifest = try engManifest(engYAML(
+        let manifest = try engManifest(manifestYAML(
             blocks: [engBlock("a", size: "64MiB", backend: engInPlace),
                      engBlock("b", size: "1GiB", backend: "{ type: legacy, shared: { source: hugetlb, pageSize: 1GiB } }")],
             mappings: [engMapping("a", size: 64 * engMiB, gpa: 0), engMapping("b", size: engGiB, gpa: engGiB)]))
@@ -132,13 +133,13 @@ struct CapabilityCheckTests {
 struct CapabilityCheckLimitTests {
     @Test("a 1 GiB mapping at 2^52 is refused naming the address width; at 2^48 it passes")
     func physicalAddressLimit() throws {
-        let at52 = try engManifest(engYAML(vm: "default", blocks: [engBlock(size: "1GiB", backend: engInPlace)],
+        let at52 = try engManifest(manifestYAML(vm: "default", blocks: [engBlock(size: "1GiB", backend: engInPlace)],
                                            mappings: [engMapping(size: engGiB, gpa: 1 << 52)], defaultState: "shared"))
         let problems = CapabilityCheck.check(at52, against: Profiles.linux618PVM).filter { $0.severity == .error }
         #expect(problems.count == 1)
         #expect(problems.first?.path == "spec.mappings[0]")
         #expect(problems.first?.detail.contains("52-bit") == true, "\(problems)")
-        let at48 = try engManifest(engYAML(vm: "default", blocks: [engBlock(size: "1GiB", backend: engInPlace)],
+        let at48 = try engManifest(manifestYAML(vm: "default", blocks: [engBlock(size: "1GiB", backend: engInPlace)],
                                            mappings: [engMapping(size: engGiB, gpa: 1 << 48)], defaultState: "shared"))
         #expect(CapabilityCheck.check(at48, against: Profiles.linux618PVM).isEmpty)
         var narrow = Profiles.linux618
@@ -150,7 +151,7 @@ struct CapabilityCheckLimitTests {
     func memslotCountWithSplit() throws {
         var small = Profiles.linux618
         small.maxMemslots = 1
-        let big = try engManifest(engYAML(vm: "default", blocks: [engBlock(size: "9TiB", backend: engInPlace)],
+        let big = try engManifest(manifestYAML(vm: "default", blocks: [engBlock(size: "9TiB", backend: engInPlace)],
                                           mappings: [engMapping(size: 9 << 40, gpa: 0)], defaultState: "shared"))
         let problems = CapabilityCheck.check(big, against: small).filter { $0.severity == .error }
         #expect(problems.count == 1 && problems.first?.summary.contains("need 2 memslots") == true, "\(problems)")
@@ -159,19 +160,19 @@ struct CapabilityCheckLimitTests {
 
     @Test("a hugetlb mapping whose GPA is not aligned to its huge pages is warned about, naming the cost")
     func hugetlbAlignment() throws {
-        let yaml = engYAML(blocks: [engBlock(backend: engLegacyHugetlb)], mappings: [engMapping(size: 4 * engMiB, gpa: engMiB)])
+        let yaml = manifestYAML(blocks: [engBlock(backend: engLegacyHugetlb)], mappings: [engMapping(size: 4 * engMiB, gpa: engMiB)])
         let warnings = CapabilityCheck.check(try engManifest(yaml), against: Profiles.linux618).filter { $0.severity == .warning }
         #expect(warnings.count == 1)
         #expect(warnings.first?.path == "spec.mappings[0].gpa")
         #expect(warnings.first?.detail.contains("4 KiB pages only") == true || warnings.first?.detail.contains("4KiB pages only") == true,
                 "\(warnings)")
-        let aligned = engYAML(blocks: [engBlock(backend: engLegacyHugetlb)], mappings: [engMapping(size: 4 * engMiB, gpa: 2 * engMiB)])
+        let aligned = manifestYAML(blocks: [engBlock(backend: engLegacyHugetlb)], mappings: [engMapping(size: 4 * engMiB, gpa: 2 * engMiB)])
         #expect(CapabilityCheck.check(try engManifest(aligned), against: Profiles.linux618).isEmpty)
     }
 
     @Test("on a default VM an unaligned private range reports its misalignment too")
     func defaultVMUnalignedPrivate() {
-        let yaml = engYAML(vm: "default", blocks: [engBlock(backend: engInPlace)], mappings: [engMapping(size: 64 * engMiB, gpa: 0)],
+        let yaml = manifestYAML(vm: "default", blocks: [engBlock(backend: engInPlace)], mappings: [engMapping(size: 64 * engMiB, gpa: 0)],
                            defaultState: "shared", private: [engRange(gpa: 0x1800, size: 0x1000)])
         let result = ManifestLoader.load(yaml: yaml, file: "test.yaml")
         let summaries = result.diagnostics.filter { $0.path.hasPrefix("spec.layout.private[0]") }.map(\.summary)

@@ -1,6 +1,7 @@
 import Config
 @testable import GmemCore
 @testable import GmemSimulator
+import ProcessSupport
 import Testing
 
 /// `validate --target P` and `apply --host sim:P` agree at every kernel limit: manifests generated at each
@@ -33,7 +34,7 @@ struct CapabilityEdgeManifestTests {
             defer { offset += mapping.size }
             return engMapping(offset: offset, size: mapping.size, gpa: mapping.gpa)
         }
-        return engYAML(vm: vm.vmType.rawValue, blocks: [engBlock(size: engHex(blockSize), backend: engAuto)], mappings: lines,
+        return manifestYAML(vm: vm.vmType.rawValue, blocks: [engBlock(size: engHex(blockSize), backend: engAuto)], mappings: lines,
                        defaultState: vm.vmType.hasPrivateMemory ? "private" : "shared")
     }
 

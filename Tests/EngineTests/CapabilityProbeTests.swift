@@ -2,6 +2,7 @@ import Config
 import Foundation
 @testable import GmemCore
 @testable import GmemSimulator
+import ProcessSupport
 import Testing
 
 /// `CapabilityProbe` on the simulator of every built-in profile: probing must find the profile back.
@@ -180,7 +181,7 @@ struct CapabilityProbeTests {
 
     @Test("a probed simulator plans the same as its profile")
     func probedPlansLikeProfile() throws {
-        let yaml = engYAML(blocks: [engBlock(backend: engAuto)], mappings: [engMapping(size: 64 * engMiB, gpa: 0)],
+        let yaml = manifestYAML(blocks: [engBlock(backend: engAuto)], mappings: [engMapping(size: 64 * engMiB, gpa: 0)],
                            shared: [engRange(gpa: engMiB, size: engMiB)], listeners: ["vfio0"])
         for profile in [Profiles.linux618, Profiles.gmemConvertPOC, Profiles.gmemAttributes2] {
             let probed = try CapabilityProbe.probe(SimulatedKernel(capabilities: profile), optIn: Self.optIn(for: profile))

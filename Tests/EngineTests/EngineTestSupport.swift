@@ -1,6 +1,7 @@
 import Config
 @testable import GmemCore
 @testable import GmemSimulator
+import ProcessSupport
 import Testing
 
 // Helpers for the planner, executor, diff, capability and provisioner tests. Manifests are fed as YAML
@@ -37,34 +38,7 @@ func engFreshPlan(_ yaml: String, on profile: Capabilities, sourceLocation: Sour
     return (desired, plan)
 }
 
-/// A one-guest manifest. `mappings` and ranges are YAML flow lines; `listeners` are names.
-func engYAML(name: String = "guest", vm: String = "sw-protected", blocks: [String], mappings: [String],
-             defaultState: String = "private", shared: [String] = [], private privateRanges: [String] = [],
-             listeners: [String] = []) -> String {
-    var text = """
-    apiVersion: gmemctl/v1
-    kind: GuestMemory
-    metadata:
-      name: \(name)
-    spec:
-      vm:
-        type: \(vm)
-      blocks:
-
-    """
-    for block in blocks { text += "    - \(block)\n" }
-    text += "  mappings:\n"
-    for mapping in mappings { text += "    - \(mapping)\n" }
-    text += "  layout:\n    default: \(defaultState)\n"
-    text += shared.isEmpty ? "    shared: []\n" : "    shared:\n" + shared.map { "      - \($0)\n" }.joined()
-    text += privateRanges.isEmpty ? "    private: []\n" : "    private:\n" + privateRanges.map { "      - \($0)\n" }.joined()
-    if !listeners.isEmpty {
-        text += "  listeners:\n" + listeners.map { "    - { name: \($0) }\n" }.joined()
-    }
-    return text
-}
-
-/// A block line for `engYAML`.
+/// A block line for `manifestYAML`.
 func engBlock(_ name: String = "ram", size: String = "64MiB", backend: String) -> String {
     "{ name: \(name), size: \(size), backend: \(backend) }"
 }

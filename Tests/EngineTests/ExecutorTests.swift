@@ -1,6 +1,7 @@
 import Config
 @testable import GmemCore
 @testable import GmemSimulator
+import ProcessSupport
 import Testing
 
 /// The executor on the simulator: EAGAIN retries, failures that stop the run and leave the tracked state
@@ -11,7 +12,7 @@ struct ExecutorTests {
 
     /// Shared at 1-2 MiB and 4-5 MiB; the second manifest wants both private.
     static func yaml(_ backend: String, shared: [String]) -> String {
-        engYAML(blocks: [engBlock(backend: backend)], mappings: [engMapping(size: size, gpa: 0)], shared: shared, listeners: ["vfio0"])
+        manifestYAML(blocks: [engBlock(backend: backend)], mappings: [engMapping(size: size, gpa: 0)], shared: shared, listeners: ["vfio0"])
     }
     static let twoShared = [engRange(gpa: engMiB, size: engMiB), engRange(gpa: 4 * engMiB, size: engMiB)]
 
@@ -110,7 +111,7 @@ struct ExecutorTests {
     @Test("a failure while building leaves the blocks created so far tracked, and the next apply finishes")
     func failureWhileBuilding() throws {
         let profile = Profiles.linux618
-        let yaml = engYAML(blocks: [engBlock("a", size: "4MiB", backend: engLegacyMemfd), engBlock("b", size: "4MiB", backend: engLegacyMemfd)],
+        let yaml = manifestYAML(blocks: [engBlock("a", size: "4MiB", backend: engLegacyMemfd), engBlock("b", size: "4MiB", backend: engLegacyMemfd)],
                            mappings: [engMapping("a", size: 4 * engMiB, gpa: 0), engMapping("b", size: 4 * engMiB, gpa: 4 * engMiB)],
                            shared: [engRange(gpa: 0, size: engMiB)], listeners: ["vfio0"])
         let host = SimulatedHost(profile: profile)
@@ -203,7 +204,7 @@ struct ExecutorTests {
     func legacySecondWindowFails() throws {
         let profile = Profiles.linux618
         func yaml(shared: [String]) -> String {
-            engYAML(blocks: [engBlock(size: "8MiB", backend: engLegacyMemfd)],
+            manifestYAML(blocks: [engBlock(size: "8MiB", backend: engLegacyMemfd)],
                     mappings: [engMapping(size: 4 * engMiB, gpa: 0), engMapping(offset: 4 * engMiB, size: 4 * engMiB, gpa: 4 * engGiB)],
                     shared: shared, listeners: ["vfio0"])
         }

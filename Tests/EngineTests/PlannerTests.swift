@@ -2,6 +2,7 @@ import Config
 import Foundation
 @testable import GmemCore
 @testable import GmemSimulator
+import ProcessSupport
 import Testing
 
 /// The planner against docs/architecture.md ("Key decisions"): exact operation sequences.
@@ -14,7 +15,7 @@ struct PlannerTests {
 
     static func singleBlock(_ backend: String, vm: String = "sw-protected", defaultState: String = "private",
                             shared: [String] = [engRange(gpa: sharedGPA, size: sharedSize)], listeners: [String] = ["vfio0"]) -> String {
-        engYAML(vm: vm, blocks: [engBlock(backend: backend)], mappings: [engMapping(size: size, gpa: 0)],
+        manifestYAML(vm: vm, blocks: [engBlock(backend: backend)], mappings: [engMapping(size: size, gpa: 0)],
                 defaultState: defaultState, shared: shared, listeners: listeners)
     }
 
@@ -163,7 +164,7 @@ struct PlannerTests {
           arguments: ["gmem-convert-poc", "gmem-attributes2"])
     func inPlaceNeverDiscards(profileName: String) throws {
         let profile = try #require(Profiles.named(profileName))
-        let yaml = engYAML(vm: "tdx", blocks: [engBlock(backend: engInPlace)], mappings: [engMapping(size: Self.size, gpa: 0)],
+        let yaml = manifestYAML(vm: "tdx", blocks: [engBlock(backend: engInPlace)], mappings: [engMapping(size: Self.size, gpa: 0)],
                            shared: [engRange(gpa: 0, size: engMiB), engRange(gpa: 8 * engMiB, size: 4 * engMiB)], listeners: ["a", "b"])
         let applied = try EngApplied(yaml, on: profile)
         var all = applied.plan.operations
@@ -185,7 +186,7 @@ struct PlannerTests {
                       ("gmem-attributes2", engInPlace), ("linux-6.8", engLegacyAnonymous)])
     func listenerOrdering(profileName: String, backend: String) throws {
         let profile = try #require(Profiles.named(profileName))
-        let yaml = engYAML(blocks: [engBlock(size: "16MiB", backend: backend)],
+        let yaml = manifestYAML(blocks: [engBlock(size: "16MiB", backend: backend)],
                            mappings: [engMapping(size: 8 * engMiB, gpa: 0), engMapping(offset: 8 * engMiB, size: 8 * engMiB, gpa: 4 * engGiB)],
                            shared: [engRange(gpa: 6 * engMiB, size: 2 * engMiB), engRange(gpa: 4 * engGiB, size: 2 * engMiB)],
                            listeners: ["vfio0", "vhost0"])
@@ -223,7 +224,7 @@ struct PlannerTests {
     // MARK: - Coalescing and windows
 
     static func splitYAML(_ backend: String) -> String {
-        engYAML(blocks: [engBlock(size: "8MiB", backend: backend)],
+        manifestYAML(blocks: [engBlock(size: "8MiB", backend: backend)],
                 mappings: [engMapping(size: 4 * engMiB, gpa: 0), engMapping(offset: 4 * engMiB, size: 4 * engMiB, gpa: 4 * engGiB)],
                 // Two adjacent ranges below 4 GiB, plus the first MiB above: offsets 2..5 MiB, one run.
                 shared: [engRange(gpa: 2 * engMiB, size: engMiB), engRange(gpa: 3 * engMiB, size: engMiB),
@@ -315,7 +316,7 @@ struct PlannerTests {
         ]
         for (profileName, vm, backend, abi) in expectations {
             let profile = try #require(Profiles.named(profileName))
-            let yaml = engYAML(vm: vm, blocks: [engBlock(backend: engAuto)], mappings: [engMapping(size: Self.size, gpa: 0)],
+            let yaml = manifestYAML(vm: vm, blocks: [engBlock(backend: engAuto)], mappings: [engMapping(size: Self.size, gpa: 0)],
                                shared: [engRange(gpa: Self.sharedGPA, size: Self.sharedSize)])
             let (_, plan) = try engFreshPlan(yaml, on: profile)
             let created = plan.operations.compactMap { op -> ResolvedBackend? in
@@ -333,7 +334,7 @@ struct PlannerTests {
         }
         // Default VMs (6.18 and the PVM host): nothing converts, auto stays legacy; an all-shared layout.
         for profile in [Profiles.linux618, Profiles.linux618PVM] {
-            let yaml = engYAML(vm: "default", blocks: [engBlock(backend: engAuto)], mappings: [engMapping(size: Self.size, gpa: 0)],
+            let yaml = manifestYAML(vm: "default", blocks: [engBlock(backend: engAuto)], mappings: [engMapping(size: Self.size, gpa: 0)],
                                defaultState: "shared")
             let (desired, plan) = try engFreshPlan(yaml, on: profile)
             #expect(desired.blocks.first?.backend == .legacy(SharedBacking(source: .memfd)), "\(profile.name)")
@@ -349,7 +350,7 @@ struct PlannerTests {
                       ("gmem-convert-poc", engInPlace), ("gmem-attributes2", engInPlace), ("gmem-attributes2", engAuto)])
     func convergedIsEmpty(profileName: String, backend: String) throws {
         let profile = try #require(Profiles.named(profileName))
-        let yaml = engYAML(blocks: [engBlock(size: "16MiB", backend: backend)],
+        let yaml = manifestYAML(blocks: [engBlock(size: "16MiB", backend: backend)],
                            mappings: [engMapping(size: 8 * engMiB, gpa: 0), engMapping(offset: 8 * engMiB, size: 8 * engMiB, gpa: 4 * engGiB)],
                            shared: [engRange(gpa: 6 * engMiB, size: 2 * engMiB), engRange(gpa: 4 * engGiB, size: 2 * engMiB)],
                            listeners: ["vfio0"])
@@ -389,7 +390,7 @@ struct PlannerTests {
         let profile = Profiles.linux618
         let applied = try EngApplied(Self.singleBlock(engLegacyMemfd), on: profile)
         let base: UInt64 = 0x10000000
-        let moved = engYAML(blocks: [engBlock(backend: engLegacyMemfd)], mappings: [engMapping(size: Self.size, gpa: base)],
+        let moved = manifestYAML(blocks: [engBlock(backend: engLegacyMemfd)], mappings: [engMapping(size: Self.size, gpa: base)],
                             shared: [engRange(gpa: base + Self.sharedGPA, size: Self.sharedSize)], listeners: ["vfio0"])
         let manifest = try engManifest(moved)
         let plan = try applied.provisioner.plan(manifest)
@@ -449,7 +450,7 @@ struct PlannerTests {
 
     @Test("destroy of two blocks: each block's listeners are told before its memslots go")
     func destroyTwoBlocks() throws {
-        let yaml = engYAML(blocks: [engBlock("lo", size: "4MiB", backend: engInPlace), engBlock("hi", size: "4MiB", backend: engInPlace)],
+        let yaml = manifestYAML(blocks: [engBlock("lo", size: "4MiB", backend: engInPlace), engBlock("hi", size: "4MiB", backend: engInPlace)],
                            mappings: [engMapping("lo", size: 4 * engMiB, gpa: 0), engMapping("hi", size: 4 * engMiB, gpa: 4 * engGiB)],
                            shared: [engRange(gpa: 0, size: engMiB), engRange(gpa: 4 * engGiB + engMiB, size: engMiB)], listeners: ["v"])
         let applied = try EngApplied(yaml, on: Profiles.gmemAttributes2)
@@ -568,7 +569,7 @@ struct PlannerTests {
     // MARK: - Memslot split
 
     static func bigGuest(size: UInt64, gpa: UInt64 = 0) -> String {
-        engYAML(vm: "default", blocks: [engBlock(size: engHex(size), backend: engInPlace)],
+        manifestYAML(vm: "default", blocks: [engBlock(size: engHex(size), backend: engInPlace)],
                 mappings: [engMapping(size: size, gpa: gpa)], defaultState: "shared")
     }
 

@@ -1,6 +1,7 @@
 import Config
 @testable import GmemCore
 @testable import GmemSimulator
+import ProcessSupport
 import Testing
 
 /// The shape of the work for huge guests: the kernel calls of an apply and of the observation that `get`
@@ -8,7 +9,7 @@ import Testing
 @Suite("Scale: host calls do not grow with guest size")
 struct ScaleShapeTests {
     private static func inPlaceShared(size: String) -> String {
-        engYAML(name: "big", vm: "default", blocks: [engBlock(size: size, backend: "{ type: in-place }")],
+        manifestYAML(name: "big", vm: "default", blocks: [engBlock(size: size, backend: "{ type: in-place }")],
                 mappings: ["{ block: ram, offset: 0, size: \(size), gpa: 0x100000000 }"], defaultState: "shared")
     }
 

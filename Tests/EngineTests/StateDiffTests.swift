@@ -1,6 +1,7 @@
 import Config
 @testable import GmemCore
 @testable import GmemSimulator
+import ProcessSupport
 import Testing
 
 /// `StateDiff`: manifest vs what a (simulated) host holds, entry by entry.
@@ -8,7 +9,7 @@ import Testing
 struct StateDiffTests {
     static func yaml(blocks: [String] = [engBlock(backend: engInPlace)], mappings: [String] = [engMapping(size: 64 * engMiB, gpa: 0)],
                      shared: [String] = [engRange(gpa: engMiB, size: engMiB)], listeners: [String] = ["vfio0"], vm: String = "sw-protected") -> String {
-        engYAML(vm: vm, blocks: blocks, mappings: mappings, shared: shared, listeners: listeners)
+        manifestYAML(vm: vm, blocks: blocks, mappings: mappings, shared: shared, listeners: listeners)
     }
 
     @Test("a guest the host does not have: the VM and every block are missing")
