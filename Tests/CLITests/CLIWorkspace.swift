@@ -1,4 +1,5 @@
 import Foundation
+import ProcessSupport
 
 /// A temporary directory for one test (simulator state file, manifests), removed by `remove()` (use defer).
 struct CLIWorkspace {
@@ -25,27 +26,8 @@ struct CLIWorkspace {
 
     /// One in-place block of `size` mapped at gpa 0, with one listener.
     static func manifest(size: String = "64MiB", shared: [String] = ["0x100000-0x1FFFFF"], name: String = "cvm") -> String {
-        """
-        apiVersion: gmemctl/v1
-        kind: GuestMemory
-        metadata:
-          name: \(name)
-        spec:
-          vm:
-            type: tdx
-          blocks:
-            - name: ram
-              size: \(size)
-              backend:
-                type: in-place
-          mappings:
-            - { block: ram, offset: 0, size: \(size), gpa: 0 }
-          layout:
-            default: private
-            shared:
-        \(shared.map { "      - \"\($0)\"" }.joined(separator: "\n"))
-          listeners:
-            - { name: vfio0 }
-        """
+        manifestYAML(name: name, vm: "tdx", blocks: ["{ name: ram, size: \(size), backend: { type: in-place } }"],
+                     mappings: ["{ block: ram, offset: 0, size: \(size), gpa: 0 }"], defaultState: "private",
+                     shared: shared.map { "\"\($0)\"" }, listeners: ["vfio0"])
     }
 }
