@@ -73,7 +73,8 @@ import Testing
             && FileManager.default.fileExists(atPath: Gmemctl.repositoryRoot.appendingPathComponent(".git").path)
     }()
 
-    /// Set by .ci/run: the fresh-clone test builds gmemctl from nothing, which takes minutes.
+    /// Set by .ci/run (in a step of its own): the fresh-clone test builds gmemctl from nothing, which takes
+    /// minutes.
     static let freshCloneRequested = ProcessInfo.processInfo.environment["GMEMCTL_FRESH_CLONE_TEST"] == "1"
 
     /// The must-show of the README: on a fresh clone (of this repository's HEAD, into a temporary directory),
