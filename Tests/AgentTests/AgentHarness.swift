@@ -68,7 +68,8 @@ final class AgentHarness: @unchecked Sendable {
         let path = socket ?? self.socket
         let live = Wait.until(20) { !process.isRunning || AgentProbe.state(of: path) == .live }
         guard live, process.isRunning else {
-            throw Failure(description: "agent did not start: " + ((try? String(contentsOfFile: log, encoding: .utf8)) ?? ""))
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            throw Failure(description: "agent did not start: " + text)
         }
         return process
     }

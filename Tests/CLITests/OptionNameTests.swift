@@ -33,7 +33,9 @@ import Testing
     static func optionsNamed(in text: String) -> Set<String> {
         let pattern = try! NSRegularExpression(pattern: #"(?<![\w-])--[a-z][a-z0-9-]*[a-z0-9]"#)
         let range = NSRange(text.startIndex..., in: text)
-        return Set(pattern.matches(in: text, range: range).compactMap { Range($0.range, in: text).map { String(text[$0]) } })
+        return Set(pattern.matches(in: text, range: range).compactMap { match in
+            Range(match.range, in: text).map { String(text[$0]) }
+        })
     }
 
     /// What the CLI, the README and the docs say: help text, string literals of Sources/gmemctl (comments are
@@ -67,7 +69,8 @@ import Testing
                 if let range = Range(match.range(at: 1), in: text) { known.insert(String(text[range])) }
             }
         }
-        #expect(known.isSuperset(of: ["--output", "--host", "--state", "--version", "--allow-replace"]), "\(known.sorted())")
+        #expect(known.isSuperset(of: ["--output", "--host", "--state", "--version", "--allow-replace"]),
+                "\(known.sorted())")
         for (origin, text) in try Self.userFacingTexts(help: help) {
             for option in Self.optionsNamed(in: text).subtracting(known).subtracting(Self.otherPrograms) {
                 Issue.record("\(origin) names \(option), which no gmemctl command takes")
@@ -84,7 +87,8 @@ import Testing
             of: "  name: cvm\n", with: "  name: cvm\n\(unknownKeys)\n"))
         let human = try Gmemctl.run(["validate", file])
         #expect(human.exitCode == 1)
-        let note = try #require(human.stdout.split(separator: "\n").first { $0.hasPrefix("... and ") }, "\(human.stdout.suffix(300))")
+        let note = try #require(human.stdout.split(separator: "\n").first { $0.hasPrefix("... and ") },
+                                "\(human.stdout.suffix(300))")
         #expect(note == "... and 50 more (`--output json` lists every diagnostic)")
         let json = try Gmemctl.run(["validate", file, "--output", "json"])
         #expect(json.exitCode == 1)

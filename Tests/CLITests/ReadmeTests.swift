@@ -73,13 +73,15 @@ import Testing
             && FileManager.default.fileExists(atPath: Gmemctl.repositoryRoot.appendingPathComponent(".git").path)
     }()
 
-    /// Set by .ci/run: the fresh-clone test builds gmemctl from nothing, which takes minutes.
+    /// Set by .ci/run (in a step of its own): the fresh-clone test builds gmemctl from nothing, which takes
+    /// minutes.
     static let freshCloneRequested = ProcessInfo.processInfo.environment["GMEMCTL_FRESH_CLONE_TEST"] == "1"
 
     /// The must-show of the README: on a fresh clone (of this repository's HEAD, into a temporary directory),
     /// every quick-start command runs exactly as the README writes it, through `sh`, `swift run` included.
     /// Only `swift test` is left out: it is the command running this test (and would run it again).
-    @Test(.enabled(if: ReadmeTests.freshCloneRequested, "slow (a full build): set GMEMCTL_FRESH_CLONE_TEST=1, as .ci/run does"),
+    @Test(.enabled(if: ReadmeTests.freshCloneRequested,
+                   "slow (a full build): set GMEMCTL_FRESH_CLONE_TEST=1, as .ci/run does"),
           .enabled(if: ReadmeTests.canClone, "needs git, swift and a git checkout"))
     func theQuickStartPassesOnAFreshClone() throws {
         let commands = try Self.quickStart
@@ -96,21 +98,22 @@ import Testing
                                                     attributes: [.posixPermissions: 0o700])
             environment[variable] = directory.path
         }
-        let cloned = try ProcessRunner.run(URL(fileURLWithPath: "/usr/bin/env"),
-                                           ["git", "clone", "--quiet", "--local", Gmemctl.repositoryRoot.path, clone.path],
-                                           environment: environment, directory: scratch.url, timeout: 120)
+        let cloneCommand = ["git", "clone", "--quiet", "--local", Gmemctl.repositoryRoot.path, clone.path]
+        let cloned = try ProcessRunner.run(URL(fileURLWithPath: "/usr/bin/env"), cloneCommand, environment: environment,
+                                           directory: scratch.url, timeout: 120)
         try #require(cloned.exitCode == 0, "git clone: \(cloned.stderr)")
         for command in commands.dropLast() {
             let started = Date()
-            let result = try ProcessRunner.run(URL(fileURLWithPath: "/bin/sh"), ["-c", command], environment: environment,
-                                               directory: clone, timeout: 1800)
+            let result = try ProcessRunner.run(URL(fileURLWithPath: "/bin/sh"), ["-c", command],
+                                               environment: environment, directory: clone, timeout: 1800)
             let seconds = Int(Date().timeIntervalSince(started))
-            #expect(result.exitCode == 0, "`\(command)` in a fresh clone (\(seconds) s): \(result.stdout)\(result.stderr)")
+            #expect(result.exitCode == 0,
+                    "`\(command)` in a fresh clone (\(seconds) s): \(result.stdout)\(result.stderr)")
             if command.hasPrefix("swift run gmemctl ") {
                 #expect(result.stdout.contains("Verification:"), "\(result.stdout)")
                 #expect(result.stdout.contains("Teardown: Applied"), "\(result.stdout)")
-                #expect(FileManager.default.isExecutableFile(atPath: clone.appendingPathComponent(".build/debug/gmemctl").path),
-                        "the clone built its own gmemctl")
+                let built = clone.appendingPathComponent(".build/debug/gmemctl").path
+                #expect(FileManager.default.isExecutableFile(atPath: built), "the clone built its own gmemctl")
             }
             print("fresh clone: `\(command)` took \(seconds) s")
         }

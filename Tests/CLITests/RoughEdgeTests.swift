@@ -52,11 +52,12 @@ import Testing
     @Test func versionNamesThePackageVersion() throws {
         let result = try Gmemctl.run(["--version"])
         #expect(result.exitCode == 0)
-        #expect(result.stdout.range(of: #"^gmemctl \d+\.\d+\.\d+( \(git [A-Za-z0-9._+/-]+\))?\n$"#, options: .regularExpression) != nil,
-                "\(result.stdout)")
+        let pattern = #"^gmemctl \d+\.\d+\.\d+( \(git [A-Za-z0-9._+/-]+\))?\n$"#
+        #expect(result.stdout.range(of: pattern, options: .regularExpression) != nil, "\(result.stdout)")
     }
 
-    static let builtFromACheckout = FileManager.default.fileExists(atPath: Gmemctl.repositoryRoot.appendingPathComponent(".git").path)
+    static let builtFromACheckout =
+        FileManager.default.fileExists(atPath: Gmemctl.repositoryRoot.appendingPathComponent(".git").path)
         && ProcessInfo.processInfo.environment["PATH"].map { path in
             path.split(separator: ":").contains { FileManager.default.isExecutableFile(atPath: "\($0)/git") }
         } == true
@@ -72,7 +73,8 @@ import Testing
         #expect(result.exitCode == 0, "\(result.stderr)")
         let expected = try Gmemctl.run(["--version"]).stdout
         #expect(result.stdout == expected, "the same wherever and however it runs")
-        let described = try #require(result.stdout.firstMatch(of: /\(git ([^)]+)\)/)?.1, "no revision: \(result.stdout)")
+        let described = try #require(result.stdout.firstMatch(of: /\(git ([^)]+)\)/)?.1,
+                                      "no revision: \(result.stdout)")
         // `git describe --always --dirty --tags` (TAG-N-gHASH, TAG or HASH, then -dirty if the tree had
         // changes): git itself says which commit that names.
         var revision = String(described)

@@ -16,10 +16,12 @@ import Testing
             .filter { $0.hasSuffix(".swift") && $0 != "ProcessSupport/Wait.swift" }
         #expect(files.count > 20, "the scan found the tests: \(files.count) files")
         for file in files {
-            let lines = try String(contentsOf: tests.appendingPathComponent(file), encoding: .utf8).split(separator: "\n")
+            let text = try String(contentsOf: tests.appendingPathComponent(file), encoding: .utf8)
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
             for (number, line) in lines.enumerated() {
                 for call in Self.forbidden where line.contains(call) {
-                    Issue.record("Tests/\(file):\(number + 1) uses \(call.trimmingCharacters(in: .whitespaces)): \(line)")
+                    let name = call.trimmingCharacters(in: .whitespaces)
+                    Issue.record("Tests/\(file):\(number + 1) uses \(name): \(line)")
                 }
             }
         }

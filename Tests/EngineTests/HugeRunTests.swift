@@ -14,7 +14,8 @@ import Testing
     /// Two windows, each below 2^63, that merge into one run of the whole block (contiguous in offset and GPA).
     static let mappings = [
         Mapping(block: "ram", offset: 0, size: twoTo63 - (1 << 20), gpa: 0),
-        Mapping(block: "ram", offset: twoTo63 - (1 << 20), size: blockSize - (twoTo63 - (1 << 20)), gpa: twoTo63 - (1 << 20)),
+        Mapping(block: "ram", offset: twoTo63 - (1 << 20), size: blockSize - (twoTo63 - (1 << 20)),
+                gpa: twoTo63 - (1 << 20)),
     ]
 
     /// gmem-attributes2 (in-place conversion) with the whole 64-bit guest-physical space and memslots as large
@@ -33,8 +34,8 @@ import Testing
         layout.assign(state, to: 0 ..< blockSize)
         return DesiredState(
             name: "huge", vmType: .tdx,
-            blocks: [DesiredBlock(name: "ram", size: blockSize, backend: .inPlace, guestMemfdFlags: 3, initialState: .private,
-                                  resolution: "in-place")],
+            blocks: [DesiredBlock(name: "ram", size: blockSize, backend: .inPlace, guestMemfdFlags: 3,
+                                  initialState: .private, resolution: "in-place")],
             mappings: mappings, manifestMappings: mappings, blockLayouts: ["ram": layout], listeners: ["vfio0"],
             conversion: vm.conversion, addressMap: AddressMap(mappings: mappings))
     }
@@ -50,7 +51,8 @@ import Testing
         block.layout.assign(.private, to: 0 ..< blockSize)
         live.blocks = [block]
         live.memslots = mappings.enumerated().map { index, mapping in
-            LiveMemslot(slot: UInt32(index), mapping: mapping, flags: 4, userspaceAddress: 0x7F00_0000_0000 &+ mapping.offset)
+            LiveMemslot(slot: UInt32(index), mapping: mapping, flags: 4,
+                        userspaceAddress: 0x7F00_0000_0000 &+ mapping.offset)
         }
         live.listeners = ["vfio0"]
         return live
@@ -69,7 +71,8 @@ import Testing
     }
 
     @Test func convertingAHugeRunPlansOneTransitionOfItsFullLength() throws {
-        let plan = try Planner.plan(desired: try Self.desired(.shared), observed: Self.live, capabilities: try Self.profile)
+        let plan = try Planner.plan(desired: try Self.desired(.shared), observed: Self.live,
+                                    capabilities: try Self.profile)
         let transitions = plan.transitions.filter { $0.block == "ram" }
         #expect(transitions.reduce(UInt64(0)) { $0 + $1.size } == Self.blockSize, "\(transitions)")
         #expect(transitions.allSatisfy { $0.to == .shared })
