@@ -33,7 +33,7 @@ extension ManifestValidator {
         let sharedPath = "\(path).backend.shared"
         let shared = block.backend.shared
         if block.backend.type == .inPlace {
-            if manifest.sourceMap.ranges[sharedPath] != nil || shared != SharedBacking() {
+            if manifest.sourceMap.recorded(sharedPath) != nil || shared != SharedBacking() {
                 warning(sharedPath, "`shared` settings are ignored for an in-place block",
                         "an in-place block serves shared memory from its guest_memfd; remove `shared`, or use backend type legacy or auto")
             }

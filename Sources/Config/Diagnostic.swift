@@ -36,6 +36,9 @@ public struct Diagnostic: Sendable, Hashable, Codable, CustomStringConvertible {
     public var detail: String
     public var path: String
     public var range: SourceRange?
+    /// Problems this diagnostic stands for besides itself: only the last one of a capped list ("N more
+    /// problems not shown") has any, so that counts stay true (`[Diagnostic].errorCount`).
+    public var unlisted: DiagnosticTally = DiagnosticTally()
 
     public init(_ severity: Severity = .error, summary: String, detail: String = "", path: String = "", range: SourceRange? = nil) {
         self.severity = severity
@@ -43,6 +46,28 @@ public struct Diagnostic: Sendable, Hashable, Codable, CustomStringConvertible {
         self.detail = detail
         self.path = path
         self.range = range
+    }
+
+    private enum CodingKeys: String, CodingKey { case severity, summary, detail, path, range, unlisted }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(try container.decode(Severity.self, forKey: .severity),
+                  summary: try container.decode(String.self, forKey: .summary),
+                  detail: try container.decode(String.self, forKey: .detail),
+                  path: try container.decode(String.self, forKey: .path),
+                  range: try container.decodeIfPresent(SourceRange.self, forKey: .range))
+        unlisted = try container.decodeIfPresent(DiagnosticTally.self, forKey: .unlisted) ?? DiagnosticTally()
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(severity, forKey: .severity)
+        try container.encode(summary, forKey: .summary)
+        try container.encode(detail, forKey: .detail)
+        try container.encode(path, forKey: .path)
+        try container.encodeIfPresent(range, forKey: .range)
+        if unlisted != DiagnosticTally() { try container.encode(unlisted, forKey: .unlisted) }
     }
 
     /// `file:line:col: error: summary [path]`, the compiler style editors understand.
@@ -55,6 +80,41 @@ public struct Diagnostic: Sendable, Hashable, Codable, CustomStringConvertible {
         if !path.isEmpty { text += " [\(path)]" }
         return text
     }
+}
+
+/// A count of problems by severity.
+public struct DiagnosticTally: Sendable, Hashable, Codable {
+    public var errors = 0
+    public var warnings = 0
+    public init(errors: Int = 0, warnings: Int = 0) {
+        self.errors = errors
+        self.warnings = warnings
+    }
+}
+
+extension Sequence<Diagnostic> {
+    /// Errors found, including those a capped list does not show.
+    public var errorCount: Int { reduce(0) { $0 + ($1.severity == .error ? 1 : 0) + $1.unlisted.errors } }
+    /// Warnings found, including those a capped list does not show.
+    public var warningCount: Int { reduce(0) { $0 + ($1.severity == .warning ? 1 : 0) + $1.unlisted.warnings } }
+}
+
+/// At most `limit` diagnostics (in the order given), then one that says how many more there are and stands
+/// for them in the counts: a hostile file can have a problem every few bytes, and nobody reads past the
+/// first thousand. `unbuiltErrors` are errors found but never built (the loader stops building them).
+public func capped(_ diagnostics: [Diagnostic], limit: Int = 1_000, unbuiltErrors: Int = 0) -> [Diagnostic] {
+    guard diagnostics.count > limit + 1 || unbuiltErrors > 0 else { return diagnostics }
+    let rest = diagnostics[min(limit, diagnostics.count)...]
+    let warnings = rest.count { $0.severity == .warning }, errors = rest.count - warnings + unbuiltErrors
+    func plural(_ count: Int, _ word: String) -> String { "\(count) \(word)\(count == 1 ? "" : "s")" }
+    let listed = diagnostics.count - rest.count
+    var more = Diagnostic(errors > 0 ? .error : .warning,
+                          summary: "\(errors + warnings) more problems not shown " +
+                              "(\(plural(errors, "error")), \(plural(warnings, "warning")))",
+                          detail: "\(listed) of \(listed + errors + warnings) are listed; fix those and check again",
+                          range: rest.first?.range)
+    more.unlisted = DiagnosticTally(errors: errors > 0 ? errors - 1 : 0, warnings: errors > 0 ? warnings : warnings - 1)
+    return Array(diagnostics.prefix(limit)) + [more]
 }
 
 /// Thrown when a manifest cannot be used; carries every diagnostic found, not only the first.

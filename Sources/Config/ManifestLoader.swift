@@ -5,7 +5,8 @@ import Darwin
 #endif
 
 /// The outcome of loading a manifest: the model (whenever the document could be read into one, even
-/// with errors in it) and every diagnostic, in source order.
+/// with errors in it) and the diagnostics in source order: every one up to 1,000, then one standing for
+/// the rest (see `capped`; `diagnostics.errorCount` counts them all).
 public struct LoadResult: Sendable {
     public var manifest: Manifest?
     public var diagnostics: [Diagnostic]
@@ -48,10 +49,12 @@ public enum ManifestLoader {
         }
         var reader = NodeReader(file: file)
         guard let manifest = reader.manifest(root) else {
-            return LoadResult(manifest: nil, diagnostics: reader.diagnostics)
+            return LoadResult(manifest: nil,
+                              diagnostics: capped(sortedBySource(reader.diagnostics), unbuiltErrors: reader.unbuilt))
         }
         let semantic = ManifestValidator(manifest: manifest, pageSize: pageSize, skipping: reader.tainted).run()
-        return LoadResult(manifest: manifest, diagnostics: sortedBySource(reader.diagnostics + semantic))
+        return LoadResult(manifest: manifest, diagnostics: capped(sortedBySource(reader.diagnostics + semantic),
+                                                                          unbuiltErrors: reader.unbuilt))
     }
 
     /// The whole file, or a diagnostic saying why it cannot be read (missing, a directory, too large).

@@ -22,7 +22,7 @@ extension NodeReader {
         if let node = top["spec"] {
             spec = readSpec(node)
         }
-        return Manifest(metadata: metadata, spec: spec, sourceMap: sourceMap)
+        return Manifest(metadata: metadata, spec: spec, sourceMap: sourceMap(root))
     }
 
     private mutating func readSpec(_ node: YAMLNode) -> Spec {
@@ -60,49 +60,49 @@ extension NodeReader {
         return spec
     }
 
-    private mutating func readBlock(_ node: YAMLNode, path: String) -> Block {
+    private mutating func readBlock(_ node: YAMLNode, path: @autoclosure () -> String) -> Block {
         var block = Block(name: "", size: 0, backend: Backend(type: .auto))
-        guard let fields = fields(node, path: path, known: ManifestKeys.block, required: ManifestKeys.requiredBlock, what: "a block") else {
+        guard let fields = fields(node, path: path(), known: ManifestKeys.block, required: ManifestKeys.requiredBlock, what: "a block") else {
             return block
         }
-        if let value = fields["name"], let name = string(value, path: "\(path).name", what: "block name") { block.name = name }
-        if let value = fields["size"], let size = size(value, path: "\(path).size", what: "block size") { block.size = size }
-        if let value = fields["backend"] { block.backend = readBackend(value, path: "\(path).backend") }
+        if let value = fields["name"], let name = string(value, path: "\(path()).name", what: "block name") { block.name = name }
+        if let value = fields["size"], let size = size(value, path: "\(path()).size", what: "block size") { block.size = size }
+        if let value = fields["backend"] { block.backend = readBackend(value, path: "\(path()).backend") }
         return block
     }
 
-    private mutating func readBackend(_ node: YAMLNode, path: String) -> Backend {
+    private mutating func readBackend(_ node: YAMLNode, path: @autoclosure () -> String) -> Backend {
         var backend = Backend(type: .auto)
-        guard let fields = fields(node, path: path, known: ManifestKeys.backend, required: ManifestKeys.requiredBackend, what: "a backend") else {
+        guard let fields = fields(node, path: path(), known: ManifestKeys.backend, required: ManifestKeys.requiredBackend, what: "a backend") else {
             return backend
         }
-        if let value = fields["type"], let type = choice(value, path: "\(path).type", what: "backend type", as: BackendType.self) {
+        if let value = fields["type"], let type = choice(value, path: "\(path()).type", what: "backend type", as: BackendType.self) {
             backend.type = type
         }
         if let value = fields["shared"],
-           let shared = self.fields(value, path: "\(path).shared", known: ManifestKeys.shared, required: ManifestKeys.requiredShared, what: "a shared backing") {
-            if let node = shared["source"], let source = choice(node, path: "\(path).shared.source", what: "shared source", as: SharedSource.self) {
+           let shared = self.fields(value, path: "\(path()).shared", known: ManifestKeys.shared, required: ManifestKeys.requiredShared, what: "a shared backing") {
+            if let node = shared["source"], let source = choice(node, path: "\(path()).shared.source", what: "shared source", as: SharedSource.self) {
                 backend.shared.source = source
             }
-            if let node = shared["pageSize"], let size = size(node, path: "\(path).shared.pageSize", what: "page size") {
+            if let node = shared["pageSize"], let size = size(node, path: "\(path()).shared.pageSize", what: "page size") {
                 backend.shared.pageSize = size
             }
-            if let node = shared["prealloc"], let prealloc = bool(node, path: "\(path).shared.prealloc", what: "prealloc") {
+            if let node = shared["prealloc"], let prealloc = bool(node, path: "\(path()).shared.prealloc", what: "prealloc") {
                 backend.shared.prealloc = prealloc
             }
         }
         return backend
     }
 
-    private mutating func readMapping(_ node: YAMLNode, path: String) -> Mapping {
+    private mutating func readMapping(_ node: YAMLNode, path: @autoclosure () -> String) -> Mapping {
         var mapping = Mapping(block: "", offset: 0, size: 0, gpa: 0)
-        guard let fields = fields(node, path: path, known: ManifestKeys.mapping, required: ManifestKeys.requiredMapping, what: "a mapping") else {
+        guard let fields = fields(node, path: path(), known: ManifestKeys.mapping, required: ManifestKeys.requiredMapping, what: "a mapping") else {
             return mapping
         }
-        if let value = fields["block"], let name = string(value, path: "\(path).block", what: "block reference") { mapping.block = name }
-        if let value = fields["offset"], let offset = size(value, path: "\(path).offset", what: "offset") { mapping.offset = offset }
-        if let value = fields["size"], let size = size(value, path: "\(path).size", what: "mapping size") { mapping.size = size }
-        if let value = fields["gpa"], let gpa = size(value, path: "\(path).gpa", what: "guest physical address") { mapping.gpa = gpa }
+        if let value = fields["block"], let name = string(value, path: "\(path()).block", what: "block reference") { mapping.block = name }
+        if let value = fields["offset"], let offset = size(value, path: "\(path()).offset", what: "offset") { mapping.offset = offset }
+        if let value = fields["size"], let size = size(value, path: "\(path()).size", what: "mapping size") { mapping.size = size }
+        if let value = fields["gpa"], let gpa = size(value, path: "\(path()).gpa", what: "guest physical address") { mapping.gpa = gpa }
         return mapping
     }
 
@@ -120,22 +120,21 @@ extension NodeReader {
     }
 
     /// `{gpa, size}` or `"START-END"` (inclusive end).
-    private mutating func readRange(_ node: YAMLNode, path: String) -> GuestRange {
-        record(path, node)
+    private mutating func readRange(_ node: YAMLNode, path: @autoclosure () -> String) -> GuestRange {
         if let scalar = node.scalar, !scalar.isNull {
             do {
                 return try parseRange(scalar.value)
             } catch {
-                self.error("invalid range: \(error.summary)", detail: error.detail, path: path, node: node)
+                self.error("invalid range: \(error.summary)", detail: error.detail, path: path(), node: node)
                 return GuestRange(gpa: 0, size: 0)
             }
         }
-        guard let fields = fields(node, path: path, known: ManifestKeys.range, required: ManifestKeys.requiredRange, what: "a layout range") else {
+        guard let fields = fields(node, path: path(), known: ManifestKeys.range, required: ManifestKeys.requiredRange, what: "a layout range") else {
             return GuestRange(gpa: 0, size: 0)
         }
         var range = GuestRange(gpa: 0, size: 0)
-        if let value = fields["gpa"], let gpa = size(value, path: "\(path).gpa", what: "guest physical address") { range.gpa = gpa }
-        if let value = fields["size"], let size = size(value, path: "\(path).size", what: "range size") { range.size = size }
+        if let value = fields["gpa"], let gpa = size(value, path: "\(path()).gpa", what: "guest physical address") { range.gpa = gpa }
+        if let value = fields["size"], let size = size(value, path: "\(path()).size", what: "range size") { range.size = size }
         return range
     }
 }

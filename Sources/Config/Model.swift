@@ -150,25 +150,145 @@ public struct Spec: Sendable, Hashable, Codable {
     }
 }
 
-/// Where each field of a manifest came from, keyed by field path (`spec.blocks[0].backend.type`).
+/// Where each field of a manifest came from, by field path (`spec.blocks[0].backend.type`).
+///
+/// A loaded manifest keeps its YAML tree and finds a path's node by walking it, only when a diagnostic
+/// asks: building a path string and a dictionary entry for every node cost a quarter of loading 100,000
+/// layout ranges, for positions that are almost never printed. Manifests made in memory or decoded use
+/// a table.
 public struct SourceMap: Sendable, Hashable, Codable {
     public var file: String
-    public var ranges: [String: SourceRange]
+    private var storage: Storage
+
+    private enum Storage: Sendable {
+        case table([String: SourceRange])
+        /// The document and, for its few large mappings (hostile input), by mapping path, where each schema
+        /// key's first pair is (-1: absent), so that the validator's lookups never scan a long mapping.
+        case tree(YAMLNode, keyIndex: [String: [String: Int]])
+    }
 
     public init(file: String, ranges: [String: SourceRange] = [:]) {
         self.file = file
-        self.ranges = ranges
+        self.storage = .table(ranges)
+    }
+
+    init(file: String, root: YAMLNode, keyIndex: [String: [String: Int]]) {
+        self.file = file
+        self.storage = .tree(root, keyIndex: keyIndex)
+    }
+
+    /// Mappings with more pairs than this get a key index when loaded; smaller ones are scanned.
+    static let indexedMappingSize = 16
+
+    /// Every path's range. Built on each call for a loaded manifest (every string-keyed node, the first
+    /// of duplicate keys); for tests and encoding, not for hot paths.
+    public var ranges: [String: SourceRange] {
+        get {
+            switch storage {
+            case .table(let ranges): return ranges
+            case .tree(let root, _):
+                var ranges: [String: SourceRange] = [:]
+                Self.collect(root, path: "", file: file, into: &ranges)
+                return ranges
+            }
+        }
+        set { storage = .table(newValue) }
+    }
+
+    /// The range recorded for exactly `path`, if any.
+    public func recorded(_ path: String) -> SourceRange? {
+        switch storage {
+        case .table(let ranges): return ranges[path]
+        case .tree(let root, let keyIndex):
+            let (node, complete) = Self.walk(root, to: path, keyIndex: keyIndex)
+            return complete ? node.range(in: file) : nil
+        }
     }
 
     /// The range of `path`, else of its nearest recorded ancestor (`a.b[2].c` -> `a.b[2]` -> `a.b` -> `a`).
     public func range(for path: String) -> SourceRange? {
-        var current = path
-        while !current.isEmpty {
-            if let found = ranges[current] { return found }
-            guard let cut = current.lastIndex(where: { $0 == "." || $0 == "[" }) else { break }
-            current = String(current[..<cut])
+        switch storage {
+        case .table(let ranges):
+            var current = path
+            while !current.isEmpty {
+                if let found = ranges[current] { return found }
+                guard let cut = current.lastIndex(where: { $0 == "." || $0 == "[" }) else { break }
+                current = String(current[..<cut])
+            }
+            return ranges[""]
+        case .tree(let root, let keyIndex):
+            // The deepest node on the path is the nearest recorded ancestor.
+            return Self.walk(root, to: path, keyIndex: keyIndex).node.range(in: file)
         }
-        return ranges[""]
+    }
+
+    /// The node at `path` or the deepest one on the way to it, and whether the whole path was found.
+    private static func walk(_ root: YAMLNode, to path: String,
+                             keyIndex: [String: [String: Int]]) -> (node: YAMLNode, complete: Bool) {
+        var node = root
+        // `path[..<named]` is the path of `node`; components are `key` (after `.` or at the start) or `[n]`.
+        var named = path.startIndex
+        while named < path.endIndex {
+            if path[named] == "[" {
+                let digits = path.index(after: named)
+                guard let close = path[digits...].firstIndex(of: "]"), let item = Int(path[digits..<close]),
+                      case .sequence(let items) = node.content, items.indices.contains(item) else { return (node, false) }
+                node = items[item]
+                named = path.index(after: close)
+            } else {
+                let start = path[named] == "." ? path.index(after: named) : named
+                let end = path[start...].firstIndex { $0 == "." || $0 == "[" } ?? path.endIndex
+                let key = path[start..<end]
+                guard case .mapping(let pairs) = node.content else { return (node, false) }
+                // A large mapping's index has its schema keys (-1: absent); other keys are searched for.
+                var found = pairs.count > indexedMappingSize ? keyIndex[String(path[..<named])]?[String(key)] : nil
+                if found == nil { found = pairs.firstIndex { $0.key.scalar.map { $0.value == key } ?? false } }
+                guard let found, found >= 0 else { return (node, false) }
+                node = pairs[found].value
+                named = end
+            }
+        }
+        return (node, true)
+    }
+
+    private static func collect(_ node: YAMLNode, path: String, file: String, into ranges: inout [String: SourceRange]) {
+        ranges[path] = node.range(in: file)
+        switch node.content {
+        case .scalar: break
+        case .sequence(let items):
+            for (index, item) in items.enumerated() { collect(item, path: "\(path)[\(index)]", file: file, into: &ranges) }
+        case .mapping(let pairs):
+            for pair in pairs {
+                guard let key = pair.key.scalar?.value else { continue }
+                let child = path.isEmpty ? key : "\(path).\(key)"
+                if ranges[child] == nil { collect(pair.value, path: child, file: file, into: &ranges) }
+            }
+        }
+    }
+
+    // Equal when they locate the same paths; a tree is compared by its document, and hashed by its extent.
+    public static func == (a: SourceMap, b: SourceMap) -> Bool {
+        guard a.file == b.file else { return false }
+        if case .tree(let x, _) = a.storage, case .tree(let y, _) = b.storage, x == y { return true }
+        return a.ranges == b.ranges
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(file)
+    }
+
+    private enum CodingKeys: String, CodingKey { case file, ranges }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(file: try container.decode(String.self, forKey: .file),
+                  ranges: try container.decode([String: SourceRange].self, forKey: .ranges))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(file, forKey: .file)
+        try container.encode(ranges, forKey: .ranges)
     }
 }
 

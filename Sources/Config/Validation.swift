@@ -82,8 +82,9 @@ struct ManifestValidator {
     }
 
     /// Whether `path` or anything inside or above it failed to load.
-    func isTainted(_ path: String) -> Bool {
+    func isTainted(_ path: @autoclosure () -> String) -> Bool {
         guard !skipping.isEmpty else { return false }
+        let path = path()
         if skipping.contains(path) || skippingAncestors.contains(path) { return true }
         var current = Substring(path)
         while let cut = Self.parentCut(current) {
@@ -100,8 +101,10 @@ struct ManifestValidator {
     }
 
     /// Reports `value` at `path` unless it is a multiple of `unit`, naming the nearest valid values.
-    mutating func checkAligned(_ value: UInt64, to unit: UInt64, at path: String, what: String, unitName: String, severity: Severity = .error) {
+    mutating func checkAligned(_ value: UInt64, to unit: UInt64, at path: @autoclosure () -> String, what: String,
+                               unitName: String, severity: Severity = .error) {
         guard unit > 0, value % unit != 0 else { return }
+        let path = path()
         let below = value - value % unit
         let (above, overflow) = below.addingReportingOverflow(unit)
         let options = overflow ? formatHex(below) : "\(formatHex(below)) or \(formatHex(above))"

@@ -65,7 +65,11 @@ public struct YAMLScalar: Sendable, Hashable {
     public var isPlainUntagged: Bool { style == .plain && tag == nil }
 
     public var isNull: Bool {
-        isPlainUntagged && ["", "~", "null", "Null", "NULL"].contains(value)
+        guard isPlainUntagged else { return false }
+        switch value {
+        case "", "~", "null", "Null", "NULL": return true
+        default: return false
+        }
     }
 
     public var boolValue: Bool? {

@@ -1,3 +1,4 @@
+import Config
 import GmemCore
 import GmemKVM
 import GmemProtocol
@@ -31,17 +32,32 @@ let agentBenchmark = Benchmark(
         })
     }
 
-    let (available, reason) = KVMKernel.canOpen()
-    guard available else {
+    let kvmManifest = "examples/shared-in-place.yaml"
+    if let reason = kvmUnavailable(for: kvmManifest) {
         print("  get (kvm): skipped, \(reason)")
         return
     }
     try withAgent(binary: binary, host: "kvm") { client in
-        try apply(client, file: "examples/shared-in-place.yaml")
+        try apply(client, file: kvmManifest)
         report("get (kvm)", try timeRequests(requests) { _ in
             _ = try client.call(named(.get, "shared-in-place"), as: GetResult.self)
         })
     }
+}
+
+/// Why the kvm rows cannot run here, if they cannot: /dev/kvm does not open, or this kernel lacks what the
+/// manifest needs (a /dev/kvm without guest_memfd cannot build an in-place guest), as the scale benchmark
+/// checks before its kvm apply rows.
+private func kvmUnavailable(for file: String) -> String? {
+    let (available, reason) = KVMKernel.canOpen()
+    guard available else { return reason }
+    let loaded = ManifestLoader.load(file: file)
+    guard let manifest = loaded.manifest, loaded.isValid else { return "\(file) does not load" }
+    let capabilities: Capabilities
+    do { capabilities = try KVMHost().capabilities } catch { return "cannot probe /dev/kvm: \(error)" }
+    let missing = CapabilityCheck.check(manifest, against: capabilities).filter { $0.severity == .error }
+    guard let first = missing.first else { return nil }
+    return "this kernel cannot provide what \(file) needs: \(first.summary)"
 }
 
 func named(_ op: AgentOp, _ name: String) -> AgentRequest {

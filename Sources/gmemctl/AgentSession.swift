@@ -45,18 +45,24 @@ final class AgentSession {
     /// The running agent this command should use, or nil to act locally as before agents existed: none
     /// runs on the default socket, `--no-agent`, or the agent serves another host than `--host` names.
     static func find(_ options: AgentOptions, host: HostOptions) throws -> AgentSession? {
-        if options.noAgent { return nil }
+        let found = try lookup(options, host: host)
+        if let note = found.note { printNote(note) }
+        return found.session
+    }
+
+    /// `find` with its note (why the agent is not used) returned for the caller to print when it chooses.
+    static func lookup(_ options: AgentOptions, host: HostOptions) throws -> (session: AgentSession?, note: String?) {
+        if options.noAgent { return (nil, nil) }
         let path = options.socketPath
-        if options.socket == nil && AgentProbe.state(of: path) != .live { return nil }
+        if options.socket == nil && AgentProbe.state(of: path) != .live { return (nil, nil) }
         let session = try connect(path)
         if host.host != "auto" && host.host != session.hello.host {
             if options.socket != nil {
                 throw CLIError("the agent on \(path) serves \(session.hello.host), not \(host.host); drop --host, or use --no-agent")
             }
-            printNote("the agent on \(path) serves \(session.hello.host); --host \(host.host) runs in this process")
-            return nil
+            return (nil, "the agent on \(path) serves \(session.hello.host); --host \(host.host) runs in this process")
         }
-        return session
+        return (session, nil)
     }
 
     /// Seconds a request may wait for its answer: short for reads, long for work that changes guests (a

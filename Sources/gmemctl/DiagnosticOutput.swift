@@ -16,11 +16,11 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable, Sendable {
 /// (the shape of `terraform validate -json`). Shared by every command that reports diagnostics.
 enum DiagnosticOutput {
     static func errorCount(_ reports: [FileDiagnostics]) -> Int {
-        reports.reduce(0) { $0 + $1.diagnostics.filter { $0.severity == .error }.count }
+        reports.reduce(0) { $0 + $1.diagnostics.errorCount }
     }
 
     static func warningCount(_ reports: [FileDiagnostics]) -> Int {
-        reports.reduce(0) { $0 + $1.diagnostics.filter { $0.severity == .warning }.count }
+        reports.reduce(0) { $0 + $1.diagnostics.warningCount }
     }
 
     /// Prints the reports to stdout and throws exit code 1 when any has an error.
@@ -46,14 +46,15 @@ enum DiagnosticOutput {
         var out = ""
         var rendered = 0, total = 0
         for report in reports {
-            total += report.diagnostics.count
+            // The truth, counting what a capped list stands for (see `capped`).
+            total += report.diagnostics.errorCount + report.diagnostics.warningCount
             for diagnostic in report.diagnostics where rendered < maxRendered {
                 out += render(diagnostic, file: report.file, sources: &sources, style: style)
                 rendered += 1
             }
         }
         if total > rendered {
-            out += "... and \(total - rendered) more (`--output json` lists every diagnostic)\n"
+            out += "... and \(total - rendered) more (`--output json` lists the first 1000 of each file)\n"
         }
         out += summary(reports) + "\n"
         return out

@@ -63,9 +63,8 @@ struct DiffCommand: ParsableCommand {
     }
 
     func run() throws {
-        let manifest = try ManifestInput.load(file, format: output)
-        let service = try GuestServices.open(hostOptions, agentOptions, format: output)
-        try emit(try service.diff(manifest, file: file), host: service.hostView)
+        let (service, manifest) = try GuestServices.open(for: file, hostOptions, agentOptions, format: output)
+        try emit(try service.diff(try manifest ?? ManifestInput.load(file, format: output), file: file), host: service.hostView)
     }
 
     private func emit(_ diff: StateDiff, host: HostView) throws {

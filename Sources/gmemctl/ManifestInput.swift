@@ -12,7 +12,7 @@ enum ManifestInput {
     static func load(_ file: String, format: OutputFormat) throws -> Manifest {
         let result = ManifestLoader.load(file: file)
         guard result.isValid, let manifest = result.manifest else {
-            let errors = result.diagnostics.filter { $0.severity == .error }.count
+            let errors = result.diagnostics.errorCount
             throw CLIError.invalidManifest(file: file, message: "\(file) is not a valid manifest (\(HumanOutput.plural(max(errors, 1), "error")))",
                                            diagnostics: result.diagnostics)
         }

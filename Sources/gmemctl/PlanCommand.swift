@@ -31,9 +31,9 @@ struct PlanCommand: ParsableCommand {
     var prefault = false
 
     func run() throws {
-        let manifest = try ManifestInput.load(file, format: output)
-        let service = try GuestServices.open(hostOptions, agentOptions, format: output)
-        try emit(try service.plan(manifest, file: file, prefault: prefault), host: service.hostView)
+        let (service, manifest) = try GuestServices.open(for: file, hostOptions, agentOptions, format: output)
+        try emit(try service.plan(try manifest ?? ManifestInput.load(file, format: output), file: file, prefault: prefault),
+                 host: service.hostView)
     }
 
     private func emit(_ plan: Plan, host: HostView) throws {

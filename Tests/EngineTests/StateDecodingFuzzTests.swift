@@ -37,6 +37,8 @@ import Testing
     /// Replaces one number of the JSON text with a hostile one, flips a byte, or cuts the text.
     static func mutate(_ text: [UInt8], _ random: inout SplitMix) -> [UInt8] {
         var bytes = text
+        // An earlier cut can leave nothing: nothing more to mutate (and no position to pick).
+        guard !bytes.isEmpty else { return bytes }
         switch random.next() % 4 {
         case 0:
             let digits = bytes.indices.filter { (0x30...0x39).contains(bytes[$0]) }

@@ -28,8 +28,11 @@ public struct SimulatedKernelState: Sendable, Hashable, Codable {
     /// Test hook: KVM_SET_MEMORY_ATTRIBUTES2 preallocations left to fail (nil: none).
     var attributePreallocationFailures: Int?
 
-    /// Where the simulated `mmap` starts placing mappings (first fit from here up to `TASK_SIZE_MAX`).
-    static let mmapBase: UInt64 = 0x7000_0000_0000
+    /// Where the simulated `mmap` starts placing mappings (first fit from here up to `TASK_SIZE_MAX`): the
+    /// x86-64 kernel's bottom-up base, `TASK_UNMAPPED_BASE` = PAGE_ALIGN(TASK_SIZE / 3). It leaves 85 TiB, as
+    /// the real 128 TiB address space has room for several 16 TiB guest_memfd mappings; the old base
+    /// (0x7000_0000_0000) left 16 TiB - 4 KiB, so a 16 TiB guest could never be mapped.
+    static let mmapBase: UInt64 = 0x2AAA_AAAA_B000
     static let firstDescriptor: Int32 = 1000
 
     public init(capabilities: Capabilities) {
