@@ -119,7 +119,8 @@ let package = Package(
         .testTarget(name: "ConfigTests", dependencies: ["Config"]),
         .testTarget(name: "EngineTests", dependencies: ["GmemCore", "GmemSimulator", "Config", "ProcessSupport"]),
         .testTarget(
-            name: "KVMTests", dependencies: ["GmemCore", "GmemKVM", "GmemSimulator", "GmemConformance", "Config", "CKVM"]
+            name: "KVMTests",
+            dependencies: ["GmemCore", "GmemKVM", "GmemSimulator", "GmemConformance", "Config", "CKVM"]
         ),
         // Shared by the test targets: running the built binary, waiting on conditions, temporary directories,
         // manifests.

@@ -22,7 +22,8 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-sanitize=fuzzer,address", "-enable-testing"])]
         ),
         // The manifest loader plus validator over arbitrary bytes.
-        .executableTarget(name: "fuzz-manifest", dependencies: ["Config"], swiftSettings: fuzz, linkerSettings: fuzzLink),
+        .executableTarget(
+            name: "fuzz-manifest", dependencies: ["Config"], swiftSettings: fuzz, linkerSettings: fuzzLink),
         // The state-file decoder over arbitrary bytes; what it accepts is served (get, plan, diff, apply).
         .executableTarget(
             name: "fuzz-state", dependencies: ["Config", "GmemCore", "GmemSimulator"], swiftSettings: fuzz,

@@ -40,7 +40,10 @@ public struct Diagnostic: Sendable, Hashable, Codable, CustomStringConvertible {
     /// problems not shown") has any, so that counts stay true (`[Diagnostic].errorCount`).
     public var unlisted: DiagnosticTally = DiagnosticTally()
 
-    public init(_ severity: Severity = .error, summary: String, detail: String = "", path: String = "", range: SourceRange? = nil) {
+    public init(
+        _ severity: Severity = .error, summary: String, detail: String = "", path: String = "",
+        range: SourceRange? = nil
+    ) {
         self.severity = severity
         self.summary = summary
         self.detail = detail
@@ -52,11 +55,12 @@ public struct Diagnostic: Sendable, Hashable, Codable, CustomStringConvertible {
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(try container.decode(Severity.self, forKey: .severity),
-                  summary: try container.decode(String.self, forKey: .summary),
-                  detail: try container.decode(String.self, forKey: .detail),
-                  path: try container.decode(String.self, forKey: .path),
-                  range: try container.decodeIfPresent(SourceRange.self, forKey: .range))
+        self.init(
+            try container.decode(Severity.self, forKey: .severity),
+            summary: try container.decode(String.self, forKey: .summary),
+            detail: try container.decode(String.self, forKey: .detail),
+            path: try container.decode(String.self, forKey: .path),
+            range: try container.decodeIfPresent(SourceRange.self, forKey: .range))
         unlisted = try container.decodeIfPresent(DiagnosticTally.self, forKey: .unlisted) ?? DiagnosticTally()
     }
 
@@ -108,11 +112,12 @@ public func capped(_ diagnostics: [Diagnostic], limit: Int = 1_000, unbuiltError
     let warnings = rest.count { $0.severity == .warning }, errors = rest.count - warnings + unbuiltErrors
     func plural(_ count: Int, _ word: String) -> String { "\(count) \(word)\(count == 1 ? "" : "s")" }
     let listed = diagnostics.count - rest.count
-    var more = Diagnostic(errors > 0 ? .error : .warning,
-                          summary: "\(errors + warnings) more problems not shown " +
-                              "(\(plural(errors, "error")), \(plural(warnings, "warning")))",
-                          detail: "\(listed) of \(listed + errors + warnings) are listed; fix those and check again",
-                          range: rest.first?.range)
+    var more = Diagnostic(
+        errors > 0 ? .error : .warning,
+        summary: "\(errors + warnings) more problems not shown "
+            + "(\(plural(errors, "error")), \(plural(warnings, "warning")))",
+        detail: "\(listed) of \(listed + errors + warnings) are listed; fix those and check again",
+        range: rest.first?.range)
     more.unlisted = DiagnosticTally(errors: errors > 0 ? errors - 1 : 0, warnings: errors > 0 ? warnings : warnings - 1)
     return Array(diagnostics.prefix(limit)) + [more]
 }

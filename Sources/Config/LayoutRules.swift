@@ -5,12 +5,16 @@ extension ManifestValidator {
         let vmType = spec.vm.type
         let vmTainted = isTainted("spec.vm")
         let fix = "a default VM never has private memory; use vm.type sw-protected, sev-snp or tdx"
-        if !vmTainted && !vmType.hasPrivateMemory && spec.layout.defaultState == .private && !isTainted("spec.layout.default") {
+        if !vmTainted && !vmType.hasPrivateMemory && spec.layout.defaultState == .private
+            && !isTainted("spec.layout.default")
+        {
             error("spec.layout.default", "private layout on a `default` VM", fix + ", or set layout.default: shared")
         }
-        let holes = MappedMemory(spec.mappings.enumerated().filter { !isTainted("spec.mappings[\($0.offset)]") }
-                                     .map { (range: $0.element.gpaRange, index: $0.offset) },
-                                 complete: spec.mappings.indices.allSatisfy { !isTainted("spec.mappings[\($0)]") } && !isTainted("spec.mappings"))
+        let holes = MappedMemory(
+            spec.mappings.enumerated().filter { !isTainted("spec.mappings[\($0.offset)]") }
+                .map { (range: $0.element.gpaRange, index: $0.offset) },
+            complete: spec.mappings.indices.allSatisfy { !isTainted("spec.mappings[\($0)]") }
+                && !isTainted("spec.mappings"))
         for (list, ranges) in [("shared", spec.layout.shared), ("private", spec.layout.private)] {
             for (index, range) in ranges.enumerated() {
                 // A path is a string only for a range with a problem: 100,000 valid ranges build none.
@@ -26,8 +30,10 @@ extension ManifestValidator {
         if vmTainted || vmType.hasPrivateMemory { checkSharedAndPrivate() }
     }
 
-    private mutating func checkRange(_ range: GuestRange, path makePath: @autoclosure () -> String,
-                                     mapped: MappedMemory) {
+    private mutating func checkRange(
+        _ range: GuestRange, path makePath: @autoclosure () -> String,
+        mapped: MappedMemory
+    ) {
         // `{gpa, size}` ranges point at the field, `"START-END"` ones at the range.
         let manifest = self.manifest
         func path() -> String { makePath() }
@@ -38,7 +44,9 @@ extension ManifestValidator {
         func gpaPath() -> String { fieldPath("gpa") }
         func sizePath() -> String { fieldPath("size") }
         if range.size == 0 {
-            error(sizePath(), "layout range at \(formatHex(range.gpa)) has size 0", "a range covers at least one page (\(formatSize(pageSize)))")
+            error(
+                sizePath(), "layout range at \(formatHex(range.gpa)) has size 0",
+                "a range covers at least one page (\(formatSize(pageSize)))")
             return
         }
         let (end, overflow) = range.gpa.addingReportingOverflow(range.size)
@@ -47,8 +55,10 @@ extension ManifestValidator {
             return
         }
         if end > Manifest.guestAddressLimit {
-            error(sizePath(), "layout range ends at \(formatHex(end)), past the \(Manifest.guestAddressLimitName) guest-physical limit",
-                  "guest-physical addresses end at or below \(formatHex(Manifest.guestAddressLimit))")
+            error(
+                sizePath(),
+                "layout range ends at \(formatHex(end)), past the \(Manifest.guestAddressLimitName) guest-physical limit",
+                "guest-physical addresses end at or below \(formatHex(Manifest.guestAddressLimit))")
             return
         }
         checkAligned(range.gpa, to: pageSize, at: gpaPath(), what: "range start", unitName: pageSizeName)
@@ -57,16 +67,24 @@ extension ManifestValidator {
         let text = formatRange(range.range)
         switch (gap.before, gap.after) {
         case let (before?, after?):
-            error(path(), "range \(text) crosses the unmapped hole \(formatRange(gap.hole)) between \(before) and \(after)",
-                  "layout ranges lie inside mapped memory; split the range at the hole")
+            error(
+                path(),
+                "range \(text) crosses the unmapped hole \(formatRange(gap.hole)) between \(before) and \(after)",
+                "layout ranges lie inside mapped memory; split the range at the hole")
         case let (before?, nil):
-            error(path(), "range \(text) runs past mapped memory at \(formatHex(gap.hole.lowerBound)) (the end of \(before))",
-                  "layout ranges lie inside mapped memory; mapped: \(mapped.summary)")
+            error(
+                path(),
+                "range \(text) runs past mapped memory at \(formatHex(gap.hole.lowerBound)) (the end of \(before))",
+                "layout ranges lie inside mapped memory; mapped: \(mapped.summary)")
         case let (nil, after?):
-            error(path(), "range \(text) starts below mapped memory (\(after) starts at \(formatHex(gap.hole.upperBound)))",
-                  "layout ranges lie inside mapped memory; mapped: \(mapped.summary)")
+            error(
+                path(),
+                "range \(text) starts below mapped memory (\(after) starts at \(formatHex(gap.hole.upperBound)))",
+                "layout ranges lie inside mapped memory; mapped: \(mapped.summary)")
         case (nil, nil):
-            error(path(), "range \(text) is outside mapped memory", "layout ranges lie inside mapped memory; mapped: \(mapped.summary)")
+            error(
+                path(), "range \(text) is outside mapped memory",
+                "layout ranges lie inside mapped memory; mapped: \(mapped.summary)")
         }
     }
 
@@ -82,9 +100,11 @@ extension ManifestValidator {
         var reach: [Int] = []
         reach.reserveCapacity(shared.count)
         for k in shared.indices {
-            reach.append(k > 0 && shared[reach[k - 1]].range.upperBound >= shared[k].range.upperBound ? reach[k - 1] : k)
+            reach.append(
+                k > 0 && shared[reach[k - 1]].range.upperBound >= shared[k].range.upperBound ? reach[k - 1] : k)
         }
-        for (index, range) in spec.layout.private.enumerated() where range.size > 0 && !isTainted("spec.layout.private[\(index)]") {
+        for (index, range) in spec.layout.private.enumerated()
+        where range.size > 0 && !isTainted("spec.layout.private[\(index)]") {
             // The last shared range starting below this one's end.
             var low = 0, high = shared.count
             while low < high {
@@ -95,9 +115,10 @@ extension ManifestValidator {
             let candidate = shared[reach[low - 1]]
             guard candidate.range.overlaps(range.range) else { continue }
             let sharedPath = "spec.layout.shared[\(candidate.index)]"
-            error("spec.layout.private[\(index)]",
-                  "range \(formatRange(range.range.clamped(to: candidate.range))) is listed both private and shared (\(sharedPath))",
-                  "a guest range has one state; remove it from one list (\(whereIs(sharedPath)))")
+            error(
+                "spec.layout.private[\(index)]",
+                "range \(formatRange(range.range.clamped(to: candidate.range))) is listed both private and shared (\(sharedPath))",
+                "a guest range has one state; remove it from one list (\(whereIs(sharedPath)))")
         }
     }
 }
@@ -173,6 +194,8 @@ struct MappedMemory {
         let before = next > 0 ? stretches[next - 1] : nil
         let after = next < stretches.count ? stretches[next] : nil
         let hole = (before?.range.upperBound ?? 0)..<(after?.range.lowerBound ?? range.upperBound)
-        return Gap(hole: hole, before: before.map { "spec.mappings[\($0.last)]" }, after: after.map { "spec.mappings[\($0.first)]" })
+        return Gap(
+            hole: hole, before: before.map { "spec.mappings[\($0.last)]" },
+            after: after.map { "spec.mappings[\($0.first)]" })
     }
 }

@@ -42,26 +42,41 @@ public enum ManifestLoader {
         }
         guard let root, !(root.scalar?.isNull ?? false) else {
             let start = SourcePosition(line: 1, column: 1)
-            return LoadResult(manifest: nil, diagnostics: [Diagnostic(
-                .error, summary: "file is empty",
-                detail: "expected a manifest starting with `apiVersion: \(Manifest.apiVersion)` and `kind: \(Manifest.kind)`",
-                range: SourceRange(file: file, start: start, end: start))])
+            return LoadResult(
+                manifest: nil,
+                diagnostics: [
+                    Diagnostic(
+                        .error, summary: "file is empty",
+                        detail:
+                            "expected a manifest starting with `apiVersion: \(Manifest.apiVersion)` and `kind: \(Manifest.kind)`",
+                        range: SourceRange(file: file, start: start, end: start))
+                ])
         }
         var reader = NodeReader(file: file)
         guard let manifest = reader.manifest(root) else {
-            return LoadResult(manifest: nil,
-                              diagnostics: capped(sortedBySource(reader.diagnostics), unbuiltErrors: reader.unbuilt))
+            return LoadResult(
+                manifest: nil,
+                diagnostics: capped(sortedBySource(reader.diagnostics), unbuiltErrors: reader.unbuilt))
         }
         let semantic = ManifestValidator(manifest: manifest, pageSize: pageSize, skipping: reader.tainted).run()
-        return LoadResult(manifest: manifest, diagnostics: capped(sortedBySource(reader.diagnostics + semantic),
-                                                                          unbuiltErrors: reader.unbuilt))
+        return LoadResult(
+            manifest: manifest,
+            diagnostics: capped(
+                sortedBySource(reader.diagnostics + semantic),
+                unbuiltErrors: reader.unbuilt))
     }
 
     /// The whole file, or a diagnostic saying why it cannot be read (missing, a directory, too large).
     static func readFile(_ path: String, limit: Int) -> Result<[UInt8], ManifestError> {
         func failure(_ summary: String, _ detail: String = "") -> Result<[UInt8], ManifestError> {
-            .failure(ManifestError([Diagnostic(.error, summary: summary, detail: detail,
-                                range: SourceRange(file: path, start: SourcePosition(line: 1, column: 1), end: SourcePosition(line: 1, column: 1)))]))
+            .failure(
+                ManifestError([
+                    Diagnostic(
+                        .error, summary: summary, detail: detail,
+                        range: SourceRange(
+                            file: path, start: SourcePosition(line: 1, column: 1),
+                            end: SourcePosition(line: 1, column: 1)))
+                ]))
         }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return failure("cannot read \(path): \(String(cString: strerror(errno)))") }
@@ -70,7 +85,9 @@ public enum ManifestLoader {
         guard fstat(fd, &info) == 0 else { return failure("cannot read \(path): \(String(cString: strerror(errno)))") }
         guard (info.st_mode & S_IFMT) == S_IFREG else { return failure("cannot read \(path): not a regular file") }
         guard Int(info.st_size) <= limit else {
-            return failure("file is too large: \(info.st_size) bytes", "manifests are limited to \(limit) bytes (\(formatSize(UInt64(limit))))")
+            return failure(
+                "file is too large: \(info.st_size) bytes",
+                "manifests are limited to \(limit) bytes (\(formatSize(UInt64(limit))))")
         }
         var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
         var done = 0

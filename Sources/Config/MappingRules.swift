@@ -13,13 +13,15 @@ extension ManifestValidator {
             guard !isTainted(path) else { continue }
             checkShape(mapping, path: path)
             if !mapping.offset.addingReportingOverflow(mapping.size).overflow,
-               !mapping.gpa.addingReportingOverflow(mapping.size).overflow {
+                !mapping.gpa.addingReportingOverflow(mapping.size).overflow
+            {
                 checkable.append(index)
             }
             guard let blockIndex = blockIndexByName[mapping.block] else {
                 let hint = Suggestion.didYouMean(mapping.block, in: blockNames)
-                error("\(path).block", "unknown block `\(NameRule.printable(mapping.block))`\(hint)",
-                      blockNames.isEmpty ? "spec.blocks defines no block" : "defined blocks: \(Self.list(blockNames))")
+                error(
+                    "\(path).block", "unknown block `\(NameRule.printable(mapping.block))`\(hint)",
+                    blockNames.isEmpty ? "spec.blocks defines no block" : "defined blocks: \(Self.list(blockNames))")
                 continue
             }
             let block = spec.blocks[blockIndex]
@@ -29,7 +31,8 @@ extension ManifestValidator {
                 if let hugePage = hugePageSize(of: block, path: blockPath, reporting: false) {
                     let unitName = "the \(formatSize(hugePage)) hugetlb page size of block `\(block.name)`"
                     checkAligned(mapping.offset, to: hugePage, at: "\(path).offset", what: "offset", unitName: unitName)
-                    checkAligned(mapping.size, to: hugePage, at: "\(path).size", what: "mapping size", unitName: unitName)
+                    checkAligned(
+                        mapping.size, to: hugePage, at: "\(path).size", what: "mapping size", unitName: unitName)
                 }
             }
         }
@@ -38,7 +41,9 @@ extension ManifestValidator {
 
     /// Names joined for a message, at most 10 of them ("..., and 31 more").
     static func list(_ names: [String]) -> String {
-        names.count <= 10 ? names.joined(separator: ", ") : names.prefix(10).joined(separator: ", ") + ", and \(names.count - 10) more"
+        names.count <= 10
+            ? names.joined(separator: ", ")
+            : names.prefix(10).joined(separator: ", ") + ", and \(names.count - 10) more"
     }
 
     private mutating func checkShape(_ mapping: Mapping, path: String) {
@@ -48,14 +53,19 @@ extension ManifestValidator {
             checkAligned(mapping.size, to: pageSize, at: "\(path).size", what: "mapping size", unitName: pageSizeName)
         }
         checkAligned(mapping.offset, to: pageSize, at: "\(path).offset", what: "offset", unitName: pageSizeName)
-        checkAligned(mapping.gpa, to: pageSize, at: "\(path).gpa", what: "guest physical address", unitName: pageSizeName)
+        checkAligned(
+            mapping.gpa, to: pageSize, at: "\(path).gpa", what: "guest physical address", unitName: pageSizeName)
         let (end, overflow) = mapping.gpa.addingReportingOverflow(mapping.size)
         if overflow {
-            error("\(path).size", "mapping runs past the end of the 64-bit guest address space",
-                  "gpa \(formatHex(mapping.gpa)) + size \(formatHex(mapping.size)) exceeds 0xFFFFFFFFFFFFFFFF")
+            error(
+                "\(path).size", "mapping runs past the end of the 64-bit guest address space",
+                "gpa \(formatHex(mapping.gpa)) + size \(formatHex(mapping.size)) exceeds 0xFFFFFFFFFFFFFFFF")
         } else if end > Manifest.guestAddressLimit {
-            error("\(path).size", "mapping ends at \(formatHex(end)), past the \(Manifest.guestAddressLimitName) guest-physical limit",
-                  "guest-physical addresses end at or below \(formatHex(Manifest.guestAddressLimit)) (57 bits, the widest KVM guest)")
+            error(
+                "\(path).size",
+                "mapping ends at \(formatHex(end)), past the \(Manifest.guestAddressLimitName) guest-physical limit",
+                "guest-physical addresses end at or below \(formatHex(Manifest.guestAddressLimit)) (57 bits, the widest KVM guest)"
+            )
         }
     }
 
@@ -63,12 +73,15 @@ extension ManifestValidator {
         let (end, overflow) = mapping.offset.addingReportingOverflow(mapping.size)
         guard overflow || end > block.size else { return }
         if mapping.offset >= block.size {
-            error("\(path).offset", "offset \(formatSize(mapping.offset)) is outside block `\(block.name)`",
-                  "block `\(block.name)` is \(formatSize(block.size)); offsets run from 0 to \(formatHex(block.size &- 1))")
+            error(
+                "\(path).offset", "offset \(formatSize(mapping.offset)) is outside block `\(block.name)`",
+                "block `\(block.name)` is \(formatSize(block.size)); offsets run from 0 to \(formatHex(block.size &- 1))"
+            )
         } else {
-            error("\(path).size", "mapping exceeds its block `\(block.name)`",
-                  "offset \(formatSize(mapping.offset)) + size \(formatSize(mapping.size)) ends past the block's \(formatSize(block.size)); "
-                  + "at this offset the size can be at most \(formatSize(block.size - mapping.offset))")
+            error(
+                "\(path).size", "mapping exceeds its block `\(block.name)`",
+                "offset \(formatSize(mapping.offset)) + size \(formatSize(mapping.size)) ends past the block's \(formatSize(block.size)); "
+                    + "at this offset the size can be at most \(formatSize(block.size - mapping.offset))")
         }
     }
 
@@ -80,19 +93,27 @@ extension ManifestValidator {
             let mapping = mappings[later], other = mappings[earlier]
             let otherPath = "spec.mappings[\(earlier)]"
             let shared = mapping.gpaRange.clamped(to: other.gpaRange)
-            error("spec.mappings[\(later)].gpa", "guest range \(formatRange(mapping.gpaRange)) overlaps \(otherPath) at \(formatRange(shared))",
-                  "mappings occupy distinct guest addresses (\(whereIs(otherPath)) covers \(formatRange(other.gpaRange)))")
+            error(
+                "spec.mappings[\(later)].gpa",
+                "guest range \(formatRange(mapping.gpaRange)) overlaps \(otherPath) at \(formatRange(shared))",
+                "mappings occupy distinct guest addresses (\(whereIs(otherPath)) covers \(formatRange(other.gpaRange)))"
+            )
         }
         // Offsets are compared within a block: group by block, then sweep each group.
         var byBlock: [String: [(range: Range<UInt64>, key: Int)]] = [:]
-        for index in indices { byBlock[mappings[index].block, default: []].append((mappings[index].offsetRange, index)) }
+        for index in indices {
+            byBlock[mappings[index].block, default: []].append((mappings[index].offsetRange, index))
+        }
         for group in byBlock.values where group.count > 1 {
             for (later, earlier) in overlappingPairs(group) {
                 let mapping = mappings[later], other = mappings[earlier]
                 let otherPath = "spec.mappings[\(earlier)]"
                 let shared = mapping.offsetRange.clamped(to: other.offsetRange)
-                error("spec.mappings[\(later)].offset", "offsets \(formatRange(shared)) of block `\(mapping.block)` are already mapped by \(otherPath)",
-                      "a block offset is mapped at one guest address only (\(whereIs(otherPath))); use offsets past \(formatHex(other.offsetRange.upperBound))")
+                error(
+                    "spec.mappings[\(later)].offset",
+                    "offsets \(formatRange(shared)) of block `\(mapping.block)` are already mapped by \(otherPath)",
+                    "a block offset is mapped at one guest address only (\(whereIs(otherPath))); use offsets past \(formatHex(other.offsetRange.upperBound))"
+                )
             }
         }
     }

@@ -140,8 +140,10 @@ public struct Spec: Sendable, Hashable, Codable {
     public var layout: LayoutSpec
     public var listeners: [Listener]
 
-    public init(vm: VMSpec = VMSpec(), blocks: [Block] = [], mappings: [Mapping] = [],
-                layout: LayoutSpec = LayoutSpec(), listeners: [Listener] = []) {
+    public init(
+        vm: VMSpec = VMSpec(), blocks: [Block] = [], mappings: [Mapping] = [],
+        layout: LayoutSpec = LayoutSpec(), listeners: [Listener] = []
+    ) {
         self.vm = vm
         self.blocks = blocks
         self.mappings = mappings
@@ -223,8 +225,10 @@ public struct SourceMap: Sendable, Hashable, Codable {
     }
 
     /// The node at `path` or the deepest one on the way to it, and whether the whole path was found.
-    private static func walk(_ root: YAMLNode, to path: String,
-                             keyIndex: [String: [String: Int]]) -> (node: YAMLNode, complete: Bool) {
+    private static func walk(
+        _ root: YAMLNode, to path: String,
+        keyIndex: [String: [String: Int]]
+    ) -> (node: YAMLNode, complete: Bool) {
         var node = root
         // `path[..<named]` is the path of `node`; components are `key` (after `.` or at the start) or `[n]`.
         var named = path.startIndex
@@ -232,7 +236,8 @@ public struct SourceMap: Sendable, Hashable, Codable {
             if path[named] == "[" {
                 let digits = path.index(after: named)
                 guard let close = path[digits...].firstIndex(of: "]"), let item = Int(path[digits..<close]),
-                      case .sequence(let items) = node.content, items.indices.contains(item) else { return (node, false) }
+                    case .sequence(let items) = node.content, items.indices.contains(item)
+                else { return (node, false) }
                 node = items[item]
                 named = path.index(after: close)
             } else {
@@ -251,12 +256,15 @@ public struct SourceMap: Sendable, Hashable, Codable {
         return (node, true)
     }
 
-    private static func collect(_ node: YAMLNode, path: String, file: String, into ranges: inout [String: SourceRange]) {
+    private static func collect(_ node: YAMLNode, path: String, file: String, into ranges: inout [String: SourceRange])
+    {
         ranges[path] = node.range(in: file)
         switch node.content {
         case .scalar: break
         case .sequence(let items):
-            for (index, item) in items.enumerated() { collect(item, path: "\(path)[\(index)]", file: file, into: &ranges) }
+            for (index, item) in items.enumerated() {
+                collect(item, path: "\(path)[\(index)]", file: file, into: &ranges)
+            }
         case .mapping(let pairs):
             for pair in pairs {
                 guard let key = pair.key.scalar?.value else { continue }
@@ -281,8 +289,9 @@ public struct SourceMap: Sendable, Hashable, Codable {
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(file: try container.decode(String.self, forKey: .file),
-                  ranges: try container.decode([String: SourceRange].self, forKey: .ranges))
+        self.init(
+            file: try container.decode(String.self, forKey: .file),
+            ranges: try container.decode([String: SourceRange].self, forKey: .ranges))
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -314,7 +323,9 @@ public struct Manifest: Sendable, Hashable, Codable {
     public func block(named name: String) -> Block? { spec.blocks.first { $0.name == name } }
 
     /// A diagnostic located at `path` in this manifest's source.
-    public func diagnostic(_ severity: Severity = .error, at path: String, summary: String, detail: String = "") -> Diagnostic {
+    public func diagnostic(
+        _ severity: Severity = .error, at path: String, summary: String, detail: String = ""
+    ) -> Diagnostic {
         Diagnostic(severity, summary: summary, detail: detail, path: path, range: sourceMap.range(for: path))
     }
 }

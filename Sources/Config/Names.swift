@@ -4,13 +4,16 @@
 /// typed on command lines: nothing in them can break any of those.
 public enum NameRule {
     public static let maxLength = 63
-    public static let description = "1 to 63 characters of letters a-z and A-Z, digits, `-`, `_` and `.`, starting and ending with a letter or digit"
+    public static let description =
+        "1 to 63 characters of letters a-z and A-Z, digits, `-`, `_` and `.`, starting and ending with a letter or digit"
 
     /// Why `name` is not a valid name (naming the first offending character), or nil when it is one.
     public static func problem(_ name: String) -> String? {
         let scalars = Array(name.unicodeScalars)
         guard !scalars.isEmpty else { return "the name is empty" }
-        guard scalars.count <= maxLength else { return "the name is \(scalars.count) characters long, more than \(maxLength)" }
+        guard scalars.count <= maxLength else {
+            return "the name is \(scalars.count) characters long, more than \(maxLength)"
+        }
         for (index, scalar) in scalars.enumerated() {
             let edge = index == 0 || index == scalars.count - 1
             if isAlphanumeric(scalar) { continue }

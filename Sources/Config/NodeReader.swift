@@ -26,23 +26,29 @@ struct NodeReader {
     /// Errors found and not built (see `maxBuilt`).
     var unbuilt = 0
 
-    mutating func error(_ summary: @autoclosure () -> String, detail: @autoclosure () -> String = "", path: String, node: YAMLNode,
-                        taint: Bool = true) {
+    mutating func error(
+        _ summary: @autoclosure () -> String, detail: @autoclosure () -> String = "", path: String, node: YAMLNode,
+        taint: Bool = true
+    ) {
         if taint { tainted.insert(path) }
         guard diagnostics.count < Self.maxBuilt else {
             unbuilt += 1
             return
         }
-        diagnostics.append(Diagnostic(.error, summary: summary(), detail: detail(), path: path, range: node.range(in: file)))
+        diagnostics.append(
+            Diagnostic(.error, summary: summary(), detail: detail(), path: path, range: node.range(in: file)))
     }
 
     /// The fields of a mapping node by key. Reports unknown keys (with the nearest known one),
     /// duplicate keys and missing required keys.
-    mutating func fields(_ node: YAMLNode, path makePath: @autoclosure () -> String, known: [String], required: [String],
-                         what: String) -> [String: YAMLNode]? {
+    mutating func fields(
+        _ node: YAMLNode, path makePath: @autoclosure () -> String, known: [String], required: [String],
+        what: String
+    ) -> [String: YAMLNode]? {
         guard case .mapping(let pairs) = node.content else {
-            error("\(what) must be a mapping, found \(node.kindDescription)",
-                  detail: "expected keys: \(known.joined(separator: ", "))", path: makePath(), node: node)
+            error(
+                "\(what) must be a mapping, found \(node.kindDescription)",
+                detail: "expected keys: \(known.joined(separator: ", "))", path: makePath(), node: node)
             return nil
         }
         var result: [String: YAMLNode] = [:]
@@ -51,7 +57,9 @@ struct NodeReader {
         var firstPair: [String: Int] = [:]
         for (index, pair) in pairs.enumerated() {
             guard let key = pair.key.scalar?.value else {
-                error("keys must be plain strings, found \(pair.key.kindDescription)", path: makePath(), node: pair.key, taint: false)
+                error(
+                    "keys must be plain strings, found \(pair.key.kindDescription)", path: makePath(), node: pair.key,
+                    taint: false)
                 continue
             }
             guard known.contains(key) else {
@@ -61,16 +69,19 @@ struct NodeReader {
                 if lowered == nil { lowered = known.mapAsciiLowercased() }
                 let hint = Suggestion.nearest(to: key, in: known, lowered: lowered ?? nil)
                 if let hint { suggested.insert(hint) }
-                error("unknown key `\(key)`" + (hint.map { "; did you mean `\($0)`?" } ?? ""),
-                      detail: "\(what) accepts: \(known.joined(separator: ", "))", path: fieldPath, node: pair.key, taint: false)
+                error(
+                    "unknown key `\(key)`" + (hint.map { "; did you mean `\($0)`?" } ?? ""),
+                    detail: "\(what) accepts: \(known.joined(separator: ", "))", path: fieldPath, node: pair.key,
+                    taint: false)
                 // The misspelt field is as good as unreadable: checks that need it stand down.
                 if let hint { tainted.insert(path.isEmpty ? hint : "\(path).\(hint)") }
                 continue
             }
             if result[key] != nil {
                 let path = makePath()
-                error("duplicate key `\(key)`", detail: "each key may appear once; remove one of them",
-                      path: path.isEmpty ? key : "\(path).\(key)", node: pair.key)
+                error(
+                    "duplicate key `\(key)`", detail: "each key may appear once; remove one of them",
+                    path: path.isEmpty ? key : "\(path).\(key)", node: pair.key)
                 continue
             }
             result[key] = pair.value
@@ -95,9 +106,11 @@ struct NodeReader {
                 continue
             }
             let at = node.start
-            diagnostics.append(Diagnostic(.error, summary: "missing required field `\(key)`",
-                                          detail: "\(what) requires: \(required.joined(separator: ", "))", path: fieldPath,
-                                          range: SourceRange(file: file, start: at, end: at)))
+            diagnostics.append(
+                Diagnostic(
+                    .error, summary: "missing required field `\(key)`",
+                    detail: "\(what) requires: \(required.joined(separator: ", "))", path: fieldPath,
+                    range: SourceRange(file: file, start: at, end: at)))
         }
         return result
     }
@@ -105,7 +118,9 @@ struct NodeReader {
     mutating func sequence(_ node: YAMLNode, path: @autoclosure () -> String, what: String) -> [YAMLNode]? {
         if case .scalar(let scalar) = node.content, scalar.isNull { return [] }
         guard case .sequence(let items) = node.content else {
-            error("\(what) must be a list, found \(node.kindDescription)", detail: "write `- item` lines or `[]`", path: path(), node: node)
+            error(
+                "\(what) must be a list, found \(node.kindDescription)", detail: "write `- item` lines or `[]`",
+                path: path(), node: node)
             return nil
         }
         return items
@@ -133,8 +148,10 @@ struct NodeReader {
 
     mutating func size(_ node: YAMLNode, path: @autoclosure () -> String, what: String) -> UInt64? {
         guard let scalar = node.scalar, !scalar.isNull, scalar.boolValue == nil else {
-            error("\(what) must be a size, found \(node.kindDescription)",
-                  detail: "write a byte count (4096), hex (0x1000) or a binary unit (2MiB, 1 GiB)", path: path(), node: node)
+            error(
+                "\(what) must be a size, found \(node.kindDescription)",
+                detail: "write a byte count (4096), hex (0x1000) or a binary unit (2MiB, 1 GiB)", path: path(),
+                node: node)
             return nil
         }
         do {
@@ -145,16 +162,22 @@ struct NodeReader {
         }
     }
 
-    mutating func choice<E: RawRepresentable & CaseIterable>(_ node: YAMLNode, path: @autoclosure () -> String, what: String, as type: E.Type) -> E? where E.RawValue == String {
+    mutating func choice<E: RawRepresentable & CaseIterable>(
+        _ node: YAMLNode, path: @autoclosure () -> String, what: String, as type: E.Type
+    ) -> E? where E.RawValue == String {
         guard let scalar = node.scalar, !scalar.isNull else {
             let valid = E.allCases.map(\.rawValue)
-            error("\(what) must be one of \(valid.joined(separator: ", ")), found \(node.kindDescription)", path: path(), node: node)
+            error(
+                "\(what) must be one of \(valid.joined(separator: ", ")), found \(node.kindDescription)", path: path(),
+                node: node)
             return nil
         }
         if let value = E(rawValue: scalar.value) { return value }
         let valid = E.allCases.map(\.rawValue)
         let hint = Suggestion.nearest(to: scalar.value, in: valid).map { "did you mean `\($0)`? " } ?? ""
-        error("unsupported \(what) `\(scalar.value)`", detail: "\(hint)valid values: \(valid.joined(separator: ", "))", path: path(), node: node)
+        error(
+            "unsupported \(what) `\(scalar.value)`", detail: "\(hint)valid values: \(valid.joined(separator: ", "))",
+            path: path(), node: node)
         return nil
     }
 }

@@ -48,7 +48,8 @@ public enum SizeUnit: String, Sendable, CaseIterable {
 /// The pattern of a size in the JSON Schema, matching what `parseSize` accepts.
 public let sizePattern = #"^\s*(0[xX][0-9a-fA-F_]+|[0-9][0-9_]*\s*(B|KiB|MiB|GiB|TiB)?)\s*$"#
 /// The pattern of a `START-END` range string.
-public let rangePattern = #"^\s*(0[xX][0-9a-fA-F_]+|[0-9][0-9_]*\s*(B|KiB|MiB|GiB|TiB)?)\s*-\s*(0[xX][0-9a-fA-F_]+|[0-9][0-9_]*\s*(B|KiB|MiB|GiB|TiB)?)\s*$"#
+public let rangePattern =
+    #"^\s*(0[xX][0-9a-fA-F_]+|[0-9][0-9_]*\s*(B|KiB|MiB|GiB|TiB)?)\s*-\s*(0[xX][0-9a-fA-F_]+|[0-9][0-9_]*\s*(B|KiB|MiB|GiB|TiB)?)\s*$"#
 
 /// Parses a size or address. Hex (`0x...`) takes no unit; decimal takes an optional unit, with or
 /// without a space. `_` may separate digits (`0x1_0000_0000`).
@@ -63,11 +64,14 @@ public func parseSize(_ text: String) throws(SizeParseError) -> UInt64 {
     if trimmed.hasPrefix("0x") || trimmed.hasPrefix("0X") {
         let digits = trimmed.dropFirst(2).filter { $0 != "_" }
         guard !digits.isEmpty, digits.allSatisfy(\.isHexDigit) else {
-            throw SizeParseError("\"\(trimmed)\" is not a hex number", detail: "hex takes digits 0-9 and a-f and no unit, e.g. 0x100000000")
+            throw SizeParseError(
+                "\"\(trimmed)\" is not a hex number",
+                detail: "hex takes digits 0-9 and a-f and no unit, e.g. 0x100000000")
         }
         let significant = String(digits.drop(while: { $0 == "0" }))
         guard significant.count <= 16, let value = UInt64(significant.isEmpty ? "0" : significant, radix: 16) else {
-            throw SizeParseError("\"\(trimmed)\" does not fit in 64 bits", detail: "the largest value is 0xFFFFFFFFFFFFFFFF")
+            throw SizeParseError(
+                "\"\(trimmed)\" does not fit in 64 bits", detail: "the largest value is 0xFFFFFFFFFFFFFFFF")
         }
         return value
     }
@@ -87,16 +91,23 @@ public func parseSize(_ text: String) throws(SizeParseError) -> UInt64 {
     } else if let known = SizeUnit(rawValue: unitText) {
         unit = known
     } else if let meant = SizeUnit.suggestion(for: unitText) {
-        throw SizeParseError("unknown unit \"\(unitText)\" in \"\(trimmed)\"", detail: "did you mean \(number)\(meant.rawValue)? gmemctl sizes are binary (1 KiB = 1024 B)")
+        throw SizeParseError(
+            "unknown unit \"\(unitText)\" in \"\(trimmed)\"",
+            detail: "did you mean \(number)\(meant.rawValue)? gmemctl sizes are binary (1 KiB = 1024 B)")
     } else {
-        throw SizeParseError("unknown unit \"\(unitText)\" in \"\(trimmed)\"", detail: "units are B, KiB, MiB, GiB and TiB")
+        throw SizeParseError(
+            "unknown unit \"\(unitText)\" in \"\(trimmed)\"", detail: "units are B, KiB, MiB, GiB and TiB")
     }
     guard let count = UInt64(number) else {
-        throw SizeParseError("\"\(trimmed)\" does not fit in 64 bits", detail: "the largest size is 18446744073709551615 bytes (16 EiB - 1)")
+        throw SizeParseError(
+            "\"\(trimmed)\" does not fit in 64 bits",
+            detail: "the largest size is 18446744073709551615 bytes (16 EiB - 1)")
     }
     let (value, overflow) = count.multipliedReportingOverflow(by: unit.bytes)
     guard !overflow else {
-        throw SizeParseError("\"\(trimmed)\" does not fit in 64 bits", detail: "the largest size is 18446744073709551615 bytes (16 EiB - 1)")
+        throw SizeParseError(
+            "\"\(trimmed)\" does not fit in 64 bits",
+            detail: "the largest size is 18446744073709551615 bytes (16 EiB - 1)")
     }
     return value
 }
@@ -134,12 +145,15 @@ public func parseRange(_ text: String) throws(SizeParseError) -> GuestRange {
     let trimmed = text.trimmingSpaces
     let parts = trimmed.split(separator: "-", omittingEmptySubsequences: false)
     guard parts.count == 2, !parts[0].trimmingSpaces.isEmpty, !parts[1].trimmingSpaces.isEmpty else {
-        throw SizeParseError("\"\(trimmed)\" is not a range", detail: "write \"START-END\" with an inclusive end (\"0xA0000-0xFFFFF\") or {gpa: 0xA0000, size: 384KiB}")
+        throw SizeParseError(
+            "\"\(trimmed)\" is not a range",
+            detail: "write \"START-END\" with an inclusive end (\"0xA0000-0xFFFFF\") or {gpa: 0xA0000, size: 384KiB}")
     }
     let start = try parseSize(String(parts[0]))
     let end = try parseSize(String(parts[1]))
     guard end >= start else {
-        throw SizeParseError("range \"\(trimmed)\" ends before it starts", detail: "the end is inclusive and must be at least the start")
+        throw SizeParseError(
+            "range \"\(trimmed)\" ends before it starts", detail: "the end is inclusive and must be at least the start")
     }
     let (size, overflow) = (end - start).addingReportingOverflow(1)
     guard !overflow else {
@@ -163,7 +177,8 @@ public func formatHex(_ value: UInt64) -> String {
 
 /// `0xA0000-0xFFFFF` (inclusive end, the range syntax of manifests).
 public func formatRange(_ range: Range<UInt64>) -> String {
-    range.isEmpty ? "\(formatHex(range.lowerBound)) (empty)" : "\(formatHex(range.lowerBound))-\(formatHex(range.upperBound - 1))"
+    range.isEmpty
+        ? "\(formatHex(range.lowerBound)) (empty)" : "\(formatHex(range.lowerBound))-\(formatHex(range.upperBound - 1))"
 }
 
 private func fractionHint(_ text: String) -> String {
@@ -171,8 +186,9 @@ private func fractionHint(_ text: String) -> String {
     let numberEnd = text.firstIndex { !($0.isNumber || $0 == ".") } ?? text.endIndex
     let unitText = text[numberEnd...].trimmingSpaces
     if let unit = SizeUnit(rawValue: unitText), unit != .B,
-       let smaller = SizeUnit.allCases.firstIndex(of: unit).map({ SizeUnit.allCases[$0 - 1] }),
-       let value = Double(text[..<numberEnd]) {
+        let smaller = SizeUnit.allCases.firstIndex(of: unit).map({ SizeUnit.allCases[$0 - 1] }),
+        let value = Double(text[..<numberEnd])
+    {
         let scaled = value * Double(unit.bytes / smaller.bytes)
         if scaled == scaled.rounded(), scaled < 1e15 {
             return "sizes are whole numbers; write \(UInt64(scaled))\(smaller.rawValue)"

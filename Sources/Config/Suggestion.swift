@@ -14,7 +14,9 @@ enum Suggestion {
             return nearest(asciiWord, original: word, candidates, lowered)
         }
         // A truncated spelling (`sev` for `sev-snp`) is a likely mistake however far its distance.
-        if word.count >= 2, let extended = candidates.first(where: { $0.lowercased().hasPrefix(word.lowercased()) && $0 != word }) {
+        if word.count >= 2,
+            let extended = candidates.first(where: { $0.lowercased().hasPrefix(word.lowercased()) && $0 != word })
+        {
             return extended
         }
         let limit = max(2, word.count / 3)
@@ -24,7 +26,9 @@ enum Suggestion {
     }
 
     /// `nearest` over lowercased ASCII bytes; the same answers as the general path.
-    private static func nearest(_ word: [UInt8], original: String, _ candidates: [String], _ lowered: [[UInt8]]) -> String? {
+    private static func nearest(
+        _ word: [UInt8], original: String, _ candidates: [String], _ lowered: [[UInt8]]
+    ) -> String? {
         if word.count >= 2 {
             for index in candidates.indices where lowered[index].starts(with: word) && candidates[index] != original {
                 return candidates[index]
@@ -95,7 +99,8 @@ enum Suggestion {
                 rows[current] = i
                 for j in 1...b.count {
                     let cost = a[i - 1] == b[j - 1] ? 0 : 1
-                    rows[current + j] = min(rows[previous + j] + 1, rows[current + j - 1] + 1, rows[previous + j - 1] + cost)
+                    rows[current + j] = min(
+                        rows[previous + j] + 1, rows[current + j - 1] + 1, rows[previous + j - 1] + cost)
                 }
                 swap(&previous, &current)
             }

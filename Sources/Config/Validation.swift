@@ -60,7 +60,8 @@ struct ManifestValidator {
     mutating func checkNames() {
         func check(_ name: String, at path: String, what: String) {
             guard !name.isEmpty, !isTainted(path), let problem = NameRule.problem(name) else { return }
-            error(path, "invalid \(what) `\(NameRule.printable(name))`: \(problem)", "names are \(NameRule.description)")
+            error(
+                path, "invalid \(what) `\(NameRule.printable(name))`: \(problem)", "names are \(NameRule.description)")
         }
         check(manifest.metadata.name, at: "metadata.name", what: "guest name")
         for (index, block) in spec.blocks.enumerated() {
@@ -101,8 +102,10 @@ struct ManifestValidator {
     }
 
     /// Reports `value` at `path` unless it is a multiple of `unit`, naming the nearest valid values.
-    mutating func checkAligned(_ value: UInt64, to unit: UInt64, at path: @autoclosure () -> String, what: String,
-                               unitName: String, severity: Severity = .error) {
+    mutating func checkAligned(
+        _ value: UInt64, to unit: UInt64, at path: @autoclosure () -> String, what: String,
+        unitName: String, severity: Severity = .error
+    ) {
         guard unit > 0, value % unit != 0 else { return }
         let path = path()
         let below = value - value % unit

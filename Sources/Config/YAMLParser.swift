@@ -18,9 +18,14 @@ public enum YAMLParser {
     }
 
     /// The parsed document, or nil for an empty stream (no document at all).
-    public static func parse(_ bytes: [UInt8], file: String, limits: Limits = Limits()) throws(ManifestError) -> YAMLNode? {
+    public static func parse(
+        _ bytes: [UInt8], file: String, limits: Limits = Limits()
+    ) throws(ManifestError) -> YAMLNode? {
         if bytes.count > limits.maxBytes {
-            throw error("file is too large: \(bytes.count) bytes", detail: "manifests are limited to \(limits.maxBytes) bytes (\(formatSize(UInt64(limits.maxBytes))))", at: SourcePosition(line: 1, column: 1), file: file)
+            throw error(
+                "file is too large: \(bytes.count) bytes",
+                detail: "manifests are limited to \(limits.maxBytes) bytes (\(formatSize(UInt64(limits.maxBytes))))",
+                at: SourcePosition(line: 1, column: 1), file: file)
         }
         if let bad = firstNonText(bytes) {
             throw error("file is not UTF-8 text", detail: bad.reason, at: bad.position, file: file)
@@ -31,9 +36,14 @@ public enum YAMLParser {
         }
     }
 
-    static func error(_ summary: String, detail: String = "", at position: SourcePosition, file: String) -> ManifestError {
-        ManifestError([Diagnostic(.error, summary: summary, detail: detail,
-                                  range: SourceRange(file: file, start: position, end: position))])
+    static func error(
+        _ summary: String, detail: String = "", at position: SourcePosition, file: String
+    ) -> ManifestError {
+        ManifestError([
+            Diagnostic(
+                .error, summary: summary, detail: detail,
+                range: SourceRange(file: file, start: position, end: position))
+        ])
     }
 
     /// The first byte that makes the input not UTF-8 text (invalid sequence or NUL), with its position.
@@ -43,15 +53,22 @@ public enum YAMLParser {
             let byte = bytes[index]
             let length: Int
             switch byte {
-            case 0: return (SourcePosition(line: line, column: column), "NUL byte at offset \(index); is this a binary file?")
+            case 0:
+                return (
+                    SourcePosition(line: line, column: column), "NUL byte at offset \(index); is this a binary file?"
+                )
             case 0x01...0x7F: length = 1
             case 0xC2...0xDF: length = 2
             case 0xE0...0xEF: length = 3
             case 0xF0...0xF4: length = 4
             default:
-                return (SourcePosition(line: line, column: column), "invalid UTF-8 byte 0x\(String(byte, radix: 16)) at offset \(index)")
+                return (
+                    SourcePosition(line: line, column: column),
+                    "invalid UTF-8 byte 0x\(String(byte, radix: 16)) at offset \(index)"
+                )
             }
-            if index + length > bytes.count || !bytes[(index + 1)..<(index + length)].allSatisfy({ $0 & 0xC0 == 0x80 }) {
+            if index + length > bytes.count || !bytes[(index + 1)..<(index + length)].allSatisfy({ $0 & 0xC0 == 0x80 })
+            {
                 return (SourcePosition(line: line, column: column), "invalid UTF-8 sequence at offset \(index)")
             }
             if byte == 0x0A { line += 1; column = 1 } else { column += 1 }
@@ -89,7 +106,8 @@ private struct EventReader {
     mutating func read(_ input: UnsafeBufferPointer<UInt8>) throws(ManifestError) -> YAMLNode? {
         var parser = yaml_parser_t()
         guard yaml_parser_initialize(&parser) != 0 else {
-            throw YAMLParser.error("cannot initialise the YAML parser (out of memory)", at: position(line: 0, column: 0), file: file)
+            throw YAMLParser.error(
+                "cannot initialise the YAML parser (out of memory)", at: position(line: 0, column: 0), file: file)
         }
         defer { yaml_parser_delete(&parser) }
         yaml_parser_set_input_string(&parser, input.baseAddress, input.count)
@@ -110,11 +128,17 @@ private struct EventReader {
         switch event.type {
         case YAML_DOCUMENT_START_EVENT:
             if sawDocument {
-                throw YAMLParser.error("a manifest file holds one YAML document; found a second one", detail: "remove the `---` separator and what follows, or split the file", at: start, file: file)
+                throw YAMLParser.error(
+                    "a manifest file holds one YAML document; found a second one",
+                    detail: "remove the `---` separator and what follows, or split the file", at: start, file: file)
             }
             sawDocument = true
         case YAML_ALIAS_EVENT:
-            throw YAMLParser.error("YAML aliases are not allowed in manifests", detail: "write the value out instead of `*alias`; manifests have no need for aliases, and refusing them stops alias bombs", at: start, file: file)
+            throw YAMLParser.error(
+                "YAML aliases are not allowed in manifests",
+                detail:
+                    "write the value out instead of `*alias`; manifests have no need for aliases, and refusing them stops alias bombs",
+                at: start, file: file)
         case YAML_SCALAR_EVENT:
             try count(at: start)
             let data = event.data.scalar
@@ -140,15 +164,18 @@ private struct EventReader {
     private mutating func count(at start: SourcePosition) throws(ManifestError) {
         nodeCount += 1
         if nodeCount > limits.maxNodes {
-            throw YAMLParser.error("document has too many nodes (more than \(limits.maxNodes))",
-                                   detail: "manifests are limited to \(limits.maxNodes) YAML nodes (scalars, lists and mappings)",
-                                   at: start, file: file)
+            throw YAMLParser.error(
+                "document has too many nodes (more than \(limits.maxNodes))",
+                detail: "manifests are limited to \(limits.maxNodes) YAML nodes (scalars, lists and mappings)",
+                at: start, file: file)
         }
     }
 
     private mutating func push(_ frame: Frame, at start: SourcePosition) throws(ManifestError) {
         if stack.count >= limits.maxDepth {
-            throw YAMLParser.error("nesting is too deep (more than \(limits.maxDepth) levels)", detail: "a manifest nests 5 levels at most", at: start, file: file)
+            throw YAMLParser.error(
+                "nesting is too deep (more than \(limits.maxDepth) levels)",
+                detail: "a manifest nests 5 levels at most", at: start, file: file)
         }
         try count(at: start)
         stack.append(frame)
@@ -177,7 +204,8 @@ private struct EventReader {
             let at = position(parser.context_mark)
             detail = "\(context) at line \(at.line), column \(at.column)"
         }
-        return YAMLParser.error("YAML syntax error: \(problem)", detail: detail, at: position(parser.problem_mark), file: file)
+        return YAMLParser.error(
+            "YAML syntax error: \(problem)", detail: detail, at: position(parser.problem_mark), file: file)
     }
 
     private func position(_ mark: yaml_mark_t) -> SourcePosition {

@@ -25,7 +25,8 @@ public struct Provisioner {
     public func plan(_ manifest: Manifest, prefault: Bool = false) throws(ProvisionError) -> Plan {
         let desired = try wrap { () throws(DesiredStateError) in try desiredState(manifest) }
         var plan = try wrap { () throws(PlanError) in
-            try Planner.plan(desired: desired, observed: host.guest(named: desired.name), capabilities: host.capabilities)
+            try Planner.plan(
+                desired: desired, observed: host.guest(named: desired.name), capabilities: host.capabilities)
         }
         if prefault { plan.operations += prefaultOperations(plan: plan, manifest: manifest) }
         return plan
@@ -45,20 +46,27 @@ public struct Provisioner {
 
     /// `apply`, asking `delivery` about every listener event (the agent's connected listeners): a listener
     /// that rejects an `unmap` stops the conversion before the kernel is asked.
-    public func apply(_ manifest: Manifest, prefault: Bool, delivery: ListenerDelivery?) throws(ProvisionError) -> WorkflowRun {
+    public func apply(
+        _ manifest: Manifest, prefault: Bool, delivery: ListenerDelivery?
+    ) throws(ProvisionError) -> WorkflowRun {
         try run(try self.plan(manifest, prefault: prefault), delivery: delivery)
     }
 
     /// Converts a guest-physical range at run time, as a guest's request would.
-    public func convert(guest: String, gpa: Range<UInt64>, to state: MemoryState) throws(ProvisionError) -> (Plan, ApplyReport) {
+    public func convert(
+        guest: String, gpa: Range<UInt64>, to state: MemoryState
+    ) throws(ProvisionError) -> (Plan, ApplyReport) {
         let run = try convert(guest: guest, gpa: gpa, to: state, delivery: nil)
         return (run.plan, run.report)
     }
 
-    public func convert(guest: String, gpa: Range<UInt64>, to state: MemoryState,
-                        delivery: ListenerDelivery?) throws(ProvisionError) -> WorkflowRun {
+    public func convert(
+        guest: String, gpa: Range<UInt64>, to state: MemoryState,
+        delivery: ListenerDelivery?
+    ) throws(ProvisionError) -> WorkflowRun {
         let plan = try wrap { () throws(PlanError) in
-            try Planner.convert(gpa: gpa, to: state, observed: host.guest(named: guest), capabilities: host.capabilities)
+            try Planner.convert(
+                gpa: gpa, to: state, observed: host.guest(named: guest), capabilities: host.capabilities)
         }
         return try run(plan, delivery: delivery)
     }
@@ -108,9 +116,13 @@ public struct Provisioner {
     /// Populating every block up front: guest_memfd by fallocate, shared backings by MADV_POPULATE_WRITE.
     private func prefaultOperations(plan: Plan, manifest: Manifest) -> [PlanOperation] {
         manifest.spec.blocks.map { block in
-            let created = plan.operations.contains { if case .createGuestMemfd(block.name, _, _, .inPlace) = $0 { return true }; return false }
-            let inPlace = created || host.guest(named: manifest.metadata.name).block(named: block.name)?.backend.isInPlace == true
-            return .populate(block: block.name, memory: inPlace ? .guestMemfd : .sharedBacking, offset: 0, size: block.size)
+            let created = plan.operations.contains {
+                if case .createGuestMemfd(block.name, _, _, .inPlace) = $0 { return true }; return false
+            }
+            let inPlace =
+                created || host.guest(named: manifest.metadata.name).block(named: block.name)?.backend.isInPlace == true
+            return .populate(
+                block: block.name, memory: inPlace ? .guestMemfd : .sharedBacking, offset: 0, size: block.size)
         }
     }
 
@@ -118,8 +130,9 @@ public struct Provisioner {
         do {
             return try body()
         } catch let error as DesiredStateError {
-            throw ProvisionError(.unsatisfiable, message: "the host cannot provide what the manifest needs",
-                                 diagnostics: error.diagnostics)
+            throw ProvisionError(
+                .unsatisfiable, message: "the host cannot provide what the manifest needs",
+                diagnostics: error.diagnostics)
         } catch let error as PlanError {
             throw ProvisionError(.plan(error), message: error.description)
         } catch {

@@ -1,9 +1,10 @@
 import Config
+import Foundation
 import GmemCore
 import GmemKVM
 import GmemProtocol
 import GmemSimulator
-import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,7 +13,8 @@ import Glibc
 /// and a single-range `convert` (a 2 MiB range toggled between private and shared) on the simulator.
 let agentBenchmark = Benchmark(
     name: "agent",
-    summary: "agent request latency (median, p99): get on sim and kvm, 2 MiB convert on sim [--requests N] [--gmemctl PATH]"
+    summary:
+        "agent request latency (median, p99): get on sim and kvm, 2 MiB convert on sim [--requests N] [--gmemctl PATH]"
 ) { options in
     let requests = try options.integer("requests", default: 2000)
     guard requests > 0 else { throw BenchError(description: "--requests must be positive") }
@@ -21,15 +23,19 @@ let agentBenchmark = Benchmark(
 
     try withAgent(binary: binary, host: "sim:gmem-attributes2") { client in
         try apply(client, file: "examples/in-place-mixed.yaml")
-        report("get (sim:gmem-attributes2)", try timeRequests(requests) { _ in
-            _ = try client.call(named(.get, "tdx-in-place"), as: GetResult.self)
-        })
-        report("convert 2 MiB (sim:gmem-attributes2)", try timeRequests(requests) { index in
-            var convert = named(.convert, "tdx-in-place")
-            (convert.gpa, convert.size, convert.to) = (0x1000_0000, 0x20_0000, index % 2 == 0 ? .private : .shared)
-            let run = try client.call(convert, as: RunResult.self)
-            if let failure = run.report.failure { throw BenchError(description: "convert failed: \(failure)") }
-        })
+        report(
+            "get (sim:gmem-attributes2)",
+            try timeRequests(requests) { _ in
+                _ = try client.call(named(.get, "tdx-in-place"), as: GetResult.self)
+            })
+        report(
+            "convert 2 MiB (sim:gmem-attributes2)",
+            try timeRequests(requests) { index in
+                var convert = named(.convert, "tdx-in-place")
+                (convert.gpa, convert.size, convert.to) = (0x1000_0000, 0x20_0000, index % 2 == 0 ? .private : .shared)
+                let run = try client.call(convert, as: RunResult.self)
+                if let failure = run.report.failure { throw BenchError(description: "convert failed: \(failure)") }
+            })
     }
 
     let kvmManifest = "examples/shared-in-place.yaml"
@@ -39,9 +45,11 @@ let agentBenchmark = Benchmark(
     }
     try withAgent(binary: binary, host: "kvm") { client in
         try apply(client, file: kvmManifest)
-        report("get (kvm)", try timeRequests(requests) { _ in
-            _ = try client.call(named(.get, "shared-in-place"), as: GetResult.self)
-        })
+        report(
+            "get (kvm)",
+            try timeRequests(requests) { _ in
+                _ = try client.call(named(.get, "shared-in-place"), as: GetResult.self)
+            })
     }
 }
 
@@ -76,7 +84,7 @@ func apply(_ client: AgentClient, file: String) throws {
 
 /// Seconds per request, in order.
 private func timeRequests(_ count: Int, _ body: (Int) throws -> Void) throws -> [Double] {
-    for index in 0..<min(50, count) { try body(index) } // warm-up
+    for index in 0..<min(50, count) { try body(index) }  // warm-up
     return try (0..<count).map { index in
         var start = timespec(), end = timespec()
         clock_gettime(CLOCK_MONOTONIC, &start)
@@ -91,7 +99,9 @@ private func report(_ label: String, _ samples: [Double]) {
     let median = sorted[sorted.count / 2]
     let p99 = sorted[min(sorted.count - 1, Int(Double(sorted.count) * 0.99))]
     let total = samples.reduce(0, +)
-    print("  \(label): median \(formatted(median * 1e6, 1)) us, p99 \(formatted(p99 * 1e6, 1)) us, \(formatted(Double(samples.count) / total, 0)) requests/s")
+    print(
+        "  \(label): median \(formatted(median * 1e6, 1)) us, p99 \(formatted(p99 * 1e6, 1)) us, \(formatted(Double(samples.count) / total, 0)) requests/s"
+    )
 }
 
 /// Runs an agent on `host` on a socket in a fresh directory, hands a client to `body`, then stops it.
@@ -113,7 +123,9 @@ func withAgent(binary: String, host: String, _ body: (AgentClient) throws -> Voi
     }
     let deadline = Date().addingTimeInterval(20)
     while AgentProbe.state(of: socket) != .live {
-        guard process.isRunning, Date() < deadline else { throw BenchError(description: "the agent on \(host) did not start") }
+        guard process.isRunning, Date() < deadline else {
+            throw BenchError(description: "the agent on \(host) did not start")
+        }
         usleep(10_000)
     }
     let client = try AgentClient(socketPath: socket)

@@ -27,7 +27,9 @@ struct BenchOptions {
 
     func integer(_ key: String, default fallback: Int) throws -> Int {
         guard let text = values[key] else { return fallback }
-        guard let value = Int(text), value >= 0 else { throw BenchError(description: "--\(key) needs a non-negative integer, got '\(text)'") }
+        guard let value = Int(text), value >= 0 else {
+            throw BenchError(description: "--\(key) needs a non-negative integer, got '\(text)'")
+        }
         return value
     }
 }

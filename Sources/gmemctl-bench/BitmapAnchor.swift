@@ -8,7 +8,7 @@ struct BitmapAnchor {
     /// `bench/bitmap_anchor.c` of the checkout this benchmark was built from.
     static var defaultSource: String {
         var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
-        parts.removeLast(3) // Sources/gmemctl-bench/BitmapAnchor.swift
+        parts.removeLast(3)  // Sources/gmemctl-bench/BitmapAnchor.swift
         return parts.joined(separator: "/") + "/bench/bitmap_anchor.c"
     }
 
@@ -48,11 +48,13 @@ struct BitmapAnchor {
             return Double(words[index - offset])
         }
         guard let apply = words.firstIndex(of: "in").flatMap({ Double(words[$0 + 1]) }),
-              let diff = words.firstIndex(of: "scan").flatMap({ Double(words[$0 + 1]) }),
-              let runs = number(before: "transition", offset: 1) else {
+            let diff = words.firstIndex(of: "scan").flatMap({ Double(words[$0 + 1]) }),
+            let runs = number(before: "transition", offset: 1)
+        else {
             throw BenchError(description: "cannot parse anchor output: \(result.output)")
         }
-        return Figures(applySeconds: apply, diffSeconds: diff, transitionRuns: Int(runs), peakResidentMiB: result.peakResidentMiB,
-                       processCPUSeconds: result.cpuSeconds)
+        return Figures(
+            applySeconds: apply, diffSeconds: diff, transitionRuns: Int(runs), peakResidentMiB: result.peakResidentMiB,
+            processCPUSeconds: result.cpuSeconds)
     }
 }

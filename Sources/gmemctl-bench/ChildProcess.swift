@@ -32,8 +32,9 @@ func runChild(_ argv: [String]) throws -> ChildResult {
         guard errno == EINTR else { throw BenchError(description: "wait4 failed: \(String(cString: strerror(errno)))") }
     }
     let exitStatus = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-    return ChildResult(status: exitStatus, output: try readFile(outputPath), peakResidentMiB: Double(usage.ru_maxrss) / 1024,
-                       cpuSeconds: cpuSeconds(usage))
+    return ChildResult(
+        status: exitStatus, output: try readFile(outputPath), peakResidentMiB: Double(usage.ru_maxrss) / 1024,
+        cpuSeconds: cpuSeconds(usage))
 }
 
 func readFile(_ path: String) throws -> String {

@@ -1,18 +1,20 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Config
 @_spi(Tuning) import GmemCore
 import GmemKVM
 import GmemProtocol
 import GmemSimulator
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// `gmemctl-bench layout [--ranges N] [--tib T] [--anchor PATH|none] [--capacity C]`: the layout interval
 /// map against the per-page bitmap anchor on identical random ranges, at T TiB and at 16 TiB
 /// (`--anchor none` measures gmemctl alone, e.g. under `perf stat`).
 let layoutBenchmark = Benchmark(
     name: "layout",
-    summary: "random range assignments and transitions vs the C bitmap anchor; alternating 2 MiB layout; GPA<->block conversion",
+    summary:
+        "random range assignments and transitions vs the C bitmap anchor; alternating 2 MiB layout; GPA<->block conversion",
     run: runLayoutBenchmark)
 
 private let pageSize: UInt64 = 4096
@@ -65,15 +67,20 @@ private func compareWithAnchor(_ anchor: BitmapAnchor?, ranges: Int, tib: Int, c
     let total = applyTime + diffTime
     print("")
     print("\(tib) TiB (\(pages) pages):")
-    print("  gmemctl layout: apply \(applyTime.text), transitions \(diffTime.text), total \(total.text), "
-          + "\(layout.runCount) runs, \(transitions.count) transitions from empty, peak RSS \(peak.map { formatted($0, 1) } ?? "?") MiB")
+    print(
+        "  gmemctl layout: apply \(applyTime.text), transitions \(diffTime.text), total \(total.text), "
+            + "\(layout.runCount) runs, \(transitions.count) transitions from empty, peak RSS \(peak.map { formatted($0, 1) } ?? "?") MiB"
+    )
     guard let figures else { return }
-    print("  bitmap anchor:  apply \(formatted(figures.applySeconds)) s, diff scan \(formatted(figures.diffSeconds)) s, total \(formatted(figures.totalSeconds)) s (process cpu \(formatted(figures.processCPUSeconds)) s), "
-          + "\(figures.transitionRuns) transition runs, peak RSS \(formatted(figures.peakResidentMiB, 1)) MiB"
-          + " (floor: this process's \(baseline.map { formatted($0, 1) } ?? "?") MiB at spawn)")
-    print("  ratio anchor/gmemctl: wall \(formatted(figures.totalSeconds / total.wall, 2))x, "
-          + "cpu \(formatted(figures.processCPUSeconds / total.cpu, 2))x"
-          + "; shared runs \(sharedRuns) vs anchor runs \(figures.transitionRuns): \(sharedRuns == figures.transitionRuns ? "match" : "MISMATCH")")
+    print(
+        "  bitmap anchor:  apply \(formatted(figures.applySeconds)) s, diff scan \(formatted(figures.diffSeconds)) s, total \(formatted(figures.totalSeconds)) s (process cpu \(formatted(figures.processCPUSeconds)) s), "
+            + "\(figures.transitionRuns) transition runs, peak RSS \(formatted(figures.peakResidentMiB, 1)) MiB"
+            + " (floor: this process's \(baseline.map { formatted($0, 1) } ?? "?") MiB at spawn)")
+    print(
+        "  ratio anchor/gmemctl: wall \(formatted(figures.totalSeconds / total.wall, 2))x, "
+            + "cpu \(formatted(figures.processCPUSeconds / total.cpu, 2))x"
+            + "; shared runs \(sharedRuns) vs anchor runs \(figures.transitionRuns): \(sharedRuns == figures.transitionRuns ? "match" : "MISMATCH")"
+    )
 }
 
 /// 1 TiB alternating private/shared every 2 MiB (524,288 runs).
@@ -92,9 +99,10 @@ private func alternating(tib: Int, capacity: Int) {
     let (fromEmpty, emptyTime) = measure { Layout.transitions(from: Layout(), to: layout) }
     let (fromPrivate, privateTime) = measure { Layout.transitions(from: .filled(0..<end, with: .private), to: layout) }
     print("")
-    print("\(tib) TiB alternating every 2 MiB: build \(buildTime.text) (\(layout.runCount) runs), "
-          + "transitions from empty \(emptyTime.text) (\(fromEmpty.count)), "
-          + "from all-private \(privateTime.text) (\(fromPrivate.count))")
+    print(
+        "\(tib) TiB alternating every 2 MiB: build \(buildTime.text) (\(layout.runCount) runs), "
+            + "transitions from empty \(emptyTime.text) (\(fromEmpty.count)), "
+            + "from all-private \(privateTime.text) (\(fromPrivate.count))")
 }
 
 /// The random layout translated to an x86-style block (split at 2 GiB around a 2 GiB hole) and back.
@@ -111,6 +119,7 @@ private func conversion(ranges: Int, tib: Int, capacity: Int) {
     let (gpa, toGPATime) = measure { addressMap.gpaLayout(fromBlockLayouts: blocks) }
     let (back, toBlockTime) = measure { try? addressMap.blockLayouts(fromGPALayout: gpa) }
     print("")
-    print("conversion of \(source.runCount) runs over 2 mappings: block->gpa \(toGPATime.text), "
-          + "gpa->block \(toBlockTime.text), round trip \(back?["ram"] == source ? "exact" : "DIFFERS")")
+    print(
+        "conversion of \(source.runCount) runs over 2 mappings: block->gpa \(toGPATime.text), "
+            + "gpa->block \(toBlockTime.text), round trip \(back?["ram"] == source ? "exact" : "DIFFERS")")
 }

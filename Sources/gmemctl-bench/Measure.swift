@@ -29,7 +29,8 @@ func processCPUSeconds() -> Double {
 }
 
 func cpuSeconds(_ usage: rusage) -> Double {
-    Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1e-6
+    Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec)
+        * 1e-6
 }
 
 /// This process's peak resident set (VmHWM) in MiB, from /proc/self/status.

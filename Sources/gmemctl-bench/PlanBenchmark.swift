@@ -3,6 +3,7 @@ import GmemCore
 import GmemKVM
 import GmemProtocol
 import GmemSimulator
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -20,7 +21,9 @@ private func runPlanBenchmark(_ options: BenchOptions) throws {
     let tib = try options.integer("tib", default: 1)
     let ranges = try options.integer("ranges", default: 1_000_000)
     let profile = Profiles.gmemAttributes2
-    print("plan benchmark: \(tib) TiB in-place guest on \(profile.name), block mapped at 0 (2 GiB) and at 4 GiB (the rest)")
+    print(
+        "plan benchmark: \(tib) TiB in-place guest on \(profile.name), block mapped at 0 (2 GiB) and at 4 GiB (the rest)"
+    )
 
     let alternating = guestManifest(tib: tib) { size in
         (stride(from: UInt64(2 << 20), to: size, by: 4 << 20).map { GuestRange(gpa: $0, size: 2 << 20) }, [])
@@ -37,24 +40,30 @@ private func report(_ title: String, manifest: Manifest, profile: Capabilities) 
     resetPeakResident()
     let (desired, desiredTime) = try measure { try DesiredState(manifest: manifest, capabilities: profile) }
     let runs = desired.blockLayouts.values.reduce(0) { $0 + $1.runCount }
-    let (fresh, freshTime) = try measure { try Planner.plan(desired: desired, observed: LiveState(name: desired.name), capabilities: profile) }
+    let (fresh, freshTime) = try measure {
+        try Planner.plan(desired: desired, observed: LiveState(name: desired.name), capabilities: profile)
+    }
 
     // A converged host: what applying `fresh` leaves behind, built directly (no kernel needed).
     var converged = LiveState(name: desired.name)
     converged.vmType = desired.vmType
     converged.vmFD = 1
     converged.blocks = desired.blocks.enumerated().map { index, block in
-        var live = LiveBlock(name: block.name, size: block.size, backend: block.backend, guestMemfdFlags: block.guestMemfdFlags,
-                             layout: desired.blockLayouts[block.name] ?? Layout())
+        var live = LiveBlock(
+            name: block.name, size: block.size, backend: block.backend, guestMemfdFlags: block.guestMemfdFlags,
+            layout: desired.blockLayouts[block.name] ?? Layout())
         // The kernel objects apply would have made (in-place blocks: a guest_memfd and its host mapping).
         live.guestMemfd = Int32(10 + index)
         live.guestMemfdAddress = 0x7f00_0000_0000 + UInt64(index) << 44
         return live
     }
     converged.memslots = desired.mappings.enumerated().map {
-        LiveMemslot(slot: UInt32($0.offset), mapping: $0.element, flags: KVMConstants.memGuestMemfd, userspaceAddress: 0)
+        LiveMemslot(
+            slot: UInt32($0.offset), mapping: $0.element, flags: KVMConstants.memGuestMemfd, userspaceAddress: 0)
     }
-    let (replan, replanTime) = try measure { try Planner.plan(desired: desired, observed: converged, capabilities: profile) }
+    let (replan, replanTime) = try measure {
+        try Planner.plan(desired: desired, observed: converged, capabilities: profile)
+    }
 
     // Every range flipped: the worst case for a diff of two states with this many runs.
     var flipped = converged
@@ -63,7 +72,9 @@ private func report(_ title: String, manifest: Manifest, profile: Capabilities) 
         for run in flipped.blocks[index].layout.runs { layout.assign(run.value.opposite, to: run.range) }
         flipped.blocks[index].layout = layout
     }
-    let (change, changeTime) = try measure { try Planner.plan(desired: desired, observed: flipped, capabilities: profile) }
+    let (change, changeTime) = try measure {
+        try Planner.plan(desired: desired, observed: flipped, capabilities: profile)
+    }
     let (diff, diffTime) = measure { StateDiff(desired: desired, observed: flipped) }
     let peak = peakResidentMiB().map { formatted($0, 1) + " MiB" } ?? "n/a"
 
@@ -71,7 +82,9 @@ private func report(_ title: String, manifest: Manifest, profile: Capabilities) 
     print("  desired state (layout in block space)  \(desiredTime.text)")
     print("  plan from nothing: \(fresh.operations.count) operations  \(freshTime.text)")
     print("  plan against a converged host: \(replan.operations.count) operations  \(replanTime.text)")
-    print("  plan with every run flipped: \(change.operations.count) operations, \(change.transitions.count) transitions  \(changeTime.text)")
+    print(
+        "  plan with every run flipped: \(change.operations.count) operations, \(change.transitions.count) transitions  \(changeTime.text)"
+    )
     print("  diff with every run flipped: \(diff.entries.count) entries  \(diffTime.text)")
     let total = desiredTime + freshTime
     print("  manifest -> full plan total: \(total.text); peak RSS \(peak)")
@@ -94,10 +107,12 @@ private func guestManifest(tib: Int, ranges: (UInt64) -> (shared: [GuestRange], 
         return [GuestRange(gpa: range.gpa, size: low - range.gpa), GuestRange(gpa: 4 << 30, size: end - low)]
     }
     let (shared, privateRanges) = ranges(size)
-    let spec = Spec(vm: VMSpec(type: .tdx),
-                    blocks: [Block(name: "ram", size: size, backend: Backend(type: .inPlace))],
-                    mappings: mappings,
-                    layout: LayoutSpec(defaultState: .private, shared: shared.flatMap(placed), private: privateRanges.flatMap(placed)))
+    let spec = Spec(
+        vm: VMSpec(type: .tdx),
+        blocks: [Block(name: "ram", size: size, backend: Backend(type: .inPlace))],
+        mappings: mappings,
+        layout: LayoutSpec(
+            defaultState: .private, shared: shared.flatMap(placed), private: privateRanges.flatMap(placed)))
     return Manifest(metadata: Metadata(name: "bench"), spec: spec)
 }
 

@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Config
 import GmemCore
 import GmemKVM
 import GmemProtocol
 import GmemSimulator
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `gmemctl-bench prefault [--sizes 1,4,16] [--reps N]`: provisioning a prefaulted in-place shared guest on
 /// the real kernel, gmemctl against a minimal C program issuing the same syscalls.
@@ -38,8 +39,12 @@ private func runPrefaultBenchmark(_ options: BenchOptions) throws {
 
     let reference = try PrefaultReference.build()
     let (host, hostTime) = try measure { () throws -> KVMHost in try KVMHost() }
-    print("prefault benchmark: in-place shared guest (default VM, guest_memfd MMAP|INIT_SHARED, one memslot at 4 GiB, fallocate(KEEP_SIZE) of the whole block), apply + destroy")
-    print("  host: \(host.capabilities.summary); KVMHost open + capability probe \(formatted(hostTime.wall * 1000, 1)) ms (once, not in the figures)")
+    print(
+        "prefault benchmark: in-place shared guest (default VM, guest_memfd MMAP|INIT_SHARED, one memslot at 4 GiB, fallocate(KEEP_SIZE) of the whole block), apply + destroy"
+    )
+    print(
+        "  host: \(host.capabilities.summary); KVMHost open + capability probe \(formatted(hostTime.wall * 1000, 1)) ms (once, not in the figures)"
+    )
     print("  \(repetitions) repetitions per size, C and gmemctl alternating; medians of wall time")
     print("  size     C total   C fallocate   gmemctl total   gmemctl/C")
 
@@ -47,7 +52,9 @@ private func runPrefaultBenchmark(_ options: BenchOptions) throws {
     for gib in sizes {
         let size = gib * gibibyte
         if let available = availableMemory(), available < size + gibibyte {
-            print("  \(gib) GiB: skipped, MemAvailable is \(available >> 20) MiB (needs \(size >> 20) MiB + 1 GiB headroom)")
+            print(
+                "  \(gib) GiB: skipped, MemAvailable is \(available >> 20) MiB (needs \(size >> 20) MiB + 1 GiB headroom)"
+            )
             continue
         }
         let manifest = try prefaultManifest(gib: gib)
@@ -64,9 +71,13 @@ private func runPrefaultBenchmark(_ options: BenchOptions) throws {
         }
         let ratio = median(gTotals) / median(cTotals)
         ratios.append(ratio)
-        print("  \(pad("\(gib) GiB", 7))  \(pad(seconds(median(cTotals)), 9)) \(pad(seconds(median(cFallocates)), 13)) "
-              + "\(pad(seconds(median(gTotals)), 15)) \(pad(formatted(ratio, 3), 11))")
-        print("           spread: C \(seconds(cTotals.min()!))..\(seconds(cTotals.max()!)), gmemctl \(seconds(gTotals.min()!))..\(seconds(gTotals.max()!))")
+        print(
+            "  \(pad("\(gib) GiB", 7))  \(pad(seconds(median(cTotals)), 9)) \(pad(seconds(median(cFallocates)), 13)) "
+                + "\(pad(seconds(median(gTotals)), 15)) \(pad(formatted(ratio, 3), 11))")
+        print(
+            "           spread: C \(seconds(cTotals.min() ?? 0))..\(seconds(cTotals.max() ?? 0)), "
+                + "gmemctl \(seconds(gTotals.min() ?? 0))..\(seconds(gTotals.max() ?? 0))"
+        )
         try phaseBreakdown(manifest, host: host, gib: gib)
     }
     if let worst = ratios.max() {
@@ -78,26 +89,27 @@ private func runPrefaultBenchmark(_ options: BenchOptions) throws {
 /// One in-place block of `gib` GiB in one mapping at 4 GiB, all shared: the one-slot guest the C program builds.
 private func prefaultManifest(gib: UInt64) throws -> Manifest {
     let yaml = """
-    apiVersion: gmemctl/v1
-    kind: GuestMemory
-    metadata:
-      name: prefault-bench
-    spec:
-      vm:
-        type: default
-      blocks:
-        - name: ram
-          size: \(gib)GiB
-          backend:
-            type: in-place
-      mappings:
-        - { block: ram, offset: 0, size: \(gib)GiB, gpa: 0x100000000 }
-      layout:
-        default: shared
-    """
+        apiVersion: gmemctl/v1
+        kind: GuestMemory
+        metadata:
+          name: prefault-bench
+        spec:
+          vm:
+            type: default
+          blocks:
+            - name: ram
+              size: \(gib)GiB
+              backend:
+                type: in-place
+          mappings:
+            - { block: ram, offset: 0, size: \(gib)GiB, gpa: 0x100000000 }
+          layout:
+            default: shared
+        """
     let loaded = ManifestLoader.load(yaml: yaml, file: "prefault-bench.yaml")
     guard let manifest = loaded.manifest, loaded.isValid else {
-        throw BenchError(description: "benchmark manifest invalid: \(loaded.diagnostics.map(\.description).joined(separator: "; "))")
+        throw BenchError(
+            description: "benchmark manifest invalid: \(loaded.diagnostics.map(\.description).joined(separator: "; "))")
     }
     return manifest
 }
@@ -107,10 +119,14 @@ private func gmemctlRun(_ manifest: Manifest, host: KVMHost) throws -> Double {
     let provisioner = Provisioner(host: host)
     let start = monotonicSeconds()
     let (plan, report) = try provisioner.apply(manifest, prefault: true)
-    guard report.succeeded else { throw BenchError(description: "apply failed: \(report.failure.map { "\($0)" } ?? "?")") }
+    guard report.succeeded else {
+        throw BenchError(description: "apply failed: \(report.failure.map { "\($0)" } ?? "?")")
+    }
     let (_, teardown) = try provisioner.destroy(guest: plan.guest)
     let end = monotonicSeconds()
-    guard teardown.succeeded else { throw BenchError(description: "destroy failed: \(teardown.failure.map { "\($0)" } ?? "?")") }
+    guard teardown.succeeded else {
+        throw BenchError(description: "destroy failed: \(teardown.failure.map { "\($0)" } ?? "?")")
+    }
     return end - start
 }
 
@@ -126,7 +142,9 @@ private func phaseBreakdown(_ manifest: Manifest, host: KVMHost, gib: UInt64) th
     guard report.succeeded, teardown.succeeded else { throw BenchError(description: "timed run failed") }
     let inKernel = timed.timer.calls.reduce(0) { $0 + $1.seconds }
     let calls = timed.timer.calls.map { "\($0.name) \(milliseconds($0.seconds))" }.joined(separator: ", ")
-    print("           timed run \(seconds(total)): kernel calls \(seconds(inKernel)), gmemctl's own work \(milliseconds(total - inKernel))")
+    print(
+        "           timed run \(seconds(total)): kernel calls \(seconds(inKernel)), gmemctl's own work \(milliseconds(total - inKernel))"
+    )
     print("           calls: \(calls)")
 }
 
@@ -159,12 +177,18 @@ private final class TimedKernel: KernelInterface {
         try timer.time("CREATE_VM") { () throws(KernelError) in try base.createVM(type: type) }
     }
     func createGuestMemfd(vm: Int32, size: UInt64, flags: UInt64) throws(KernelError) -> Int32 {
-        try timer.time("CREATE_GUEST_MEMFD") { () throws(KernelError) in try base.createGuestMemfd(vm: vm, size: size, flags: flags) }
+        try timer.time("CREATE_GUEST_MEMFD") { () throws(KernelError) in
+            try base.createGuestMemfd(vm: vm, size: size, flags: flags)
+        }
     }
     func createMemfd(name: String, size: UInt64, hugePageSize: UInt64?) throws(KernelError) -> Int32 {
-        try timer.time("memfd_create") { () throws(KernelError) in try base.createMemfd(name: name, size: size, hugePageSize: hugePageSize) }
+        try timer.time("memfd_create") { () throws(KernelError) in
+            try base.createMemfd(name: name, size: size, hugePageSize: hugePageSize)
+        }
     }
-    func mmap(fd: Int32?, length: UInt64, offset: UInt64, shared: Bool, hugePageSize: UInt64?) throws(KernelError) -> UInt64 {
+    func mmap(
+        fd: Int32?, length: UInt64, offset: UInt64, shared: Bool, hugePageSize: UInt64?
+    ) throws(KernelError) -> UInt64 {
         try timer.time("mmap") { () throws(KernelError) in
             try base.mmap(fd: fd, length: length, offset: offset, shared: shared, hugePageSize: hugePageSize)
         }
@@ -177,24 +201,34 @@ private final class TimedKernel: KernelInterface {
             try base.setUserMemoryRegion2(vm: vm, region)
         }
     }
-    func setMemoryAttributes(vm: Int32, address: UInt64, size: UInt64, attributes: UInt64, flags: UInt64) throws(KernelError) {
+    func setMemoryAttributes(
+        vm: Int32, address: UInt64, size: UInt64, attributes: UInt64, flags: UInt64
+    ) throws(KernelError) {
         try timer.time("SET_MEMORY_ATTRIBUTES") { () throws(KernelError) in
             try base.setMemoryAttributes(vm: vm, address: address, size: size, attributes: attributes, flags: flags)
         }
     }
     func gmemConvert(gmem: Int32, offset: UInt64, size: UInt64, toPrivate: Bool) throws(KernelError) {
-        try timer.time("GMEM_CONVERT") { () throws(KernelError) in try base.gmemConvert(gmem: gmem, offset: offset, size: size, toPrivate: toPrivate) }
+        try timer.time("GMEM_CONVERT") { () throws(KernelError) in
+            try base.gmemConvert(gmem: gmem, offset: offset, size: size, toPrivate: toPrivate)
+        }
     }
-    func setMemoryAttributes2(gmem: Int32, offset: UInt64, size: UInt64, attributes: UInt64, flags: UInt64) throws(KernelError) {
+    func setMemoryAttributes2(
+        gmem: Int32, offset: UInt64, size: UInt64, attributes: UInt64, flags: UInt64
+    ) throws(KernelError) {
         try timer.time("SET_MEMORY_ATTRIBUTES2") { () throws(KernelError) in
             try base.setMemoryAttributes2(gmem: gmem, offset: offset, size: size, attributes: attributes, flags: flags)
         }
     }
     func fallocate(fd: Int32, mode: Int32, offset: UInt64, length: UInt64) throws(KernelError) {
-        try timer.time("fallocate") { () throws(KernelError) in try base.fallocate(fd: fd, mode: mode, offset: offset, length: length) }
+        try timer.time("fallocate") { () throws(KernelError) in
+            try base.fallocate(fd: fd, mode: mode, offset: offset, length: length)
+        }
     }
     func madvise(address: UInt64, length: UInt64, advice: Int32) throws(KernelError) {
-        try timer.time("madvise") { () throws(KernelError) in try base.madvise(address: address, length: length, advice: advice) }
+        try timer.time("madvise") { () throws(KernelError) in
+            try base.madvise(address: address, length: length, advice: advice)
+        }
     }
     func read(address: UInt64, count: Int) throws(KernelError) -> [UInt8] {
         try timer.time("read") { () throws(KernelError) in try base.read(address: address, count: count) }
@@ -206,7 +240,9 @@ private final class TimedKernel: KernelInterface {
         try timer.time("mincore") { () throws(KernelError) in try base.residentPages(address: address, length: length) }
     }
     func residentBytes(address: UInt64, length: UInt64) throws(KernelError) -> ResidentReading {
-        try timer.time("PAGEMAP_SCAN") { () throws(KernelError) in try base.residentBytes(address: address, length: length) }
+        try timer.time("PAGEMAP_SCAN") { () throws(KernelError) in
+            try base.residentBytes(address: address, length: length)
+        }
     }
     func close(_ fd: Int32) throws(KernelError) {
         try timer.time("close") { () throws(KernelError) in try base.close(fd) }

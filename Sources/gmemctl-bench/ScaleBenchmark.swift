@@ -3,6 +3,7 @@ import GmemCore
 import GmemKVM
 import GmemProtocol
 import GmemSimulator
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -27,78 +28,100 @@ private func runScaleBenchmark(_ options: BenchOptions) throws {
     print("scale benchmark: best of \(repetitions); a row stops after a size over \(Int(budget)) s")
 
     let simSizes: [UInt64] = quick ? [1, 64, 1024, 16384] : [1, 16, 256, 1024, 4096, 8192, 16384]
-    try row("simulator (\(Profiles.linux618PVM.name)): apply + get + destroy of an empty in-place shared guest",
-            unit: "GiB", sizes: simSizes, budget: budget) { size in
+    try row(
+        "simulator (\(Profiles.linux618PVM.name)): apply + get + destroy of an empty in-place shared guest",
+        unit: "GiB", sizes: simSizes, budget: budget
+    ) { size in
         try best(repetitions) { try simulatorApply(size: size * gib) }
     }
 
     guard try options.integer("kvm", default: 1) != 0, KVMKernel.canOpen().available else {
         print("\nkvm rows: /dev/kvm is not available here (or --kvm 0)")
-        return try manifestRows(quick: quick, budget: budget, repetitions: repetitions,
-                                loader: try options.integer("loader", default: 1) != 0)
+        return try manifestRows(
+            quick: quick, budget: budget, repetitions: repetitions,
+            loader: try options.integer("loader", default: 1) != 0)
     }
     let kernel = try KVMKernel()
     let readingSizes: [UInt64] = quick ? [1, 64, 1024, 16384] : [1, 16, 256, 1024, 4096, 16384]
-    try row("kvm kernel: host-resident reading (PAGEMAP_SCAN, what get and apply report) of an empty memfd mapping",
-            unit: "GiB", sizes: readingSizes, budget: budget) { size in
+    try row(
+        "kvm kernel: host-resident reading (PAGEMAP_SCAN, what get and apply report) of an empty memfd mapping",
+        unit: "GiB", sizes: readingSizes, budget: budget
+    ) { size in
         try best(repetitions) { try residentReading(kernel, size: size * gib, old: false) }
     }
-    try row("kvm kernel: the same reading by mincore (before: every page looked up)", unit: "GiB",
-            sizes: quick ? [1, 16] : [1, 16, 64, 256], budget: budget) { size in
+    try row(
+        "kvm kernel: the same reading by mincore (before: every page looked up)", unit: "GiB",
+        sizes: quick ? [1, 16] : [1, 16, 64, 256], budget: budget
+    ) { size in
         try best(1) { try residentReading(kernel, size: size * gib, old: true) }
     }
 
     let host = try KVMHost()
     if host.capabilities.vmType(.default)?.guestMemfd != true {
-        print("\nkvm apply rows: this kernel has no guest_memfd for default VMs, so no in-place guest can be built here")
+        print(
+            "\nkvm apply rows: this kernel has no guest_memfd for default VMs, so no in-place guest can be built here")
     } else {
         let kvmSizes: [UInt64] = quick ? [1, 64, 1024] : [1, 16, 256, 1024]
-        try row("kvm: apply --ephemeral (apply, get, destroy) of an empty in-place shared guest",
-                unit: "GiB", sizes: kvmSizes, budget: budget) { size in
+        try row(
+            "kvm: apply --ephemeral (apply, get, destroy) of an empty in-place shared guest",
+            unit: "GiB", sizes: kvmSizes, budget: budget
+        ) { size in
             try best(repetitions) { try kvmApply(host: host, size: size * gib) }
         }
         let reference = try ScaleReference.build()
-        try row("kvm: C reference, the same syscalls (create VM, guest_memfd, mmap, memslot, PAGEMAP_SCAN, teardown)",
-                unit: "GiB", sizes: kvmSizes, budget: budget) { size in
+        try row(
+            "kvm: C reference, the same syscalls (create VM, guest_memfd, mmap, memslot, PAGEMAP_SCAN, teardown)",
+            unit: "GiB", sizes: kvmSizes, budget: budget
+        ) { size in
             let figures = try ScaleReference.runBest(binary: reference, size: size * gib, repetitions: repetitions)
             return Sample(seconds: figures.seconds, peakMiB: figures.peakMiB)
         }
     }
-    try manifestRows(quick: quick, budget: budget, repetitions: repetitions,
-                     loader: try options.integer("loader", default: 1) != 0)
+    try manifestRows(
+        quick: quick, budget: budget, repetitions: repetitions,
+        loader: try options.integer("loader", default: 1) != 0)
 }
 
 private func manifestRows(quick: Bool, budget: Double, repetitions: Int, loader: Bool) throws {
     let mappingCounts: [UInt64] = quick ? [1000, 4000] : [1000, 4000, 16000, 32764]
     if loader {
-        try row("mappings (4 KiB at 8 KiB strides): load + validate the YAML", unit: "mappings", sizes: mappingCounts,
-                budget: budget) { count in
+        try row(
+            "mappings (4 KiB at 8 KiB strides): load + validate the YAML", unit: "mappings", sizes: mappingCounts,
+            budget: budget
+        ) { count in
             let yaml = mappingsManifest(count: Int(count))
             return try best(repetitions) { try loadTime(yaml) }
         }
     }
     // The engine rows take the manifest as the loader returns it, built directly, so that they measure the
     // engine alone (and reach sizes the loader may refuse).
-    try row("mappings: desired state + plan from nothing", unit: "mappings", sizes: mappingCounts, budget: budget) { count in
+    try row("mappings: desired state + plan from nothing", unit: "mappings", sizes: mappingCounts, budget: budget) {
+        count in
         let manifest = mappingsModel(count: Int(count))
         return try best(repetitions) { try planTime(manifest) }
     }
 
     let rangeCounts: [UInt64] = quick ? [1000, 10000] : [1000, 10000, 30000, 100_000]
     if loader {
-        try row("shared layout ranges (4 KiB at 8 KiB strides): load + validate the YAML", unit: "ranges",
-                sizes: rangeCounts, budget: budget) { count in
+        try row(
+            "shared layout ranges (4 KiB at 8 KiB strides): load + validate the YAML", unit: "ranges",
+            sizes: rangeCounts, budget: budget
+        ) { count in
             let yaml = rangesManifest(count: Int(count))
             return try best(repetitions) { try loadTime(yaml) }
         }
     }
-    try row("shared layout ranges: desired state + plan from nothing", unit: "ranges", sizes: rangeCounts,
-            budget: budget) { count in
+    try row(
+        "shared layout ranges: desired state + plan from nothing", unit: "ranges", sizes: rangeCounts,
+        budget: budget
+    ) { count in
         let manifest = rangesModel(count: Int(count))
         return try best(repetitions) { try planTime(manifest) }
     }
-    try row("shared layout ranges: diff against a host where every range is the other way", unit: "ranges",
-            sizes: rangeCounts, budget: budget) { count in
+    try row(
+        "shared layout ranges: diff against a host where every range is the other way", unit: "ranges",
+        sizes: rangeCounts, budget: budget
+    ) { count in
         let manifest = rangesModel(count: Int(count))
         return try best(repetitions) { try diffTime(manifest) }
     }
@@ -128,7 +151,9 @@ private func sampled(_ body: () throws -> Void) rethrows -> Sample {
 }
 
 /// Prints one table; the exponent is log(t2/t1) / log(n2/n1) over the last two sizes measured.
-private func row(_ title: String, unit: String, sizes: [UInt64], budget: Double, _ measureSize: (UInt64) throws -> Sample) throws {
+private func row(
+    _ title: String, unit: String, sizes: [UInt64], budget: Double, _ measureSize: (UInt64) throws -> Sample
+) throws {
     print("\n\(title)")
     print("  \(unit.leftPadded(9))  \("time".leftPadded(12))  \("peak RSS".leftPadded(10))")
     var measured: [(size: UInt64, sample: Sample)] = []
@@ -147,11 +172,14 @@ private func row(_ title: String, unit: String, sizes: [UInt64], budget: Double,
         }
         measured.append((size, sample))
         let memory = sample.peakMiB.map { formatted($0, 1) + " MiB" } ?? "n/a"
-        print("  \(String(size).leftPadded(9))  \((formatted(sample.seconds * 1000, 2) + " ms").leftPadded(12))  \(memory.leftPadded(10))")
+        print(
+            "  \(String(size).leftPadded(9))  \((formatted(sample.seconds * 1000, 2) + " ms").leftPadded(12))  \(memory.leftPadded(10))"
+        )
     }
     if measured.count >= 2 {
         let (a, b) = (measured[measured.count - 2], measured[measured.count - 1])
-        let exponent = log(max(b.sample.seconds, 1e-9) / max(a.sample.seconds, 1e-9)) / log(Double(b.size) / Double(a.size))
+        let exponent =
+            log(max(b.sample.seconds, 1e-9) / max(a.sample.seconds, 1e-9)) / log(Double(b.size) / Double(a.size))
         print("  growth exponent \(a.size) -> \(b.size): \(formatted(exponent, 2))")
     }
 }
@@ -169,10 +197,11 @@ private func sharedGuest(size: UInt64) -> Manifest {
     let mappings = stride(from: UInt64(0), to: size, by: Int(piece)).map {
         Mapping(block: "ram", offset: $0, size: min(piece, size - $0), gpa: 4 * gib + $0)
     }
-    let spec = Spec(vm: VMSpec(type: .default),
-                    blocks: [Block(name: "ram", size: size, backend: Backend(type: .inPlace))],
-                    mappings: mappings,
-                    layout: LayoutSpec(defaultState: .shared))
+    let spec = Spec(
+        vm: VMSpec(type: .default),
+        blocks: [Block(name: "ram", size: size, backend: Backend(type: .inPlace))],
+        mappings: mappings,
+        layout: LayoutSpec(defaultState: .shared))
     return Manifest(metadata: Metadata(name: "scale"), spec: spec)
 }
 
@@ -200,10 +229,14 @@ private func residentReading(_ kernel: KVMKernel, size: UInt64, old: Bool) throw
     defer { try? kernel.munmap(address: address, length: size) }
     var resident: UInt64 = 0
     let sample = try sampled {
-        resident = old ? try kernel.residentPages(address: address, length: size) * kernel.pageSize
+        resident =
+            old
+            ? try kernel.residentPages(address: address, length: size) * kernel.pageSize
             : try kernel.residentBytes(address: address, length: size).bytes
     }
-    guard resident == 0 else { throw BenchError(description: "an empty memfd mapping reads \(resident) bytes resident") }
+    guard resident == 0 else {
+        throw BenchError(description: "an empty memfd mapping reads \(resident) bytes resident")
+    }
     return sample
 }
 
@@ -255,19 +288,21 @@ private func rangesManifest(count: Int) -> String {
 /// The manifests above as the loader returns them.
 private func mappingsModel(count: Int) -> Manifest {
     let mappings = (0..<UInt64(count)).map { Mapping(block: "ram", offset: $0 * 4096, size: 4096, gpa: $0 * 8192) }
-    let spec = Spec(vm: VMSpec(type: .default),
-                    blocks: [Block(name: "ram", size: UInt64(count) * 4096, backend: Backend(type: .inPlace))],
-                    mappings: mappings, layout: LayoutSpec(defaultState: .shared))
+    let spec = Spec(
+        vm: VMSpec(type: .default),
+        blocks: [Block(name: "ram", size: UInt64(count) * 4096, backend: Backend(type: .inPlace))],
+        mappings: mappings, layout: LayoutSpec(defaultState: .shared))
     return Manifest(metadata: Metadata(name: "scale"), spec: spec)
 }
 
 private func rangesModel(count: Int) -> Manifest {
     let size = max(gib, (UInt64(count) * 8192 + gib - 1) / gib * gib)
     let shared = (0..<UInt64(count)).map { GuestRange(gpa: $0 * 8192, size: 4096) }
-    let spec = Spec(vm: VMSpec(type: .swProtected),
-                    blocks: [Block(name: "ram", size: size, backend: Backend(type: .inPlace))],
-                    mappings: [Mapping(block: "ram", offset: 0, size: size, gpa: 0)],
-                    layout: LayoutSpec(defaultState: .private, shared: shared))
+    let spec = Spec(
+        vm: VMSpec(type: .swProtected),
+        blocks: [Block(name: "ram", size: size, backend: Backend(type: .inPlace))],
+        mappings: [Mapping(block: "ram", offset: 0, size: size, gpa: 0)],
+        layout: LayoutSpec(defaultState: .private, shared: shared))
     return Manifest(metadata: Metadata(name: "scale"), spec: spec)
 }
 
@@ -300,21 +335,26 @@ private func planTime(_ manifest: Manifest) throws -> Sample {
 private func diffTime(_ manifest: Manifest) throws -> Sample {
     var spec = manifest.spec
     spec.vm = VMSpec(type: .swProtected)
-    let desired = try DesiredState(manifest: Manifest(metadata: manifest.metadata, spec: spec), capabilities: planProfile)
+    let desired = try DesiredState(
+        manifest: Manifest(metadata: manifest.metadata, spec: spec), capabilities: planProfile)
     var flipped = LiveState(name: desired.name)
     flipped.vmType = desired.vmType
     flipped.vmFD = 1
     flipped.blocks = desired.blocks.enumerated().map { index, block in
         var layout = Layout()
-        for run in (desired.blockLayouts[block.name] ?? Layout()).runs { layout.assign(run.value.opposite, to: run.range) }
-        var live = LiveBlock(name: block.name, size: block.size, backend: block.backend, guestMemfdFlags: block.guestMemfdFlags,
-                             layout: layout)
+        for run in (desired.blockLayouts[block.name] ?? Layout()).runs {
+            layout.assign(run.value.opposite, to: run.range)
+        }
+        var live = LiveBlock(
+            name: block.name, size: block.size, backend: block.backend, guestMemfdFlags: block.guestMemfdFlags,
+            layout: layout)
         live.guestMemfd = Int32(10 + index)
         live.guestMemfdAddress = 0x7f00_0000_0000 + UInt64(index) << 44
         return live
     }
     flipped.memslots = desired.mappings.enumerated().map {
-        LiveMemslot(slot: UInt32($0.offset), mapping: $0.element, flags: KVMConstants.memGuestMemfd, userspaceAddress: 0)
+        LiveMemslot(
+            slot: UInt32($0.offset), mapping: $0.element, flags: KVMConstants.memGuestMemfd, userspaceAddress: 0)
     }
     return sampled { _ = StateDiff(desired: desired, observed: flipped) }
 }

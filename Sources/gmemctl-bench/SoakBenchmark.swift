@@ -1,6 +1,7 @@
+import Foundation
 import GmemCore
 import GmemProtocol
-import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -10,7 +11,8 @@ import Glibc
 /// descriptors at the start, once a minute and at the end, and the requests and failures counted.
 let soakBenchmark = Benchmark(
     name: "soak",
-    summary: "agent soak on the simulator: RSS and fds over time, failures [--seconds 600] [--clients 20] [--gmemctl PATH]"
+    summary:
+        "agent soak on the simulator: RSS and fds over time, failures [--seconds 600] [--clients 20] [--gmemctl PATH]"
 ) { options in
     let seconds = try options.integer("seconds", default: 600)
     let clients = try options.integer("clients", default: 20)
@@ -28,8 +30,10 @@ let soakBenchmark = Benchmark(
         print("  t(s)  rss(MiB)  fds  requests  failures")
         func row(_ elapsed: Int) {
             let (done, failed) = counts.snapshot
-            print("  \(pad(elapsed, 4))  \(pad(Int(rssMiB(pid).rounded()), 8))  \(pad(openFDs(pid), 3))  \(pad(done, 8))  \(pad(failed, 8))")
-            fflush(nil) // rows as they come, also into a file
+            print(
+                "  \(pad(elapsed, 4))  \(pad(Int(rssMiB(pid).rounded()), 8))  \(pad(openFDs(pid), 3))  \(pad(done, 8))  \(pad(failed, 8))"
+            )
+            fflush(nil)  // rows as they come, also into a file
         }
         row(0)
         let start = (rss: rssMiB(pid), fds: openFDs(pid))
@@ -50,14 +54,18 @@ let soakBenchmark = Benchmark(
         row(seconds)
         let end = (rss: rssMiB(pid), fds: openFDs(pid))
         let (done, failed) = counts.snapshot
-        print("  agent RSS \(formatted(start.rss, 1)) -> \(formatted(end.rss, 1)) MiB (\(formatted((end.rss / start.rss - 1) * 100, 1))%), fds \(start.fds) -> \(end.fds); \(done) requests, \(failed) failures, listener answered \(listener.answered) events")
+        print(
+            "  agent RSS \(formatted(start.rss, 1)) -> \(formatted(end.rss, 1)) MiB (\(formatted((end.rss / start.rss - 1) * 100, 1))%), fds \(start.fds) -> \(end.fds); \(done) requests, \(failed) failures, listener answered \(listener.answered) events"
+        )
         listener.close()
     }
 }
 
 private func declaredListener(_ client: AgentClient, _ guest: String) throws -> String {
     let got = try client.call(named(.get, guest), as: GetResult.self)
-    guard let listener = got.guests.first?.live.listeners.first else { throw BenchError(description: "\(guest) declares no listener") }
+    guard let listener = got.guests.first?.live.listeners.first else {
+        throw BenchError(description: "\(guest) declares no listener")
+    }
     return listener
 }
 
@@ -82,7 +90,11 @@ private func soakClient(index: Int, socket: String, guest: String, until deadlin
 private final class SoakCounts: @unchecked Sendable {
     private let lock = NSLock()
     private var done = 0, failed = 0
-    func add(failed failure: Bool, requests: Int = 1) { lock.withLock { done += requests; if failure { failed += 1 } } }
+    func add(failed failure: Bool, requests: Int = 1) {
+        lock.withLock {
+            done += requests; if failure { failed += 1 }
+        }
+    }
     var snapshot: (Int, Int) { lock.withLock { (done, failed) } }
 }
 

@@ -1,12 +1,13 @@
 import ArgumentParser
+import Foundation
 import GmemAgent
 import GmemCore
 import GmemKVM
 import GmemProtocol
 import GmemSimulator
-import Foundation
 import Logging
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -14,7 +15,8 @@ import Glibc
 struct AgentCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agent",
-        abstract: "Run the agent (a daemon that owns live guests on one host and serves the CLI on a Unix socket), or stop it.",
+        abstract:
+            "Run the agent (a daemon that owns live guests on one host and serves the CLI on a Unix socket), or stop it.",
         discussion: """
             KVM objects die with the process that holds them. The agent is that process: `apply` on kvm starts one on demand, and the other commands talk to it while it runs. Protocol: docs/agent-protocol.md.
 
@@ -38,25 +40,39 @@ struct AgentRunCommand: ParsableCommand {
             Under systemd: socket activation (the listening socket passed as LISTEN_FDS) is used when present, READY=1, STATUS= and STOPPING=1 go to $NOTIFY_SOCKET, and logs go to the journal with syslog priorities. Units: contrib/systemd; see docs/agent.md.
             """)
 
-    @Option(help: ArgumentHelp("Socket path (default: $XDG_RUNTIME_DIR/gmemctl/agent.sock, else /tmp/gmemctl-UID/agent.sock). Ignored when a service manager passes the socket.", valueName: "path"))
+    @Option(
+        help: ArgumentHelp(
+            "Socket path (default: $XDG_RUNTIME_DIR/gmemctl/agent.sock, else /tmp/gmemctl-UID/agent.sock). Ignored when a service manager passes the socket.",
+            valueName: "path"))
     var socket: String?
     @OptionGroup var hostOptions: HostOptions
-    @Option(help: ArgumentHelp("Seconds a listener has to answer an event before it counts as a rejection.", valueName: "seconds"))
+    @Option(
+        help: ArgumentHelp(
+            "Seconds a listener has to answer an event before it counts as a rejection.", valueName: "seconds"))
     var listenerTimeout: Double = 30
-    @Option(help: ArgumentHelp("Seconds a stop may take (destroying guests) before the agent ends at once.", valueName: "seconds"))
+    @Option(
+        help: ArgumentHelp(
+            "Seconds a stop may take (destroying guests) before the agent ends at once.", valueName: "seconds"))
     var shutdownGrace: Double = 5
-    @Option(help: ArgumentHelp("Listener events kept per guest for `gmemctl events` (older ones are dropped, and said to be).", valueName: "count"))
+    @Option(
+        help: ArgumentHelp(
+            "Listener events kept per guest for `gmemctl events` (older ones are dropped, and said to be).",
+            valueName: "count"))
     var eventHistory: Int = 1024
     enum LogFormat: String, ExpressibleByArgument, CaseIterable {
         case auto, text, journal
     }
 
-    @Option(help: "Log format: text (timestamped lines), journal (syslog priority prefixes for the systemd journal), or auto (journal when systemd connected stderr to it).")
+    @Option(
+        help:
+            "Log format: text (timestamped lines), journal (syslog priority prefixes for the systemd journal), or auto (journal when systemd connected stderr to it)."
+    )
     var logFormat: LogFormat = .auto
 
     func validate() throws {
         guard listenerTimeout > 0, shutdownGrace >= 0, eventHistory >= 1 else {
-            throw ValidationError("--listener-timeout must be positive, --shutdown-grace not negative, --event-history at least 1")
+            throw ValidationError(
+                "--listener-timeout must be positive, --shutdown-grace not negative, --event-history at least 1")
         }
     }
 
@@ -81,7 +97,8 @@ struct AgentRunCommand: ParsableCommand {
         let shared = SharedHost(host)
         let service = AgentService(hostSpec: host.spec, host: shared, options: options, logger: logger)
         let server = AgentServer(socketPath: socketPath, service: service, logger: logger, inheritedSocket: activated)
-        let shutdown = AgentShutdown(service: service, server: server, host: shared, grace: shutdownGrace, logger: logger)
+        let shutdown = AgentShutdown(
+            service: service, server: server, host: shared, grace: shutdownGrace, logger: logger)
         // Set before serving: the handler is read on a connection's queue.
         service.onStopRequested { shutdown.request(reason: "stop requested by a client") }
         // The signal sources must live as long as the agent: libdispatch replaces the disposition of each
@@ -93,17 +110,21 @@ struct AgentRunCommand: ParsableCommand {
         } catch {
             throw CLIError(error.message)
         }
-        logger.notice("agent listening", metadata: [
-            "socket": "\(socketPath)", "instance": "\(service.hello.instance)", "host": "\(host.label)",
-            "activated": "\(activated != nil)",
-        ])
+        logger.notice(
+            "agent listening",
+            metadata: [
+                "socket": "\(socketPath)", "instance": "\(service.hello.instance)", "host": "\(host.label)",
+                "activated": "\(activated != nil)",
+            ])
         ServiceManager.notify("READY=1\nSTATUS=serving \(host.label) on \(socketPath)\nMAINPID=\(getpid())")
         let outcome = withExtendedLifetime(signals) { shutdown.waitUntilDone() }
         if outcome != .clean { throw ExitCode.failure }
     }
 
     private func bootstrapLogging() {
-        let journal = logFormat == .journal || (logFormat == .auto && ProcessInfo.processInfo.environment["JOURNAL_STREAM"] != nil)
+        let journal =
+            logFormat == .journal
+            || (logFormat == .auto && ProcessInfo.processInfo.environment["JOURNAL_STREAM"] != nil)
         guard journal else { return }
         LoggingSystem.bootstrap { JournalLogHandler(label: $0) }
     }
@@ -193,10 +214,12 @@ final class AgentShutdown: Sendable {
         let reason = state.withLock { $0.reason }
         ServiceManager.notify("STOPPING=1\nSTATUS=stopping: \(reason)")
         let cancelled = service.beginStopping(reason: "the agent is stopping (\(reason))")
-        logger.notice("agent stopping", metadata: [
-            "reason": "\(reason)", "guests": "\(host.guestNames().count)",
-            "listener answers cancelled": "\(cancelled)", "grace": "\(grace) s",
-        ])
+        logger.notice(
+            "agent stopping",
+            metadata: [
+                "reason": "\(reason)", "guests": "\(host.guestNames().count)",
+                "listener answers cancelled": "\(cancelled)", "grace": "\(grace) s",
+            ])
         // No new connections while guests go; a client still connected is answered `stopping`.
         server.stopAccepting()
         let group = DispatchGroup()
@@ -207,7 +230,9 @@ final class AgentShutdown: Sendable {
         var forced = false
         while group.wait(timeout: .now()) == .timedOut {
             if DispatchTime.now() >= deadline {
-                logger.error("grace period over: ending without finishing teardown", metadata: ["waiting for": "\(service.busyGuests)"])
+                logger.error(
+                    "grace period over: ending without finishing teardown",
+                    metadata: ["waiting for": "\(service.busyGuests)"])
                 forced = true
                 break
             }
@@ -228,7 +253,8 @@ final class AgentShutdown: Sendable {
         }
         // Forced: the loop may still have work queued by busy guests; the process exit releases everything.
         if forced { server.stopAccepting() } else { server.close() }
-        logger.notice("agent stopped", metadata: ["socket": "\(server.socketPath)", "clean": "\(!forced && failed.isEmpty)"])
+        logger.notice(
+            "agent stopped", metadata: ["socket": "\(server.socketPath)", "clean": "\(!forced && failed.isEmpty)"])
         if forced { return .forced }
         return failed.isEmpty ? .clean : .teardownFailed
     }
@@ -256,7 +282,8 @@ struct AgentStopCommand: ParsableCommand {
         guard AgentProbe.state(of: path) == .absent else {
             throw CLIError("the agent (pid \(session.hello.pid)) did not finish within \(Int(timeout)) s")
         }
-        let guests = stopped.guests.isEmpty ? "no guests" : "guests destroyed: " + stopped.guests.joined(separator: ", ")
+        let guests =
+            stopped.guests.isEmpty ? "no guests" : "guests destroyed: " + stopped.guests.joined(separator: ", ")
         print("agent \(session.hello.instance) (pid \(session.hello.pid)) on \(path) stopped; \(guests)")
     }
 }

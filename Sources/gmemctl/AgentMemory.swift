@@ -26,10 +26,13 @@ struct AgentMemory: Codable, Sendable, Equatable {
 
     /// Records that the agent on `socket` is `instance`; when it differs from the one remembered, the
     /// guests of the old one are marked lost.
-    public mutating func met(socket: String, instance: String, startedAt: String, host: String? = nil, stateFile: String? = nil) {
+    public mutating func met(
+        socket: String, instance: String, startedAt: String, host: String? = nil, stateFile: String? = nil
+    ) {
         guard var entry = sockets[socket] else {
-            sockets[socket] = Entry(current: Instance(instance: instance, startedAt: startedAt, guests: []), host: host,
-                                    stateFile: stateFile, lost: [:])
+            sockets[socket] = Entry(
+                current: Instance(instance: instance, startedAt: startedAt, guests: []), host: host,
+                stateFile: stateFile, lost: [:])
             return
         }
         if let host {
@@ -38,7 +41,8 @@ struct AgentMemory: Codable, Sendable, Equatable {
         }
         if entry.current.instance != instance {
             for guest in entry.current.guests {
-                entry.lost[guest] = Instance(instance: entry.current.instance, startedAt: entry.current.startedAt, guests: [])
+                entry.lost[guest] = Instance(
+                    instance: entry.current.instance, startedAt: entry.current.startedAt, guests: [])
             }
             entry.current = Instance(instance: instance, startedAt: startedAt, guests: [])
         }
@@ -60,7 +64,8 @@ struct AgentMemory: Codable, Sendable, Equatable {
     /// For a guest the agent does not have: the sentence explaining that a restart lost it, if one did.
     public func restartNotice(guest: String, socket: String) -> String? {
         guard let entry = sockets[socket], let old = entry.lost[guest] else { return nil }
-        return "the agent was restarted (instance \(old.instance), started \(old.startedAt), is now instance \(entry.current.instance), started \(entry.current.startedAt)); guests it held are gone: apply again"
+        return
+            "the agent was restarted (instance \(old.instance), started \(old.startedAt), is now instance \(entry.current.instance), started \(entry.current.startedAt)); guests it held are gone: apply again"
     }
 
     // MARK: File
@@ -69,14 +74,16 @@ struct AgentMemory: Codable, Sendable, Equatable {
 
     public static func load(from file: String = defaultFile()) -> AgentMemory {
         guard let data = FileManager.default.contents(atPath: file),
-              let memory = try? JSONDecoder().decode(AgentMemory.self, from: data) else { return AgentMemory() }
+            let memory = try? JSONDecoder().decode(AgentMemory.self, from: data)
+        else { return AgentMemory() }
         return memory
     }
 
     /// Best effort: the memory only improves messages, so a failure to save is not an error.
     public func save(to file: String = defaultFile()) {
         let directory = (file as NSString).deletingLastPathComponent
-        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try? FileManager.default.createDirectory(
+            atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         guard let data = try? JSONEncoder().encode(self) else { return }
         let temporary = file + ".\(getpid()).tmp"
         guard FileManager.default.createFile(atPath: temporary, contents: data) else { return }

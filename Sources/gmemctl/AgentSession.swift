@@ -1,17 +1,19 @@
 import ArgumentParser
 import Config
+import Foundation
 import GmemAgent
 import GmemCore
 import GmemKVM
 import GmemProtocol
 import GmemSimulator
-import Foundation
 
 /// `--agent PATH` and `--no-agent`, for the commands that talk to a running agent when there is one.
 struct AgentOptions: ParsableArguments {
-    @Option(name: .customLong("agent"), help: ArgumentHelp(
-        "The agent's socket (default: $XDG_RUNTIME_DIR/gmemctl/agent.sock, else /tmp/gmemctl-UID/agent.sock). Commands use a running agent there; with this option one must run.",
-        valueName: "path"))
+    @Option(
+        name: .customLong("agent"),
+        help: ArgumentHelp(
+            "The agent's socket (default: $XDG_RUNTIME_DIR/gmemctl/agent.sock, else /tmp/gmemctl-UID/agent.sock). Commands use a running agent there; with this option one must run.",
+            valueName: "path"))
     var socket: String?
 
     @Flag(name: .customLong("no-agent"), help: "Act on the host in this process even if an agent runs.")
@@ -37,7 +39,9 @@ final class AgentSession {
         self.client = client
         self.hello = hello
         memory = AgentMemory.load()
-        memory.met(socket: socket, instance: hello.instance, startedAt: hello.startedAt, host: hello.host, stateFile: hello.stateFile)
+        memory.met(
+            socket: socket, instance: hello.instance, startedAt: hello.startedAt, host: hello.host,
+            stateFile: hello.stateFile)
         for guest in hello.guests { memory.guestExists(guest, socket: socket) }
         memory.save()
     }
@@ -58,7 +62,9 @@ final class AgentSession {
         let session = try connect(path)
         if host.host != "auto" && host.host != session.hello.host {
             if options.socket != nil {
-                throw CLIError("the agent on \(path) serves \(session.hello.host), not \(host.host); drop --host, or use --no-agent")
+                throw CLIError(
+                    "the agent on \(path) serves \(session.hello.host), not \(host.host); drop --host, or use --no-agent"
+                )
             }
             return (nil, "the agent on \(path) serves \(session.hello.host); --host \(host.host) runs in this process")
         }
@@ -68,7 +74,9 @@ final class AgentSession {
     /// Seconds a request may wait for its answer: short for reads, long for work that changes guests (a
     /// populate or a listener's answers take their time). `GMEMCTL_AGENT_TIMEOUT` overrides both.
     static func readTimeout(for op: AgentOp) -> Double {
-        if let text = ProcessInfo.processInfo.environment["GMEMCTL_AGENT_TIMEOUT"], let seconds = Double(text), seconds >= 0 {
+        if let text = ProcessInfo.processInfo.environment["GMEMCTL_AGENT_TIMEOUT"], let seconds = Double(text),
+            seconds >= 0
+        {
             return seconds
         }
         switch op {
@@ -90,19 +98,24 @@ final class AgentSession {
 
     /// Sends a request; an agent error is reported as the CLI reports local errors (exit 1), with manifest
     /// diagnostics in the file's terms and, for a guest lost in an agent restart, the plain reason.
-    func call<R: Codable & Sendable>(_ request: AgentRequest, as type: R.Type, file: String? = nil, format: OutputFormat) throws -> R {
+    func call<R: Codable & Sendable>(
+        _ request: AgentRequest, as type: R.Type, file: String? = nil, format: OutputFormat
+    ) throws -> R {
         client.setReadTimeout(seconds: AgentOp(rawValue: request.op).map(Self.readTimeout(for:)) ?? 30)
         switch Result(catching: { () throws(AgentClientError) in try client.call(request, as: type) }) {
         case .success(let result):
             return result
         case .failure(.agent(let body)):
-            if body.code == .notFound, let name = request.name, let notice = memory.restartNotice(guest: name, socket: socket) {
+            if body.code == .notFound, let name = request.name,
+                let notice = memory.restartNotice(guest: name, socket: socket)
+            {
                 throw CLIError.notFound(guest: name, host: hostView.label, suggestion: nil, detail: "; " + notice)
             }
             if body.code == .notFound, let name = request.name {
                 throw GuestLookup.notFound(name, among: hello.guests, host: hostView.label)
             }
-            try ManifestInput.report(ProvisionError(message: body.message, diagnostics: body.diagnostics ?? []), file: file, format: format)
+            try ManifestInput.report(
+                ProvisionError(message: body.message, diagnostics: body.diagnostics ?? []), file: file, format: format)
         case .failure(let error):
             throw CLIError("the agent on \(socket): \(error)")
         }
@@ -118,7 +131,9 @@ final class AgentSession {
 extension AgentRequest {
     static func manifest(_ op: AgentOp, file: String) throws -> AgentRequest {
         var request = AgentRequest(op: op)
-        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw CLIError("cannot read \(file)") }
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+            throw CLIError("cannot read \(file)")
+        }
         request.manifest = text
         request.file = file
         return request

@@ -1,9 +1,10 @@
+import Foundation
 import GmemAgent
 import GmemCore
 import GmemKVM
 import GmemProtocol
 import GmemSimulator
-import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,10 +13,12 @@ import Glibc
 /// `$XDG_STATE_HOME/gmemctl/agent.log`), and waits until its socket answers.
 enum AgentSpawn {
     static func start(socket: String, hostArguments: [String], timeout: Double = 20) throws -> AgentSession {
-        let binary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let binary =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         let logFile = ClientPaths.stateDirectory() + "/agent.log"
-        try? FileManager.default.createDirectory(atPath: ClientPaths.stateDirectory(), withIntermediateDirectories: true,
-                                                 attributes: [.posixPermissions: 0o700])
+        try? FileManager.default.createDirectory(
+            atPath: ClientPaths.stateDirectory(), withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700])
         let argv = [binary, "agent", "--socket", socket] + hostArguments
 
         markInheritedDescriptorsCloseOnExec()
@@ -34,14 +37,18 @@ enum AgentSpawn {
         defer { for pointer in cArguments { free(pointer) } }
         var pid: pid_t = 0
         let spawned = posix_spawn(&pid, binary, &actions, &attributes, &cArguments, environ)
-        guard spawned == 0 else { throw CLIError("cannot start an agent (\(binary)): \(String(cString: strerror(spawned)))") }
+        guard spawned == 0 else {
+            throw CLIError("cannot start an agent (\(binary)): \(String(cString: strerror(spawned)))")
+        }
 
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if AgentProbe.state(of: socket) == .live { return try AgentSession.connect(socket) }
             var status: Int32 = 0
             if waitpid(pid, &status, WNOHANG) == pid {
-                throw CLIError("the agent did not start (exit status \((status >> 8) & 0xff)); see \(logFile):\n" + lastLines(of: logFile))
+                throw CLIError(
+                    "the agent did not start (exit status \((status >> 8) & 0xff)); see \(logFile):\n"
+                        + lastLines(of: logFile))
             }
             usleep(20_000)
         }

@@ -33,13 +33,19 @@ struct ApplyCommand: ParsableCommand {
         case human, json, junit
     }
 
-    @Option(help: "Output format: human, json, or junit (JUnit XML: the apply, each verification check and the teardown as testcases).")
+    @Option(
+        help:
+            "Output format: human, json, or junit (JUnit XML: the apply, each verification check and the teardown as testcases)."
+    )
     var output: Format = .human
     /// The format of errors and agent messages (JUnit reports only a finished apply).
     private var format: OutputFormat { output == .json ? .json : .human }
     @Flag(help: "Build, report and tear down in this process (the only mode on the real kernel without an agent).")
     var ephemeral = false
-    @Flag(help: "Verify the result: host probes of every range, and on the real kernel a guest vCPU that reads and writes every shared range.")
+    @Flag(
+        help:
+            "Verify the result: host probes of every range, and on the real kernel a guest vCPU that reads and writes every shared range."
+    )
     var verify = false
     @Flag(help: "Populate all memory up front (fallocate on guest_memfd, MADV_POPULATE_WRITE on shared backings).")
     var prefault = false
@@ -70,7 +76,8 @@ struct ApplyCommand: ParsableCommand {
         guard !destructive.isEmpty, !allowReplace else { return }
         if output == .human, isatty(STDIN_FILENO) == 1, isatty(STDERR_FILENO) == 1 {
             var stderr = StandardError()
-            let lines = HumanOutput.replacements(plan.replacements, style: Style(enabled: Terminal.colorEnabled(for: STDERR_FILENO)))
+            let lines = HumanOutput.replacements(
+                plan.replacements, style: Style(enabled: Terminal.colorEnabled(for: STDERR_FILENO)))
             print("Guest \(plan.guest) on \(host.label):\n" + lines.joined(separator: "\n"), to: &stderr)
             print("Replace and lose these contents? Type 'yes' to go on: ", terminator: "", to: &stderr)
             if readLine()?.trimmingCharacters(in: .whitespaces) == "yes" { return }
@@ -81,7 +88,9 @@ struct ApplyCommand: ParsableCommand {
     private func applyLocally(_ manifest: Manifest) throws -> ApplyOutcome {
         let host = try hostOptions.open(persistent: !ephemeral)
         if !host.outlivesProcess && !ephemeral {
-            throw CLIError.unavailable("\(host.label) keeps guests only while this process runs; use --ephemeral (build, verify, tear down), an agent (drop --no-agent), or the simulator (--host sim:PROFILE)")
+            throw CLIError.unavailable(
+                "\(host.label) keeps guests only while this process runs; use --ephemeral (build, verify, tear down), an agent (drop --no-agent), or the simulator (--host sim:PROFILE)"
+            )
         }
         var provisioner = Provisioner(host: host)
         provisioner.populateProgress = ProgressBar.forPopulate()
@@ -101,8 +110,9 @@ struct ApplyCommand: ParsableCommand {
         if ephemeral {
             teardown = try? provisioner.destroy(guest: plan.guest).1
         }
-        return ApplyOutcome(host: view, plan: plan, report: report, live: live, observation: observation,
-                            verification: verification, teardown: teardown)
+        return ApplyOutcome(
+            host: view, plan: plan, report: report, live: live, observation: observation,
+            verification: verification, teardown: teardown)
     }
 }
 
@@ -133,10 +143,11 @@ struct ApplyOutcome {
 
     var document: Document {
         let flagSet = host.flagSet
-        return Document(host: host.label, guest: plan.guest, changes: plan.hasChanges, succeeded: succeeded,
-                        plan: PlanJSON(plan, host: host), report: ReportJSON(report, flagSet: flagSet, guest: plan.guest),
-                        live: LiveJSON(live, observation: observation), verification: verification.map(VerificationJSON.init),
-                        teardown: teardown.map { ReportJSON($0, flagSet: flagSet, guest: plan.guest) })
+        return Document(
+            host: host.label, guest: plan.guest, changes: plan.hasChanges, succeeded: succeeded,
+            plan: PlanJSON(plan, host: host), report: ReportJSON(report, flagSet: flagSet, guest: plan.guest),
+            live: LiveJSON(live, observation: observation), verification: verification.map(VerificationJSON.init),
+            teardown: teardown.map { ReportJSON($0, flagSet: flagSet, guest: plan.guest) })
     }
 
     func render(_ format: ApplyCommand.Format) throws {
@@ -162,10 +173,14 @@ extension ApplyCommand {
     private func agentSession() throws -> (session: AgentSession, started: Bool)? {
         if agentOptions.noAgent { return nil }
         let path = agentOptions.socketPath
-        if AgentProbe.state(of: path) == .live { return try AgentSession.find(agentOptions, host: hostOptions).map { ($0, false) } }
+        if AgentProbe.state(of: path) == .live {
+            return try AgentSession.find(agentOptions, host: hostOptions).map { ($0, false) }
+        }
         guard let launch = try agentLaunch(for: path) else { return nil }
         let session = try AgentSpawn.start(socket: path, hostArguments: launch.arguments)
-        printNote("started an agent (pid \(session.hello.pid), instance \(session.hello.instance)) on \(path) for \(session.hello.hostLabel), chosen by \(launch.why); it holds the guests until `gmemctl agent stop`")
+        printNote(
+            "started an agent (pid \(session.hello.pid), instance \(session.hello.instance)) on \(path) for \(session.hello.hostLabel), chosen by \(launch.why); it holds the guests until `gmemctl agent stop`"
+        )
         return (session, true)
     }
 
@@ -186,7 +201,9 @@ extension ApplyCommand {
         } else if HostOptions.autoMeansKVM() {
             (host, why) = ("kvm", "--host auto (/dev/kvm offers guest_memfd)")
         } else if agentOptions.socket != nil {
-            throw CLIError.unavailable("no agent serves \(path), and nothing says which host a new one should serve: give --host kvm or --host sim:PROFILE")
+            throw CLIError.unavailable(
+                "no agent serves \(path), and nothing says which host a new one should serve: give --host kvm or --host sim:PROFILE"
+            )
         } else {
             return nil
         }
@@ -201,7 +218,8 @@ extension ApplyCommand {
     /// An agent this command started for a guest that never came to exist is stopped again: nothing is left
     /// running for a failed apply. An agent that was already running is left alone.
     private func stopStartedAgent(_ session: AgentSession) {
-        guard let hello = try? session.client.call(AgentRequest(op: .hello), as: HelloResult.self), hello.guests.isEmpty else { return }
+        guard let hello = try? session.client.call(AgentRequest(op: .hello), as: HelloResult.self), hello.guests.isEmpty
+        else { return }
         _ = try? session.client.call(AgentRequest(op: .stop), as: StopResult.self)
         let deadline = Date().addingTimeInterval(10)
         while AgentProbe.state(of: session.socket) != .absent && Date() < deadline { usleep(20_000) }
@@ -211,14 +229,17 @@ extension ApplyCommand {
     private func applyThroughAgent(_ session: AgentSession, manifest: Manifest) throws -> ApplyOutcome {
         let host = session.hostView
         // The agent's plan first, so a replacement is refused before the agent tears anything down.
-        try checkReplacements(try AgentGuestService(session: session, format: format).plan(manifest, file: file, prefault: prefault), host: host)
+        try checkReplacements(
+            try AgentGuestService(session: session, format: format).plan(manifest, file: file, prefault: prefault),
+            host: host)
         var request = try AgentRequest.manifest(.apply, file: file)
         request.prefault = prefault
         request.verify = verify
         let result = try session.call(request, as: ApplyResult.self, file: file, format: format)
         let live = result.guest.live
         if live.exists { session.remember(guest: live.name, exists: true) }
-        return ApplyOutcome(host: host, plan: result.plan, report: result.report, live: live,
-                            observation: result.guest.observation, verification: result.verification, teardown: nil)
+        return ApplyOutcome(
+            host: host, plan: result.plan, report: result.report, live: live,
+            observation: result.guest.observation, verification: result.verification, teardown: nil)
     }
 }

@@ -1,11 +1,11 @@
 import ArgumentParser
 import Config
+import Foundation
 import GmemAgent
 import GmemCore
 import GmemKVM
 import GmemProtocol
 import GmemSimulator
-import Foundation
 
 /// Why a command failed, for people (`error: ...` on stderr) and machines (a JSON document on stdout with
 /// `--output json`). Every case exits 1 except `usage` (64).
@@ -52,7 +52,8 @@ enum CLIError: Error, CustomStringConvertible {
         case .replaceRefused(let replacements):
             let names = replacements.map(\.block).joined(separator: ", ")
             let noun = replacements.count == 1 ? "block" : "blocks"
-            return "apply would replace live \(noun) \(names) and lose \(replacements.count == 1 ? "its" : "their") contents; nothing was changed. Run `gmemctl plan` to see why, then apply again with --allow-replace"
+            return
+                "apply would replace live \(noun) \(names) and lose \(replacements.count == 1 ? "its" : "their") contents; nothing was changed. Run `gmemctl plan` to see why, then apply again with --allow-replace"
         case .rejected(let text), .unavailable(let text), .failed(let text), .usage(let text): return text
         }
     }
@@ -92,8 +93,10 @@ enum ErrorOutput {
         }
         var replacements: [ReplacementJSON]?
         if case .replaceRefused(let found) = error { replacements = found.map(ReplacementJSON.init) }
-        return Document(error: .init(code: error.code, message: error.description, diagnostics: diagnostics,
-                                     replacements: replacements))
+        return Document(
+            error: .init(
+                code: error.code, message: error.description, diagnostics: diagnostics,
+                replacements: replacements))
     }
 
     static func emit(_ error: CLIError, format: OutputFormat) {
@@ -104,8 +107,10 @@ enum ErrorOutput {
             var stderr = StandardError()
             print("error: \(error.description)", to: &stderr)
             if case .invalidManifest(let file, _, let diagnostics) = error, !diagnostics.isEmpty {
-                print(DiagnosticOutput.human([FileDiagnostics(file: file ?? "", diagnostics: diagnostics)],
-                                             color: Terminal.colorEnabled(for: STDOUT_FILENO)), terminator: "")
+                print(
+                    DiagnosticOutput.human(
+                        [FileDiagnostics(file: file ?? "", diagnostics: diagnostics)],
+                        color: Terminal.colorEnabled(for: STDOUT_FILENO)), terminator: "")
             }
         }
     }

@@ -69,7 +69,8 @@ struct ProfilesCommand: ParsableCommand {
         case .human:
             let width = Profiles.names.map(\.count).max() ?? 0
             for profile in Profiles.all {
-                let types = profile.vmTypes.map { "\($0.vmType.rawValue)=\($0.conversion.rawValue)" }.joined(separator: " ")
+                let types = profile.vmTypes.map { "\($0.vmType.rawValue)=\($0.conversion.rawValue)" }.joined(
+                    separator: " ")
                 print("\(profile.name.padding(to: width))  \(types)")
                 print("\(String(repeating: " ", count: width))  \(profile.summary)")
             }
@@ -84,14 +85,19 @@ enum CapabilityText {
     static func describe(_ caps: Capabilities, host: String, match: String?) -> String {
         var lines = ["host: \(host)", "summary: \(caps.summary)"]
         lines.append("matches profile: \(match ?? "none")")
-        lines.append("page size: \(caps.pageSize), memslots: \(caps.maxMemslots), pre-fault: \(caps.preFault ? "yes" : "no")")
-        lines.append("guest-physical limit: \(caps.physicalAddressBits) bits, memslot limit: \(caps.maxMemslotDescription)")
+        lines.append(
+            "page size: \(caps.pageSize), memslots: \(caps.maxMemslots), pre-fault: \(caps.preFault ? "yes" : "no")")
+        lines.append(
+            "guest-physical limit: \(caps.physicalAddressBits) bits, memslot limit: \(caps.maxMemslotDescription)")
         for line in caps.evidence { lines.append("evidence: \(line)") }
-        let extensions = caps.systemExtensions.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        let extensions = caps.systemExtensions.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(
+            separator: " ")
         lines.append("KVM_CHECK_EXTENSION (system): \(extensions)")
         lines.append("VM types:")
         for type in caps.vmTypes {
-            lines.append("  \(type.vmType.rawValue) (type \(type.vmType.kvmValue)): guest_memfd \(type.guestMemfd ? "yes" : "no"), flags \(KVMConstants.describeGuestMemfdFlags(type.guestMemfdFlags, in: caps.guestMemfdFlagSet)), attributes 0x\(String(type.memoryAttributes, radix: 16)), conversion \(type.conversion.rawValue)\(type.conversion.convertsInPlace ? " (in place)" : "")")
+            lines.append(
+                "  \(type.vmType.rawValue) (type \(type.vmType.kvmValue)): guest_memfd \(type.guestMemfd ? "yes" : "no"), flags \(KVMConstants.describeGuestMemfdFlags(type.guestMemfdFlags, in: caps.guestMemfdFlagSet)), attributes 0x\(String(type.memoryAttributes, radix: 16)), conversion \(type.conversion.rawValue)\(type.conversion.convertsInPlace ? " (in place)" : "")"
+            )
         }
         let pools = caps.hugePageSizes.map { size in
             "\(formatSize(size))" + (caps.hugePagesFree?[size].map { " (\($0) free)" } ?? "")

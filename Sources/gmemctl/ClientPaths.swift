@@ -4,7 +4,8 @@ import Foundation
 enum ClientPaths {
     /// `$XDG_STATE_HOME/gmemctl`, else `~/.local/state/gmemctl`.
     static func stateDirectory(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
-        let base = environment["XDG_STATE_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+        let base =
+            environment["XDG_STATE_HOME"].flatMap { $0.isEmpty ? nil : $0 }
             ?? ((environment["HOME"] ?? NSTemporaryDirectory()) + "/.local/state")
         return "\(base)/gmemctl"
     }

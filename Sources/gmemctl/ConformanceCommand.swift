@@ -1,8 +1,8 @@
 import ArgumentParser
+import GmemConformance
 import GmemCore
 import GmemKVM
 import GmemSimulator
-import GmemConformance
 
 struct ConformanceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -37,8 +37,11 @@ struct ConformanceCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Profile to check against (default: the one the host matches).", valueName: "profile"))
     var profile: String?
 
-    @Option(name: .customLong("case"), help: ArgumentHelp(
-        "Only the cases whose id matches this pattern (* and ?), e.g. 'selftest/*' or 'uapi/region2-*'.", valueName: "glob"))
+    @Option(
+        name: .customLong("case"),
+        help: ArgumentHelp(
+            "Only the cases whose id matches this pattern (* and ?), e.g. 'selftest/*' or 'uapi/region2-*'.",
+            valueName: "glob"))
     var caseGlob: String?
 
     @Option(help: "Output format: human, ktap, junit or json.") var output: Format = .human
@@ -48,7 +51,8 @@ struct ConformanceCommand: ParsableCommand {
             throw ValidationError("--host takes kvm or sim:PROFILE, not \(host)")
         }
         if host.hasPrefix("sim:"), Profiles.named(String(host.dropFirst(4))) == nil {
-            throw ValidationError("unknown profile \(host.dropFirst(4)); known: \(Profiles.names.joined(separator: ", "))")
+            throw ValidationError(
+                "unknown profile \(host.dropFirst(4)); known: \(Profiles.names.joined(separator: ", "))")
         }
         if let profile, Profiles.named(profile) == nil {
             throw ValidationError("unknown profile \(profile); known: \(Profiles.names.joined(separator: ", "))")
@@ -66,8 +70,9 @@ struct ConformanceCommand: ParsableCommand {
         if cases.isEmpty, let caseGlob {
             throw CLIError.usage("no case of profile \(opened.profile.name) matches --case \(caseGlob)")
         }
-        let result = ConformanceSuite.run(cases, on: opened.target, profile: opened.profile,
-                                          pinned: opened.pinned)
+        let result = ConformanceSuite.run(
+            cases, on: opened.target, profile: opened.profile,
+            pinned: opened.pinned)
         switch output {
         case .human: print(ConformanceReport.human(result))
         case .ktap: print(ConformanceReport.ktap(result))

@@ -63,10 +63,13 @@ enum DiagnosticOutput {
     /// "2 errors, 1 warning in 1 file".
     static func summary(_ reports: [FileDiagnostics]) -> String {
         func plural(_ count: Int, _ word: String) -> String { "\(count) \(word)\(count == 1 ? "" : "s")" }
-        return "\(plural(errorCount(reports), "error")), \(plural(warningCount(reports), "warning")) in \(plural(reports.count, "file"))"
+        return
+            "\(plural(errorCount(reports), "error")), \(plural(warningCount(reports), "warning")) in \(plural(reports.count, "file"))"
     }
 
-    private static func render(_ diagnostic: Diagnostic, file: String, sources: inout SourceCache, style: Style) -> String {
+    private static func render(
+        _ diagnostic: Diagnostic, file: String, sources: inout SourceCache, style: Style
+    ) -> String {
         let label = diagnostic.severity == .error ? style.red("error") : style.yellow("warning")
         var location = file
         if let range = diagnostic.range {
@@ -99,7 +102,8 @@ enum DiagnosticOutput {
         var text = String(characters[start..<end])
         var moved = range
         moved.start.column -= start
-        moved.end.column = range.end.line == range.start.line ? min(range.end.column - start, end - start + 1) : end - start + 1
+        moved.end.column =
+            range.end.line == range.start.line ? min(range.end.column - start, end - start + 1) : end - start + 1
         moved.end.line = moved.start.line
         if start > 0 { text = "…" + text; moved.start.column += 1; moved.end.column += 1 }
         if end < characters.count { text += "…" }
@@ -121,8 +125,9 @@ enum DiagnosticOutput {
 
     static func json(_ reports: [FileDiagnostics]) -> String {
         let diagnostics = reports.flatMap { report in report.diagnostics.map { JSONDiagnostic($0, file: report.file) } }
-        let document = JSONReport(valid: errorCount(reports) == 0, errorCount: errorCount(reports),
-                                  warningCount: warningCount(reports), diagnostics: diagnostics)
+        let document = JSONReport(
+            valid: errorCount(reports) == 0, errorCount: errorCount(reports),
+            warningCount: warningCount(reports), diagnostics: diagnostics)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         guard let data = try? encoder.encode(document) else { return #"{"formatVersion":"1.0","valid":false}"# }
@@ -154,9 +159,10 @@ struct JSONDiagnostic: Encodable {
         detail = diagnostic.detail
         path = diagnostic.path
         if let source = diagnostic.range {
-            range = Range(filename: source.file,
-                          start: Position(line: source.start.line, column: source.start.column),
-                          end: Position(line: source.end.line, column: source.end.column))
+            range = Range(
+                filename: source.file,
+                start: Position(line: source.start.line, column: source.start.column),
+                end: Position(line: source.end.line, column: source.end.column))
         } else {
             range = Range(filename: file, start: nil, end: nil)
         }
@@ -175,9 +181,10 @@ private struct SourceCache {
 
     private static func read(_ file: String) -> [Substring] {
         guard let attributes = try? FileManager.default.attributesOfItem(atPath: file),
-              let size = attributes[.size] as? NSNumber, size.intValue <= 4 << 20,
-              let data = FileManager.default.contents(atPath: file),
-              let text = String(data: data, encoding: .utf8) else { return [] }
+            let size = attributes[.size] as? NSNumber, size.intValue <= 4 << 20,
+            let data = FileManager.default.contents(atPath: file),
+            let text = String(data: data, encoding: .utf8)
+        else { return [] }
         // Split on the byte: in Swift "\r\n" is one Character, so splitting the String on "\n" would not
         // split a CRLF file at all.
         return text.utf8.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map { line in

@@ -55,16 +55,20 @@ struct DiffCommand: ParsableCommand {
             let replaced = Dictionary(diff.replacements.map { ($0.block, $0) }, uniquingKeysWith: { first, _ in first })
             entries = diff.entries.map { entry in
                 let replacement = (entry.kind == .block || entry.kind == .mapping) ? replaced[entry.name] : nil
-                return EntryJSON(change: entry.change.rawValue, kind: entry.kind.rawValue, name: entry.name, expected: entry.expected,
-                                 actual: entry.actual, gpaRanges: entry.gpaRanges, replace: replacement != nil,
-                                 destroysData: replacement?.destroysData ?? false)
+                return EntryJSON(
+                    change: entry.change.rawValue, kind: entry.kind.rawValue, name: entry.name,
+                    expected: entry.expected,
+                    actual: entry.actual, gpaRanges: entry.gpaRanges, replace: replacement != nil,
+                    destroysData: replacement?.destroysData ?? false)
             }
         }
     }
 
     func run() throws {
         let (service, manifest) = try GuestServices.open(for: file, hostOptions, agentOptions, format: output)
-        try emit(try service.diff(try manifest ?? ManifestInput.load(file, format: output), file: file), host: service.hostView)
+        try emit(
+            try service.diff(try manifest ?? ManifestInput.load(file, format: output), file: file),
+            host: service.hostView)
     }
 
     private func emit(_ diff: StateDiff, host: HostView) throws {

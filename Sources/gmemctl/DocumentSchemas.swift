@@ -21,75 +21,76 @@ enum DocumentSchemas {
     private static let roots: [String: String] = [
         "plan": ##""$ref": "#/$defs/plan""##,
         "diff": ##"""
+        "type": "object", "additionalProperties": false,
+        "required": ["formatVersion", "host", "guest", "changes", "replacements", "destroysData", "entries"],
+        "properties": {
+          "formatVersion": {"const": "1.0"}, "host": {"type": "string"}, "guest": {"type": "string"},
+          "changes": {"type": "boolean"}, "destroysData": {"type": "boolean"},
+          "replacements": {"type": "array", "items": {"$ref": "#/$defs/replacement"}},
+          "entries": {"type": "array", "items": {
             "type": "object", "additionalProperties": false,
-            "required": ["formatVersion", "host", "guest", "changes", "replacements", "destroysData", "entries"],
+            "required": ["change", "kind", "name", "gpaRanges", "replace", "destroysData"],
             "properties": {
-              "formatVersion": {"const": "1.0"}, "host": {"type": "string"}, "guest": {"type": "string"},
-              "changes": {"type": "boolean"}, "destroysData": {"type": "boolean"},
-              "replacements": {"type": "array", "items": {"$ref": "#/$defs/replacement"}},
-              "entries": {"type": "array", "items": {
-                "type": "object", "additionalProperties": false,
-                "required": ["change", "kind", "name", "gpaRanges", "replace", "destroysData"],
-                "properties": {
-                  "change": {"enum": ["missing", "extra", "changed"]},
-                  "kind": {"enum": ["vm", "block", "mapping", "range", "listener"]},
-                  "name": {"type": "string"}, "expected": {"type": "string"}, "actual": {"type": "string"},
-                  "gpaRanges": {"type": "array", "items": {"type": "string"}},
-                  "replace": {"type": "boolean"}, "destroysData": {"type": "boolean"}
-                }}}
-            }
-            """##,
+              "change": {"enum": ["missing", "extra", "changed"]},
+              "kind": {"enum": ["vm", "block", "mapping", "range", "listener"]},
+              "name": {"type": "string"}, "expected": {"type": "string"}, "actual": {"type": "string"},
+              "gpaRanges": {"type": "array", "items": {"type": "string"}},
+              "replace": {"type": "boolean"}, "destroysData": {"type": "boolean"}
+            }}}
+        }
+        """##,
         "get": ##"""
-            "type": "object", "additionalProperties": false, "required": ["formatVersion", "host", "guests"],
-            "properties": {
-              "formatVersion": {"const": "1.0"}, "host": {"type": "string"},
-              "guests": {"type": "array", "items": {"type": "object", "additionalProperties": false, "required": ["live"],
-                                                     "properties": {"live": {"$ref": "#/$defs/live"}}}}
-            }
-            """##,
+        "type": "object", "additionalProperties": false, "required": ["formatVersion", "host", "guests"],
+        "properties": {
+          "formatVersion": {"const": "1.0"}, "host": {"type": "string"},
+          "guests": {"type": "array", "items": {"type": "object", "additionalProperties": false, "required": ["live"],
+                                                 "properties": {"live": {"$ref": "#/$defs/live"}}}}
+        }
+        """##,
         "apply": ##"""
-            "type": "object", "additionalProperties": false,
-            "required": ["formatVersion", "host", "guest", "changes", "succeeded", "plan", "report", "live"],
+        "type": "object", "additionalProperties": false,
+        "required": ["formatVersion", "host", "guest", "changes", "succeeded", "plan", "report", "live"],
+        "properties": {
+          "formatVersion": {"const": "1.0"}, "host": {"type": "string"}, "guest": {"type": "string"},
+          "changes": {"type": "boolean"}, "succeeded": {"type": "boolean"},
+          "plan": {"$ref": "#/$defs/plan"}, "report": {"$ref": "#/$defs/report"}, "live": {"$ref": "#/$defs/live"},
+          "verification": {"type": "object", "additionalProperties": false, "required": ["passed", "checks", "skipped"],
             "properties": {
-              "formatVersion": {"const": "1.0"}, "host": {"type": "string"}, "guest": {"type": "string"},
-              "changes": {"type": "boolean"}, "succeeded": {"type": "boolean"},
-              "plan": {"$ref": "#/$defs/plan"}, "report": {"$ref": "#/$defs/report"}, "live": {"$ref": "#/$defs/live"},
-              "verification": {"type": "object", "additionalProperties": false, "required": ["passed", "checks", "skipped"],
-                "properties": {
-                  "passed": {"type": "boolean"}, "skipped": {"type": "array", "items": {"type": "string"}},
-                  "checks": {"type": "array", "items": {"type": "object", "additionalProperties": false,
-                    "required": ["kind", "block", "gpa", "expected", "observed", "passed"],
-                    "properties": {"kind": {"enum": ["host-access", "guest-access"]}, "block": {"type": "string"},
-                                   "gpa": {"type": "integer"}, "expected": {"type": "string"}, "observed": {"type": "string"},
-                                   "passed": {"type": "boolean"}}}}
-                }},
-              "teardown": {"$ref": "#/$defs/report"}
-            }
-            """##,
+              "passed": {"type": "boolean"}, "skipped": {"type": "array", "items": {"type": "string"}},
+              "checks": {"type": "array", "items": {"type": "object", "additionalProperties": false,
+                "required": ["kind", "block", "gpa", "expected", "observed", "passed"],
+                "properties": {"kind": {"enum": ["host-access", "guest-access"]}, "block": {"type": "string"},
+                               "gpa": {"type": "integer"}, "expected": {"type": "string"}, "observed": {"type": "string"},
+                               "passed": {"type": "boolean"}}}}
+            }},
+          "teardown": {"$ref": "#/$defs/report"}
+        }
+        """##,
         "run": ##"""
-            "type": "object", "additionalProperties": false,
-            "required": ["formatVersion", "host", "guest", "succeeded", "plan", "report"],
-            "properties": {
-              "formatVersion": {"const": "1.0"}, "host": {"type": "string"}, "guest": {"type": "string"},
-              "succeeded": {"type": "boolean"}, "plan": {"$ref": "#/$defs/plan"}, "report": {"$ref": "#/$defs/report"}
-            }
-            """##,
-        "events": ##""description": "One document per line.", "allOf": [{"$ref": "#/$defs/event"}], "required": ["formatVersion"]"##,
+        "type": "object", "additionalProperties": false,
+        "required": ["formatVersion", "host", "guest", "succeeded", "plan", "report"],
+        "properties": {
+          "formatVersion": {"const": "1.0"}, "host": {"type": "string"}, "guest": {"type": "string"},
+          "succeeded": {"type": "boolean"}, "plan": {"$ref": "#/$defs/plan"}, "report": {"$ref": "#/$defs/report"}
+        }
+        """##,
+        "events":
+            ##""description": "One document per line.", "allOf": [{"$ref": "#/$defs/event"}], "required": ["formatVersion"]"##,
         "error": ##"""
-            "type": "object", "additionalProperties": false, "required": ["formatVersion", "error"],
+        "type": "object", "additionalProperties": false, "required": ["formatVersion", "error"],
+        "properties": {
+          "formatVersion": {"const": "1.0"},
+          "error": {"type": "object", "additionalProperties": false, "required": ["code", "message"],
             "properties": {
-              "formatVersion": {"const": "1.0"},
-              "error": {"type": "object", "additionalProperties": false, "required": ["code", "message"],
-                "properties": {
-                  "code": {"enum": ["invalid-manifest", "not-found", "replace-refused", "rejected", "unavailable", "failed", "usage"]},
-                  "message": {"type": "string"},
-                  "diagnostics": {"type": "array", "items": {"type": "object", "required": ["severity", "summary", "detail", "path", "range"],
-                    "properties": {"severity": {"enum": ["error", "warning"]}, "summary": {"type": "string"},
-                                   "detail": {"type": "string"}, "path": {"type": "string"}, "range": {"type": "object"}}}},
-                  "replacements": {"type": "array", "items": {"$ref": "#/$defs/replacement"}}
-                }}
-            }
-            """##,
+              "code": {"enum": ["invalid-manifest", "not-found", "replace-refused", "rejected", "unavailable", "failed", "usage"]},
+              "message": {"type": "string"},
+              "diagnostics": {"type": "array", "items": {"type": "object", "required": ["severity", "summary", "detail", "path", "range"],
+                "properties": {"severity": {"enum": ["error", "warning"]}, "summary": {"type": "string"},
+                               "detail": {"type": "string"}, "path": {"type": "string"}, "range": {"type": "object"}}}},
+              "replacements": {"type": "array", "items": {"$ref": "#/$defs/replacement"}}
+            }}
+        }
+        """##,
     ]
 
     private static let definitions = ##"""

@@ -1,11 +1,11 @@
 import ArgumentParser
 import Config
+import Foundation
 import GmemAgent
 import GmemCore
 import GmemKVM
 import GmemProtocol
 import GmemSimulator
-import Foundation
 
 struct EventsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -26,14 +26,22 @@ struct EventsCommand: ParsableCommand {
     @Option(help: "Only events with a larger sequence number.") var since: UInt64 = 0
     @OptionGroup var hostOptions: HostOptions
     @OptionGroup var agentOptions: AgentOptions
-    @Option(help: "Output format: human (a line per event) or json (a JSON document per line, each with formatVersion).") var output: OutputFormat = .human
+    @Option(
+        help: "Output format: human (a line per event) or json (a JSON document per line, each with formatVersion).")
+    var output: OutputFormat = .human
 
     func run() throws {
         guard let session = try AgentSession.find(agentOptions, host: hostOptions) else {
-            if follow { throw CLIError.unavailable("following events needs a running agent (none on \(agentOptions.socketPath)); start one with `gmemctl agent`") }
+            if follow {
+                throw CLIError.unavailable(
+                    "following events needs a running agent (none on \(agentOptions.socketPath)); start one with `gmemctl agent`"
+                )
+            }
             let host = try hostOptions.open()
             let live = host.guest(named: name)
-            guard live.exists || !live.blocks.isEmpty else { throw GuestLookup.notFound(name, among: host.guestNames(), host: host.label) }
+            guard live.exists || !live.blocks.isEmpty else {
+                throw GuestLookup.notFound(name, among: host.guestNames(), host: host.label)
+            }
             for event in live.events where event.sequence > since { try emit(event) }
             return
         }
@@ -42,11 +50,13 @@ struct EventsCommand: ParsableCommand {
         request.follow = follow
         let result = try session.call(request, as: EventsResult.self, format: output)
         if let oldest = result.droppedBefore {
-            printNote("events #\(since + 1)-#\(oldest - 1) were dropped: the agent keeps the last \(result.kept.map(String.init) ?? "few") per guest (gmemctl agent --event-history)")
+            printNote(
+                "events #\(since + 1)-#\(oldest - 1) were dropped: the agent keeps the last \(result.kept.map(String.init) ?? "few") per guest (gmemctl agent --event-history)"
+            )
         }
         for event in result.events { try emit(event) }
         guard follow else { return }
-        session.client.setReadTimeout(seconds: 0) // a follower waits as long as it takes
+        session.client.setReadTimeout(seconds: 0)  // a follower waits as long as it takes
         while true {
             switch Result(catching: { () throws(AgentClientError) in try session.client.read(AgentEventLine.self) }) {
             case .success(let line): try emit(line.event)
@@ -59,10 +69,12 @@ struct EventsCommand: ParsableCommand {
     private func emit(_ event: ListenerEvent) throws {
         switch output {
         case .human:
-            print("#\(event.sequence) \(event.kind.rawValue.padding(toLength: 5, withPad: " ", startingAt: 0)) gpa \(hex(event.gpa))-\(hex(event.gpa + event.size - 1)) (\(formatSize(event.size))) listener \(event.listener)")
+            print(
+                "#\(event.sequence) \(event.kind.rawValue.padding(toLength: 5, withPad: " ", startingAt: 0)) gpa \(hex(event.gpa))-\(hex(event.gpa + event.size - 1)) (\(formatSize(event.size))) listener \(event.listener)"
+            )
         case .json:
             print(try JSONOutput.encoded(EventJSON(event, guest: name, standalone: true), pretty: false))
         }
-        fflush(nil) // a follower reads line by line
+        fflush(nil)  // a follower reads line by line
     }
 }

@@ -24,7 +24,8 @@ struct GMemCtl: ParsableCommand {
             """,
         subcommands: [
             Validate.self, CapsCommand.self, ProfilesCommand.self, PlanCommand.self, ApplyCommand.self,
-            DiffCommand.self, GetCommand.self, ConvertCommand.self, DestroyCommand.self, EventsCommand.self, ListenCommand.self,
+            DiffCommand.self, GetCommand.self, ConvertCommand.self, DestroyCommand.self, EventsCommand.self,
+            ListenCommand.self,
             AgentCommand.self,
             ConformanceCommand.self,
             Schema.self,
@@ -87,8 +88,12 @@ extension OutputFormat {
     static func requested(in arguments: [String]) -> OutputFormat {
         for (index, argument) in arguments.enumerated() {
             if argument == "--" { break }
-            if argument.hasPrefix("--output=") { return OutputFormat(rawValue: String(argument.dropFirst(9))) ?? .human }
-            if argument == "--output", index + 1 < arguments.count { return OutputFormat(rawValue: arguments[index + 1]) ?? .human }
+            if argument.hasPrefix("--output=") {
+                return OutputFormat(rawValue: String(argument.dropFirst(9))) ?? .human
+            }
+            if argument == "--output", index + 1 < arguments.count {
+                return OutputFormat(rawValue: arguments[index + 1]) ?? .human
+            }
         }
         return .human
     }

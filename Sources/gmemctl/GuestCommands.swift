@@ -9,7 +9,8 @@ import GmemSimulator
 struct GetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "get",
-        abstract: "Show the live state a host holds: VM, blocks (fds, sizes, resident memory), memslots, layout, listeners.",
+        abstract:
+            "Show the live state a host holds: VM, blocks (fds, sizes, resident memory), memslots, layout, listeners.",
         discussion: """
             Examples:
               gmemctl get --host sim:gmem-attributes2
@@ -41,7 +42,10 @@ struct GetCommand: ParsableCommand {
     private func emit(_ guests: [(live: LiveState, observation: GuestObservation)], host: HostView) throws {
         switch output {
         case .json:
-            try JSONOutput.print(GetJSON(host: host.label, guests: guests.map { GuestJSON(live: LiveJSON($0.live, observation: $0.observation)) }))
+            try JSONOutput.print(
+                GetJSON(
+                    host: host.label,
+                    guests: guests.map { GuestJSON(live: LiveJSON($0.live, observation: $0.observation)) }))
         case .human:
             if guests.isEmpty { print("no guests on \(host.label)") }
             for guest in guests {
@@ -107,10 +111,18 @@ struct ConvertCommand: ParsableCommand {
     @Option(help: "Output format: human or json.") var output: OutputFormat = .human
 
     func run() throws {
-        guard let start = try? parseSize(gpa) else { throw ValidationError("--gpa: \(gpa) is not an address (e.g. 0x100000)") }
-        guard let length = try? parseSize(size), length > 0 else { throw ValidationError("--size: \(size) is not a size (e.g. 2MiB)") }
-        guard let state = MemoryState(rawValue: to) else { throw ValidationError("--to takes private or shared, not \(to)") }
-        guard start.addingReportingOverflow(length).overflow == false else { throw ValidationError("--gpa + --size overflows") }
+        guard let start = try? parseSize(gpa) else {
+            throw ValidationError("--gpa: \(gpa) is not an address (e.g. 0x100000)")
+        }
+        guard let length = try? parseSize(size), length > 0 else {
+            throw ValidationError("--size: \(size) is not a size (e.g. 2MiB)")
+        }
+        guard let state = MemoryState(rawValue: to) else {
+            throw ValidationError("--to takes private or shared, not \(to)")
+        }
+        guard start.addingReportingOverflow(length).overflow == false else {
+            throw ValidationError("--gpa + --size overflows")
+        }
         let range = start..<(start + length)
         let service = try GuestServices.open(hostOptions, agentOptions, format: output)
         guard let live = try service.guests(named: name).first?.live, live.exists else {
@@ -133,26 +145,36 @@ enum ConvertCheck {
         var unit = pageSize
         for block in live.blocks {
             if case .legacy(let backing) = block.backend, backing.source == .hugetlb, let page = backing.pageSize,
-               live.memslots.contains(where: { $0.mapping.block == block.name && $0.mapping.gpa < range.upperBound && range.lowerBound < $0.mapping.gpa + $0.mapping.size }) {
+                live.memslots.contains(where: {
+                    $0.mapping.block == block.name && $0.mapping.gpa < range.upperBound
+                        && range.lowerBound < $0.mapping.gpa + $0.mapping.size
+                })
+            {
                 unit = max(unit, page)
             }
         }
         let unitName = formatSize(unit)
         if range.lowerBound % unit != 0 {
             let below = range.lowerBound - range.lowerBound % unit
-            throw CLIError.rejected("--gpa \(hex(range.lowerBound)) is not aligned to the \(unitName) page size; nothing was sent to the kernel. Use --gpa \(hex(below)) or \(hex(below + unit))")
+            throw CLIError.rejected(
+                "--gpa \(hex(range.lowerBound)) is not aligned to the \(unitName) page size; nothing was sent to the kernel. Use --gpa \(hex(below)) or \(hex(below + unit))"
+            )
         }
         let length = range.upperBound - range.lowerBound
         if length % unit != 0 {
             let below = length - length % unit
             let options = below == 0 ? formatSize(unit) : "\(formatSize(below)) or \(formatSize(below + unit))"
-            throw CLIError.rejected("--size \(formatSize(length)) is not a multiple of the \(unitName) page size; nothing was sent to the kernel. Use --size \(options)")
+            throw CLIError.rejected(
+                "--size \(formatSize(length)) is not a multiple of the \(unitName) page size; nothing was sent to the kernel. Use --size \(options)"
+            )
         }
         let holes = live.addressMap.unmappedParts(ofGPA: range)
         if let hole = holes.first {
             let windows = live.memslots.map(\.mapping).sorted { $0.gpa < $1.gpa }
                 .map { "\(hex($0.gpa))-\(hex($0.gpa + $0.size - 1))" }.joined(separator: ", ")
-            throw CLIError.rejected("\(hex(range.lowerBound))-\(hex(range.upperBound - 1)) is not all guest memory of \(live.name): \(hex(hole.lowerBound))-\(hex(hole.upperBound - 1)) has no memslot; nothing was sent to the kernel. Guest memory: \(windows.isEmpty ? "none" : windows)")
+            throw CLIError.rejected(
+                "\(hex(range.lowerBound))-\(hex(range.upperBound - 1)) is not all guest memory of \(live.name): \(hex(hole.lowerBound))-\(hex(hole.upperBound - 1)) has no memslot; nothing was sent to the kernel. Guest memory: \(windows.isEmpty ? "none" : windows)"
+            )
         }
     }
 }
@@ -174,8 +196,10 @@ enum ConversionOutput {
             print(HumanOutput.plan(plan, host: host, color: Terminal.colorEnabled(for: 1)))
             print(HumanOutput.report(report, flagSet: flagSet))
         case .json:
-            try JSONOutput.print(RunJSON(host: host.label, guest: plan.guest, succeeded: report.succeeded,
-                                         plan: PlanJSON(plan, host: host), report: ReportJSON(report, flagSet: flagSet, guest: plan.guest)))
+            try JSONOutput.print(
+                RunJSON(
+                    host: host.label, guest: plan.guest, succeeded: report.succeeded,
+                    plan: PlanJSON(plan, host: host), report: ReportJSON(report, flagSet: flagSet, guest: plan.guest)))
         }
     }
 }

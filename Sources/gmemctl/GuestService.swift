@@ -21,7 +21,9 @@ protocol GuestService {
 enum GuestServices {
     /// The running agent when there is one for this host (see `AgentSession.find`), else this process.
     static func open(_ host: HostOptions, _ agent: AgentOptions, format: OutputFormat) throws -> GuestService {
-        if let session = try AgentSession.find(agent, host: host) { return AgentGuestService(session: session, format: format) }
+        if let session = try AgentSession.find(agent, host: host) {
+            return AgentGuestService(session: session, format: format)
+        }
         return LocalGuestService(host: try host.open())
     }
 
@@ -30,8 +32,10 @@ enum GuestServices {
     /// doubled the work of every agent call; the outputs are those of loading it first, as before (a
     /// manifest error is reported before an agent or host problem, and an agent's refusal as the local load
     /// reports it: see `AgentGuestService`).
-    static func open(for file: String, _ host: HostOptions, _ agent: AgentOptions,
-                     format: OutputFormat) throws -> (service: GuestService, manifest: Manifest?) {
+    static func open(
+        for file: String, _ host: HostOptions, _ agent: AgentOptions,
+        format: OutputFormat
+    ) throws -> (service: GuestService, manifest: Manifest?) {
         let found: (session: AgentSession?, note: String?)
         do {
             found = try AgentSession.lookup(agent, host: host)
@@ -57,7 +61,9 @@ struct LocalGuestService: GuestService {
 
     func plan(_ manifest: @autoclosure () throws -> Manifest, file: String, prefault: Bool) throws -> Plan {
         let manifest = try manifest()
-        return try workflow(file: file) { provisioner throws(ProvisionError) in try provisioner.plan(manifest, prefault: prefault) }
+        return try workflow(file: file) { provisioner throws(ProvisionError) in
+            try provisioner.plan(manifest, prefault: prefault)
+        }
     }
 
     func diff(_ manifest: @autoclosure () throws -> Manifest, file: String) throws -> StateDiff {
@@ -68,14 +74,17 @@ struct LocalGuestService: GuestService {
     func guests(named name: String?) throws -> [(live: LiveState, observation: GuestObservation)] {
         let found = (name.map { [$0] } ?? host.guestNames()).map { host.guest(named: $0) }
         if let name, !(found.first.map { $0.exists || !$0.blocks.isEmpty } ?? false) {
-            throw GuestLookup.notFound(name, among: host.guestNames(), host: host.label,
-                                       detail: host.outlivesProcess ? "" : "; live KVM objects die with the process that made them")
+            throw GuestLookup.notFound(
+                name, among: host.guestNames(), host: host.label,
+                detail: host.outlivesProcess ? "" : "; live KVM objects die with the process that made them")
         }
         return found.map { ($0, Observer.observe($0, kernel: host.kernel)) }
     }
 
     func convert(guest: String, gpa: Range<UInt64>, to state: MemoryState) throws -> (Plan, ApplyReport) {
-        try workflow(file: nil) { provisioner throws(ProvisionError) in try provisioner.convert(guest: guest, gpa: gpa, to: state) }
+        try workflow(file: nil) { provisioner throws(ProvisionError) in
+            try provisioner.convert(guest: guest, gpa: gpa, to: state)
+        }
     }
 
     func destroy(guest: String) throws -> (Plan, ApplyReport) {

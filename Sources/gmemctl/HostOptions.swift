@@ -5,6 +5,7 @@ import GmemCore
 import GmemKVM
 import GmemProtocol
 import GmemSimulator
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,19 +13,25 @@ import Glibc
 /// Where commands act: `--host auto|kvm|sim:PROFILE`, with the simulator's state file and the opt-in for
 /// unmerged kernel ABIs.
 struct HostOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp(
-        "Host: auto (/dev/kvm when it opens and offers guest_memfd, else the simulator), kvm, or sim:PROFILE (see `gmemctl profiles`).",
-        valueName: "host"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Host: auto (/dev/kvm when it opens and offers guest_memfd, else the simulator), kvm, or sim:PROFILE (see `gmemctl profiles`).",
+            valueName: "host"))
     var host: String = "auto"
 
-    @Option(name: .long, help: ArgumentHelp(
-        "Simulator state file (default: $XDG_STATE_HOME/gmemctl/sim-PROFILE.json); the simulator's guests live there between commands.",
-        valueName: "path"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Simulator state file (default: $XDG_STATE_HOME/gmemctl/sim-PROFILE.json); the simulator's guests live there between commands.",
+            valueName: "path"))
     var state: String?
 
-    @Option(name: .long, help: ArgumentHelp(
-        "Opt in to an unmerged kernel ABI on kvm: gmem-convert-poc or gmem-attributes2 (their capability numbers are unstable, so they are never guessed).",
-        valueName: "abi"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Opt in to an unmerged kernel ABI on kvm: gmem-convert-poc or gmem-attributes2 (their capability numbers are unstable, so they are never guessed).",
+            valueName: "abi"))
     var kvmABI: String?
 
     @Option(name: .long, help: .hidden)
@@ -38,7 +45,8 @@ struct HostOptions: ParsableArguments {
             throw ValidationError("--host takes auto, kvm or sim:PROFILE, not \(host)")
         }
         if host.hasPrefix("sim:"), Profiles.named(String(host.dropFirst(4))) == nil {
-            throw ValidationError("unknown profile \(host.dropFirst(4)); known: \(Profiles.names.joined(separator: ", "))")
+            throw ValidationError(
+                "unknown profile \(host.dropFirst(4)); known: \(Profiles.names.joined(separator: ", "))")
         }
     }
 
@@ -85,8 +93,9 @@ struct HostOptions: ParsableArguments {
             // A state file that is refused (symlinked, corrupt, of another version) makes the host unusable;
             // as a CLIError it reaches the user in the requested format, JSON included.
             do {
-                simulated = try SimulatedHost(profile: profile,
-                                              stateFile: state ?? SimulatedHost.defaultStateFile(profile: profile.name))
+                simulated = try SimulatedHost(
+                    profile: profile,
+                    stateFile: state ?? SimulatedHost.defaultStateFile(profile: profile.name))
             } catch {
                 throw CLIError.unavailable(error.description)
             }
@@ -105,7 +114,8 @@ enum SimFaultSpec {
     static func parse(_ text: String) throws -> SimulatedFault {
         let parts = text.split(separator: ":").map(String.init)
         guard parts.count == 3, let occurrence = Int(parts[1]), let errno = Errno(parsing: parts[2]),
-              let call = SimulatedCall(rawValue: parts[0]) else {
+            let call = SimulatedCall(rawValue: parts[0])
+        else {
             throw ValidationError("--sim-fault takes CALL:N:ERRNO, e.g. KVM_SET_MEMORY_ATTRIBUTES:2:12")
         }
         return SimulatedFault(call: call, occurrence: occurrence, errno: errno)

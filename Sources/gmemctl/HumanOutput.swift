@@ -63,8 +63,11 @@ enum HumanOutput {
     static func replacements(_ replacements: [BlockReplacement], style: Style) -> [String] {
         guard !replacements.isEmpty else { return [] }
         let destroying = replacements.filter(\.destroysData).count
-        var lines = ["Replacements (\(plural(replacements.count, "block")) torn down and built again; " +
-                     (destroying == 0 ? "no data lost" : "\(style.red("contents lost")) in \(plural(destroying, "block"))") + "):"]
+        var lines = [
+            "Replacements (\(plural(replacements.count, "block")) torn down and built again; "
+                + (destroying == 0 ? "no data lost" : "\(style.red("contents lost")) in \(plural(destroying, "block"))")
+                + "):"
+        ]
         for replacement in replacements {
             let marker = replacement.reason == .removed ? style.red("-  ") : style.red("-") + "/" + style.green("+")
             let verb: String
@@ -74,10 +77,14 @@ enum HumanOutput {
             case .removed: verb = "removed (not in the manifest)"
             }
             lines.append("  \(marker) block \(replacement.block): \(verb)")
-            for change in replacement.changes where !(replacement.reason == .removed && change == "not in the manifest") {
+            for change in replacement.changes where !(replacement.reason == .removed && change == "not in the manifest")
+            {
                 lines.append("        \(change)")
             }
-            lines.append("        " + (replacement.destroysData ? style.red("destroys data: \(replacement.lost)") : "loses: \(replacement.lost)"))
+            lines.append(
+                "        "
+                    + (replacement.destroysData
+                        ? style.red("destroys data: \(replacement.lost)") : "loses: \(replacement.lost)"))
         }
         return lines
     }
@@ -158,17 +165,23 @@ enum HumanOutput {
         let total = report.completed.count + report.notRun.count + (report.failure == nil ? 0 : 1)
         if let failure = report.failure {
             lines.append("error: step \(report.completed.count + 1) of \(total) failed: \(failure)")
-            lines.append("done: \(plural(report.completed.count, "step")); not run: \(plural(report.notRun.count, "step"))")
+            lines.append(
+                "done: \(plural(report.completed.count, "step")); not run: \(plural(report.notRun.count, "step"))")
             for operation in report.notRun.prefix(10) {
                 lines.append("  not run: \(operation.call) \(operation.arguments(flagSet: flagSet))")
             }
             if report.notRun.count > 10 { lines.append("  ... and \(report.notRun.count - 10) more") }
             for event in report.compensations {
-                lines.append("  listener \(event.listener) told map \(hex(event.gpa))+\(hex(event.size)) again (the conversion did not happen)")
+                lines.append(
+                    "  listener \(event.listener) told map \(hex(event.gpa))+\(hex(event.size)) again (the conversion did not happen)"
+                )
             }
             lines.append("The host's state was recorded as it is; `gmemctl diff` shows what remains to do.")
         } else {
-            lines.append("Applied \(plural(report.completed.count, "step"))" + (report.retries > 0 ? " (\(plural(report.retries, "EAGAIN retry", "EAGAIN retries")))" : "") + ".")
+            lines.append(
+                "Applied \(plural(report.completed.count, "step"))"
+                    + (report.retries > 0 ? " (\(plural(report.retries, "EAGAIN retry", "EAGAIN retries")))" : "") + "."
+            )
         }
         return lines.joined(separator: "\n")
     }
@@ -210,23 +223,37 @@ enum HumanOutput {
         lines.append("  vm: \(state.vmType?.rawValue ?? "?") fd \(state.vmFD.map(String.init) ?? "-")")
         for block in state.blocks {
             let observed = observation?.blocks.first { $0.name == block.name }
-            var text = "  block \(block.name): \(block.backend.name), \(formatSize(block.size)), gmem fd \(block.guestMemfd.map(String.init) ?? "-") flags \(KVMConstants.describeGuestMemfdFlags(block.guestMemfdFlags, in: host.flagSet))"
+            var text =
+                "  block \(block.name): \(block.backend.name), \(formatSize(block.size)), gmem fd \(block.guestMemfd.map(String.init) ?? "-") flags \(KVMConstants.describeGuestMemfdFlags(block.guestMemfdFlags, in: host.flagSet))"
             if let fd = block.sharedFD { text += ", shared fd \(fd)" }
             if let address = block.hostAddress { text += ", host \(hex(address))" }
             if let observed, let source = observed.residentSource {
-                text += source == .unavailable ? ", host-resident unknown (\(source.explanation))"
+                text +=
+                    source == .unavailable
+                    ? ", host-resident unknown (\(source.explanation))"
                     : ", host-resident \(formatSize(observed.residentBytes)) (\(source.explanation))"
             }
             lines.append(text)
-            let privateBytes = block.layout.runs.filter { $0.value == .private }.reduce(UInt64(0)) { $0 + $1.range.byteCount }
-            let sharedBytes = block.layout.runs.filter { $0.value == .shared }.reduce(UInt64(0)) { $0 + $1.range.byteCount }
-            lines.append("    layout: \(plural(block.layout.runCount, "run")), private \(formatSize(privateBytes)), shared \(formatSize(sharedBytes))")
+            let privateBytes = block.layout.runs.filter { $0.value == .private }.reduce(UInt64(0)) {
+                $0 + $1.range.byteCount
+            }
+            let sharedBytes = block.layout.runs.filter { $0.value == .shared }.reduce(UInt64(0)) {
+                $0 + $1.range.byteCount
+            }
+            lines.append(
+                "    layout: \(plural(block.layout.runCount, "run")), private \(formatSize(privateBytes)), shared \(formatSize(sharedBytes))"
+            )
         }
         for memslot in state.memslots.sorted(by: { $0.slot < $1.slot }) {
             let mapping = memslot.mapping
-            lines.append("  memslot \(memslot.slot): gpa \(hex(mapping.gpa))-\(hex(mapping.gpa + mapping.size - 1)) -> \(mapping.block)+\(hex(mapping.offset)) userspace \(hex(memslot.userspaceAddress))")
+            lines.append(
+                "  memslot \(memslot.slot): gpa \(hex(mapping.gpa))-\(hex(mapping.gpa + mapping.size - 1)) -> \(mapping.block)+\(hex(mapping.offset)) userspace \(hex(memslot.userspaceAddress))"
+            )
         }
-        if !state.listeners.isEmpty { lines.append("  listeners: \(state.listeners.joined(separator: ", ")) (\(plural(state.events.count, "event")))") }
+        if !state.listeners.isEmpty {
+            lines.append(
+                "  listeners: \(state.listeners.joined(separator: ", ")) (\(plural(state.events.count, "event")))")
+        }
         if let failure = state.lastFailure { lines.append("  last operation did not finish: \(failure)") }
         return lines.joined(separator: "\n")
     }
@@ -243,7 +270,9 @@ extension HumanOutput {
         let passed = report.checks.filter(\.passed).count
         var lines = ["Verification: \(passed) of \(plural(report.checks.count, "check")) passed"]
         for check in report.checks {
-            lines.append("  \(check.passed ? "ok  " : "FAIL") \(check.kind.rawValue) \(check.block) gpa \(hex(check.gpa)): expected \(check.expected), observed \(check.observed)")
+            lines.append(
+                "  \(check.passed ? "ok  " : "FAIL") \(check.kind.rawValue) \(check.block) gpa \(hex(check.gpa)): expected \(check.expected), observed \(check.observed)"
+            )
         }
         for skipped in report.skipped { lines.append("  skipped: \(skipped)") }
         return lines.joined(separator: "\n")

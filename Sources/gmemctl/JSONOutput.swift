@@ -1,10 +1,10 @@
 import Config
+import Foundation
 import GmemAgent
 import GmemCore
 import GmemKVM
 import GmemProtocol
 import GmemSimulator
-import Foundation
 
 /// JSON for machines, one contract for every command: each document carries `formatVersion`, field names
 /// are lowerCamelCase, enums are their string values, and documents about changes carry `changes` (CI
@@ -14,7 +14,8 @@ enum JSONOutput {
 
     static func encoded<T: Encodable>(_ value: T, pretty: Bool = true) throws -> String {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
+        encoder.outputFormatting =
+            pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
         return String(decoding: try encoder.encode(value), as: UTF8.self)
     }
 
@@ -40,19 +41,28 @@ struct OperationJSON: Encodable {
         arguments = operation.arguments(flagSet: flagSet)
         switch operation {
         case .createVM: op = "createVM"
-        case .createGuestMemfd(let block, let size, _, _): (op, self.block, self.size) = ("createGuestMemfd", block, size)
-        case .createSharedBacking(let block, _, let size): (op, self.block, self.size) = ("createSharedBacking", block, size)
+        case .createGuestMemfd(let block, let size, _, _):
+            (op, self.block, self.size) = ("createGuestMemfd", block, size)
+        case .createSharedBacking(let block, _, let size):
+            (op, self.block, self.size) = ("createSharedBacking", block, size)
         case .mapHostMemory(let block, _, let size): (op, self.block, self.size) = ("mapHostMemory", block, size)
         case .bindMemslot(let slot, let mapping, _):
-            (op, self.slot, block, gpa, offset, size) = ("bindMemslot", slot, mapping.block, mapping.gpa, mapping.offset, mapping.size)
+            (op, self.slot, block, gpa, offset, size) = (
+                "bindMemslot", slot, mapping.block, mapping.gpa, mapping.offset, mapping.size
+            )
         case .deleteMemslot(let slot, let mapping):
-            (op, self.slot, block, gpa, offset, size) = ("deleteMemslot", slot, mapping.block, mapping.gpa, mapping.offset, mapping.size)
+            (op, self.slot, block, gpa, offset, size) = (
+                "deleteMemslot", slot, mapping.block, mapping.gpa, mapping.offset, mapping.size
+            )
         case .setVMAttributes(let gpa, let size, _): (op, self.gpa, self.size) = ("setVMAttributes", gpa, size)
         case .convertGuestMemfd(let block, let offset, let size, _, _):
             (op, self.block, self.offset, self.size) = ("convertGuestMemfd", block, offset, size)
-        case .discard(let block, _, let offset, let size, _): (op, self.block, self.offset, self.size) = ("discard", block, offset, size)
-        case .populate(let block, _, let offset, let size): (op, self.block, self.offset, self.size) = ("populate", block, offset, size)
-        case .notify(let listener, _, let gpa, let size): (op, self.listener, self.gpa, self.size) = ("notify", listener, gpa, size)
+        case .discard(let block, _, let offset, let size, _):
+            (op, self.block, self.offset, self.size) = ("discard", block, offset, size)
+        case .populate(let block, _, let offset, let size):
+            (op, self.block, self.offset, self.size) = ("populate", block, offset, size)
+        case .notify(let listener, _, let gpa, let size):
+            (op, self.listener, self.gpa, self.size) = ("notify", listener, gpa, size)
         case .destroyBlock(let block): (op, self.block) = ("destroyBlock", block)
         case .destroyVM: op = "destroyVM"
         }
@@ -229,15 +239,23 @@ struct LiveJSON: Encodable {
         vmType = state.vmType?.rawValue
         vmFD = state.vmFD
         blocks = state.blocks.map { block in
-            Block(name: block.name, size: block.size, backend: Backend(block.backend), guestMemfdFlags: block.guestMemfdFlags,
-                  guestMemfd: block.guestMemfd, guestMemfdAddress: block.guestMemfdAddress, sharedFD: block.sharedFD,
-                  sharedAddress: block.sharedAddress,
-                  residentBytes: observation?.blocks.first { $0.name == block.name }?.residentBytes,
-                  layout: block.layout.runs.map { Run(offset: $0.range.lowerBound, size: $0.range.upperBound - $0.range.lowerBound, state: $0.value.rawValue) })
+            Block(
+                name: block.name, size: block.size, backend: Backend(block.backend),
+                guestMemfdFlags: block.guestMemfdFlags,
+                guestMemfd: block.guestMemfd, guestMemfdAddress: block.guestMemfdAddress, sharedFD: block.sharedFD,
+                sharedAddress: block.sharedAddress,
+                residentBytes: observation?.blocks.first { $0.name == block.name }?.residentBytes,
+                layout: block.layout.runs.map {
+                    Run(
+                        offset: $0.range.lowerBound, size: $0.range.upperBound - $0.range.lowerBound,
+                        state: $0.value.rawValue)
+                })
         }
         memslots = state.memslots.sorted { $0.slot < $1.slot }.map {
-            Memslot(slot: $0.slot, block: $0.mapping.block, offset: $0.mapping.offset, size: $0.mapping.size, gpa: $0.mapping.gpa,
-                    flags: $0.flags, userspaceAddress: $0.userspaceAddress)
+            Memslot(
+                slot: $0.slot, block: $0.mapping.block, offset: $0.mapping.offset, size: $0.mapping.size,
+                gpa: $0.mapping.gpa,
+                flags: $0.flags, userspaceAddress: $0.userspaceAddress)
         }
         listeners = state.listeners
         eventCount = state.events.count
@@ -262,7 +280,9 @@ struct VerificationJSON: Encodable {
     init(_ report: VerificationReport) {
         passed = report.passed
         checks = report.checks.map {
-            Check(kind: $0.kind.rawValue, block: $0.block, gpa: $0.gpa, expected: "\($0.expected)", observed: "\($0.observed)", passed: $0.passed)
+            Check(
+                kind: $0.kind.rawValue, block: $0.block, gpa: $0.gpa, expected: "\($0.expected)",
+                observed: "\($0.observed)", passed: $0.passed)
         }
         skipped = report.skipped
     }

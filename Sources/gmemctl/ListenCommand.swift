@@ -132,7 +132,7 @@ struct ListenCommand: ParsableCommand {
     }
 
     private func serve(session: AgentSession, policy: ListenPolicy, stop: ListenStop) throws {
-        session.client.setReadTimeout(seconds: 0) // a listener waits for events as long as it takes
+        session.client.setReadTimeout(seconds: 0)  // a listener waits for events as long as it takes
         var answered = 0
         while count.map({ answered < $0 }) ?? true {
             let line: AgentEventLine

@@ -13,8 +13,9 @@ enum ManifestInput {
         let result = ManifestLoader.load(file: file)
         guard result.isValid, let manifest = result.manifest else {
             let errors = result.diagnostics.errorCount
-            throw CLIError.invalidManifest(file: file, message: "\(file) is not a valid manifest (\(HumanOutput.plural(max(errors, 1), "error")))",
-                                           diagnostics: result.diagnostics)
+            throw CLIError.invalidManifest(
+                file: file, message: "\(file) is not a valid manifest (\(HumanOutput.plural(max(errors, 1), "error")))",
+                diagnostics: result.diagnostics)
         }
         return manifest
     }

@@ -27,13 +27,17 @@ struct PlanCommand: ParsableCommand {
     @OptionGroup var hostOptions: HostOptions
     @OptionGroup var agentOptions: AgentOptions
     @Option(help: "Output format: human or json.") var output: OutputFormat = .human
-    @Flag(help: "Include the populate steps of `apply --prefault` (fallocate on guest_memfd, MADV_POPULATE_WRITE on shared backings).")
+    @Flag(
+        help:
+            "Include the populate steps of `apply --prefault` (fallocate on guest_memfd, MADV_POPULATE_WRITE on shared backings)."
+    )
     var prefault = false
 
     func run() throws {
         let (service, manifest) = try GuestServices.open(for: file, hostOptions, agentOptions, format: output)
-        try emit(try service.plan(try manifest ?? ManifestInput.load(file, format: output), file: file, prefault: prefault),
-                 host: service.hostView)
+        try emit(
+            try service.plan(try manifest ?? ManifestInput.load(file, format: output), file: file, prefault: prefault),
+            host: service.hostView)
     }
 
     private func emit(_ plan: Plan, host: HostView) throws {

@@ -19,14 +19,18 @@ struct Schema: ParsableCommand {
             """
     )
 
-    @Option(help: ArgumentHelp("The output document whose schema to print: \(DocumentSchemas.names.joined(separator: ", ")).",
-                               valueName: "name"))
+    @Option(
+        help: ArgumentHelp(
+            "The output document whose schema to print: \(DocumentSchemas.names.joined(separator: ", ")).",
+            valueName: "name"))
     var document: String?
 
     func validate() throws {
         if let document, DocumentSchemas.schema(named: document) == nil {
-            let hint = Suggestion.closest(to: document, among: DocumentSchemas.names).map { "; did you mean \($0)?" } ?? ""
-            throw ValidationError("--document takes \(DocumentSchemas.names.joined(separator: ", ")), not \(document)\(hint)")
+            let hint =
+                Suggestion.closest(to: document, among: DocumentSchemas.names).map { "; did you mean \($0)?" } ?? ""
+            throw ValidationError(
+                "--document takes \(DocumentSchemas.names.joined(separator: ", ")), not \(document)\(hint)")
         }
     }
 
@@ -34,7 +38,8 @@ struct Schema: ParsableCommand {
         if let document, let text = DocumentSchemas.schema(named: document) {
             // Re-encoded so the output is checked JSON, formatted like every other document.
             let object = try JSONSerialization.jsonObject(with: Data(text.utf8))
-            let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+            let data = try JSONSerialization.data(
+                withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
             print(String(decoding: data, as: UTF8.self))
             return
         }

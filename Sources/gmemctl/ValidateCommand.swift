@@ -32,19 +32,28 @@ struct Validate: ParsableCommand {
         case human, json, sarif
     }
 
-    @Option(help: "Output format: human (compiler style), json (the shape of `terraform validate -json`) or sarif (SARIF 2.1.0, one result per diagnostic, for code-scanning services).")
+    @Option(
+        help:
+            "Output format: human (compiler style), json (the shape of `terraform validate -json`) or sarif (SARIF 2.1.0, one result per diagnostic, for code-scanning services)."
+    )
     var output: Format = .human
 
-    @Option(name: .long, help: ArgumentHelp(
-        "Also check against a kernel: a profile name (see `gmemctl profiles`) or `host` for this machine's /dev/kvm. Repeatable.",
-        valueName: "profile"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Also check against a kernel: a profile name (see `gmemctl profiles`) or `host` for this machine's /dev/kvm. Repeatable.",
+            valueName: "profile"))
     var target: [String] = []
 
     func validate() throws {
         for name in target where name != "host" && Profiles.named(name) == nil {
-            throw ValidationError("unknown target \(name); known profiles: \(Profiles.names.joined(separator: ", ")), or host")
+            throw ValidationError(
+                "unknown target \(name); known profiles: \(Profiles.names.joined(separator: ", ")), or host")
         }
-        if files.isEmpty { throw ValidationError("give at least one manifest file, e.g. `gmemctl validate examples/shared-in-place.yaml`") }
+        if files.isEmpty {
+            throw ValidationError(
+                "give at least one manifest file, e.g. `gmemctl validate examples/shared-in-place.yaml`")
+        }
     }
 
     func run() throws {

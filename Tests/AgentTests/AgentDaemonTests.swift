@@ -3,6 +3,7 @@ import GmemCore
 import GmemProtocol
 import ProcessSupport
 import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -44,8 +45,10 @@ struct AgentDaemonTests {
         }
     }
 
-    static func start(_ launch: Launch, in world: AgentHarness, socket: String, extra: [String] = [],
-                      environment: [String: String] = [:]) throws -> Launched {
+    static func start(
+        _ launch: Launch, in world: AgentHarness, socket: String, extra: [String] = [],
+        environment: [String: String] = [:]
+    ) throws -> Launched {
         let binary = try AgentHarness.binary()
         let agentArguments = ["agent", "--socket", socket] + host + extra
         let process = Process()
@@ -67,14 +70,16 @@ struct AgentDaemonTests {
             // itself leaves the test's later children unreaped (seen with Foundation's Process here).
             process.executableURL = URL(fileURLWithPath: "/bin/bash")
             let passed = environment.keys.sorted().flatMap { ["-E", $0] }
-            let quoted = ([socketActivateTool, "-l", socket] + passed + [binary] + agentArguments).map { "'\($0)'" }.joined(separator: " ")
+            let quoted = ([socketActivateTool, "-l", socket] + passed + [binary] + agentArguments).map { "'\($0)'" }
+                .joined(separator: " ")
             process.arguments = ["-c", "\(quoted) 2>'\(log).agent' & pid=$!; wait $pid; echo \"exit=$?\""]
         }
         try world.launch(process, log: log, environment: environment)
         // Socket activation: the first connection makes the tool exec the agent in its own process.
         let live = Wait.until(20) { AgentProbe.state(of: socket) == .live || !process.isRunning }
         guard live, process.isRunning else {
-            throw AgentHarness.Failure(description: "agent (\(launch)) did not start: " + Self.read(log) + Self.read(log + ".agent"))
+            throw AgentHarness.Failure(
+                description: "agent (\(launch)) did not start: " + Self.read(log) + Self.read(log + ".agent"))
         }
         let hello = try world.client(socket).call(AgentRequest(op: .hello), as: HelloResult.self)
         return Launched(wrapper: process, pid: hello.pid, log: log, launch: launch)
@@ -89,9 +94,12 @@ struct AgentDaemonTests {
         try expectCleanStop(launch, signal: number)
     }
 
-    @Test("a signal stops a socket-activated agent cleanly", .enabled(if: FileManager.default.isExecutableFile(atPath: socketActivateTool),
-                                                                  "needs systemd-socket-activate (Debian package systemd)"),
-          arguments: signals)
+    @Test(
+        "a signal stops a socket-activated agent cleanly",
+        .enabled(
+            if: FileManager.default.isExecutableFile(atPath: socketActivateTool),
+            "needs systemd-socket-activate (Debian package systemd)"),
+        arguments: signals)
     func signalStopsASocketActivatedAgent(signal number: Int32) throws {
         try expectCleanStop(.socketActivated, signal: number)
     }
@@ -124,7 +132,8 @@ struct AgentDaemonTests {
         let world = try AgentHarness()
         let socket = "\(world.directory)/run/grace.sock"
         // The listener's own timeout is far longer than the grace: only the stop can end the wait.
-        let agent = try Self.start(.child, in: world, socket: socket, extra: ["--listener-timeout", "120", "--shutdown-grace", "1.5"])
+        let agent = try Self.start(
+            .child, in: world, socket: socket, extra: ["--listener-timeout", "120", "--shutdown-grace", "1.5"])
         let manifest = try world.manifest("listened", listenedManifest())
         #expect(try world.run(["apply", manifest, "--agent", socket] + Self.host).exitCode == 0)
         let listener = try world.client(socket)
@@ -136,7 +145,8 @@ struct AgentDaemonTests {
         // A conversion to private asks the listener to unmap first, and the listener never answers.
         let convert = Process()
         convert.executableURL = URL(fileURLWithPath: try AgentHarness.binary())
-        convert.arguments = ["convert", "listened", "--gpa", "0x0", "--size", "2MiB", "--to", "private", "--agent", socket] + Self.host
+        convert.arguments =
+            ["convert", "listened", "--gpa", "0x0", "--size", "2MiB", "--to", "private", "--agent", socket] + Self.host
         convert.environment = world.environment
         convert.standardOutput = FileHandle.nullDevice
         convert.standardError = FileHandle.nullDevice
@@ -159,13 +169,16 @@ struct AgentDaemonTests {
         #expect(AgentProbe.state(of: socket) == .absent)
     }
 
-    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: socketActivateTool),
-                   "needs systemd-socket-activate (Debian package systemd)"))
+    @Test(
+        .enabled(
+            if: FileManager.default.isExecutableFile(atPath: socketActivateTool),
+            "needs systemd-socket-activate (Debian package systemd)"))
     func socketActivationAndReadinessNotifications() throws {
         let world = try AgentHarness()
         let notify = try NotifySocket(path: "\(world.directory)/run/notify.sock")
         let socket = "\(world.directory)/run/activated.sock"
-        let agent = try Self.start(.socketActivated, in: world, socket: socket, environment: ["NOTIFY_SOCKET": notify.path])
+        let agent = try Self.start(
+            .socketActivated, in: world, socket: socket, environment: ["NOTIFY_SOCKET": notify.path])
         let ready = try notify.next(within: 10)
         #expect(ready.contains("READY=1"), "\(ready)")
         #expect(ready.contains("STATUS=serving"), "\(ready)")
@@ -193,7 +206,9 @@ final class NotifySocket {
         address.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8) + [0]) }
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         guard fd >= 0, bound == 0 else { throw AgentHarness.Failure(description: "cannot bind \(path)") }
     }

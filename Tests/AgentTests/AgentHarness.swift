@@ -1,10 +1,11 @@
+import Foundation
 import GmemAgent
 import GmemCore
 import GmemKVM
 import GmemProtocol
-import Foundation
 import ProcessSupport
 import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -27,10 +28,14 @@ final class AgentHarness: @unchecked Sendable {
     var socket: String { AgentPaths.defaultSocket(environment: environment) }
 
     init() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("gmemctl-agent-\(UUID().uuidString.prefix(8))").path
+        directory =
+            FileManager.default.temporaryDirectory.appendingPathComponent(
+                "gmemctl-agent-\(UUID().uuidString.prefix(8))"
+            ).path
         for sub in ["state", "run", "manifests"] {
-            try FileManager.default.createDirectory(atPath: "\(directory)/\(sub)", withIntermediateDirectories: true,
-                                                    attributes: [.posixPermissions: 0o700])
+            try FileManager.default.createDirectory(
+                atPath: "\(directory)/\(sub)", withIntermediateDirectories: true,
+                attributes: [.posixPermissions: 0o700])
         }
         var environment = ProcessInfo.processInfo.environment
         environment["XDG_STATE_HOME"] = "\(directory)/state"
@@ -47,7 +52,8 @@ final class AgentHarness: @unchecked Sendable {
         }
         // Agents started on demand by the CLI are not our children: find them through their hello.
         if AgentProbe.state(of: socket) == .live, let client = try? AgentClient(socketPath: socket),
-           let hello = try? client.call(AgentRequest(op: .hello), as: HelloResult.self) {
+            let hello = try? client.call(AgentRequest(op: .hello), as: HelloResult.self)
+        {
             kill(hello.pid, SIGKILL)
         }
         try? FileManager.default.removeItem(atPath: directory)
@@ -96,8 +102,9 @@ final class AgentHarness: @unchecked Sendable {
     }
 
     func runBinary(_ executable: String, _ arguments: [String], timeout: Double = 60) throws -> Output {
-        try ProcessRunner.run(URL(fileURLWithPath: executable), arguments, environment: environment,
-                              directory: Self.repositoryRoot, timeout: timeout)
+        try ProcessRunner.run(
+            URL(fileURLWithPath: executable), arguments, environment: environment,
+            directory: Self.repositoryRoot, timeout: timeout)
     }
 
     /// Writes a manifest into this world and returns its path.
@@ -132,11 +139,14 @@ func listenedManifest(name: String = "listened") -> String {
 }
 
 /// A one-block in-place guest mapped at GPA 0.
-func guestManifest(name: String, vmType: String = "sw-protected", size: String = "64MiB", defaultState: String = "shared",
-                   shared: [String] = [], listeners: [String] = []) -> String {
-    manifestYAML(name: name, vm: vmType, blocks: ["{ name: ram, size: \(size), backend: { type: in-place } }"],
-                 mappings: ["{ block: ram, offset: 0, size: \(size), gpa: 0x0 }"], defaultState: defaultState,
-                 shared: shared, listeners: listeners)
+func guestManifest(
+    name: String, vmType: String = "sw-protected", size: String = "64MiB", defaultState: String = "shared",
+    shared: [String] = [], listeners: [String] = []
+) -> String {
+    manifestYAML(
+        name: name, vm: vmType, blocks: ["{ name: ram, size: \(size), backend: { type: in-place } }"],
+        mappings: ["{ block: ram, offset: 0, size: \(size), gpa: 0x0 }"], defaultState: defaultState,
+        shared: shared, listeners: listeners)
 }
 
 extension ProcessRunner.Output {

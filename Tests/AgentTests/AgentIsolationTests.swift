@@ -3,6 +3,7 @@ import GmemCore
 import GmemProtocol
 import ProcessSupport
 import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -27,7 +28,8 @@ struct AgentIsolationTests {
     static func rssMiB(_ pid: Int32) throws -> Double {
         let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
         guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-              let kib = Double(line.split(separator: " ").dropFirst().first ?? "") else {
+            let kib = Double(line.split(separator: " ").dropFirst().first ?? "")
+        else {
             throw AgentHarness.Failure(description: "no VmRSS in /proc/\(pid)/status")
         }
         return kib / 1024
@@ -51,10 +53,12 @@ struct AgentIsolationTests {
         var plan = AgentRequest(op: .plan, id: .number(7))
         (plan.manifest, plan.file) = (text, "large.yaml")
         let other = try world.client()
-        _ = try other.call(AgentRequest(op: .hello), as: HelloResult.self) // connected and served once
+        _ = try other.call(AgentRequest(op: .hello), as: HelloResult.self)  // connected and served once
 
         try planner.send(AgentLine.encode(plan))
-        let latencies = try (0..<20).map { _ in try Self.milliseconds { _ = try other.call(AgentRequest(op: .hello), as: HelloResult.self) } }
+        let latencies = try (0..<20).map { _ in
+            try Self.milliseconds { _ = try other.call(AgentRequest(op: .hello), as: HelloResult.self) }
+        }
         let answer = try planner.read(AgentResponse<PlanResult>.self)
         #expect(answer.ok == (bytes < 1_000_000), "\(String(describing: answer.error))")
         let sorted = latencies.sorted()
@@ -90,9 +94,13 @@ struct AgentIsolationTests {
         #expect(stalled, "the hog's writes never stalled (\(written.value) written)")
 
         let other = try world.client()
-        let latency = try Self.milliseconds { _ = try other.call(AgentRequest.guestGet("listened"), as: GetResult.self) }
+        let latency = try Self.milliseconds {
+            _ = try other.call(AgentRequest.guestGet("listened"), as: GetResult.self)
+        }
         let rss = try Self.rssMiB(agent.processIdentifier)
-        print("pipelining hog: \(written.value) requests written before the agent stopped reading; agent RSS \(before) -> \(rss) MiB; another client's get \(latency) ms")
+        print(
+            "pipelining hog: \(written.value) requests written before the agent stopped reading; agent RSS \(before) -> \(rss) MiB; another client's get \(latency) ms"
+        )
         #expect(written.value < 20_000)
         #expect(latency < 1000, "another client's get took \(latency) ms")
         #expect(rss < 200, "agent RSS \(rss) MiB")
@@ -115,7 +123,8 @@ struct AgentIsolationTests {
         // No --host: the new agent serves what the dead one served, state file included, and says why.
         let again = try world.run(["apply", manifest, "--agent", socket])
         #expect(again.exitCode == 0, "\(again.all)")
-        #expect(again.stderr.contains("chosen by the host of the agent that served this socket before"), "\(again.stderr)")
+        #expect(
+            again.stderr.contains("chosen by the host of the agent that served this socket before"), "\(again.stderr)")
         let replaced = try world.client(socket).call(AgentRequest(op: .hello), as: HelloResult.self)
         #expect(replaced.host == "sim:gmem-attributes2")
         #expect(replaced.stateFile == state)
@@ -124,7 +133,8 @@ struct AgentIsolationTests {
 
         // A socket nobody served before, with nothing to say which host: no guess that turns it into kvm.
         let fresh = try world.run(["apply", manifest, "--agent", "\(world.directory)/run/fresh.sock"])
-        let justified = fresh.exitCode == 1 && fresh.stderr.contains("give --host kvm or --host sim:PROFILE")
+        let justified =
+            fresh.exitCode == 1 && fresh.stderr.contains("give --host kvm or --host sim:PROFILE")
             || fresh.exitCode == 0 && fresh.stderr.contains("chosen by --host auto (/dev/kvm offers guest_memfd)")
         #expect(justified, "\(fresh.all)")
         if fresh.exitCode == 0 { _ = try world.stopAgent(socket: "\(world.directory)/run/fresh.sock") }

@@ -1,9 +1,9 @@
+import Foundation
 import GmemAgent
 import GmemCore
 import GmemKVM
 import GmemProtocol
 import ProcessSupport
-import Foundation
 import Testing
 
 /// Listeners on the agent: the order of map/unmap around conversions, and a rejected unmap stopping one.
@@ -14,7 +14,9 @@ import Testing
         private let lock = NSLock()
         private var seen: [ListenerEvent] = []
 
-        init(world: AgentHarness, guest: String, name: String, decide: @escaping @Sendable (ListenerEvent) -> String?) throws {
+        init(
+            world: AgentHarness, guest: String, name: String, decide: @escaping @Sendable (ListenerEvent) -> String?
+        ) throws {
             client = try world.client()
             var request = AgentRequest(op: .listen)
             request.name = guest
@@ -25,7 +27,9 @@ import Testing
                 while let line = try? client.read(AgentEventLine.self) {
                     lock.withLock { seen.append(line.event) }
                     let reason = decide(line.event)
-                    try? client.send(AgentLine.encode(ListenerAnswer(sequence: line.event.sequence, accept: reason == nil, reason: reason)))
+                    try? client.send(
+                        AgentLine.encode(
+                            ListenerAnswer(sequence: line.event.sequence, accept: reason == nil, reason: reason)))
                 }
             }.start()
         }
@@ -57,13 +61,16 @@ import Testing
         #expect(followed.following && followed.events.isEmpty)
 
         // To private: unmap BEFORE the kernel converts.
-        let toPrivate = try world.run(["convert", "listened", "--gpa", "0x200000", "--size", "2MiB", "--to", "private", "--output", "json"] + host)
+        let toPrivate = try world.run(
+            ["convert", "listened", "--gpa", "0x200000", "--size", "2MiB", "--to", "private", "--output", "json"] + host
+        )
         #expect(toPrivate.exitCode == 0, "\(toPrivate.all)")
         let privateCalls = operationCalls(toPrivate.stdout)
         #expect(privateCalls == ["notify unmap", "KVM_SET_MEMORY_ATTRIBUTES2"], "\(privateCalls)")
 
         // To shared: map AFTER the kernel converts.
-        let toShared = try world.run(["convert", "listened", "--gpa", "0x200000", "--size", "2MiB", "--to", "shared", "--output", "json"] + host)
+        let toShared = try world.run(
+            ["convert", "listened", "--gpa", "0x200000", "--size", "2MiB", "--to", "shared", "--output", "json"] + host)
         #expect(toShared.exitCode == 0, "\(toShared.all)")
         #expect(operationCalls(toShared.stdout) == ["KVM_SET_MEMORY_ATTRIBUTES2", "notify map"])
 
@@ -75,7 +82,9 @@ import Testing
         #expect(listener.events.map(\.sequence) == recorded.map(\.sequence))
         let streamed = try (0..<2).map { _ in try follower.read(AgentEventLine.self) }
         #expect(streamed.map(\.event) == Array(recorded))
-        #expect(streamed.allSatisfy { $0.id == .number(1) && $0.guest == "listened" }, "the lines carry the events request's id")
+        #expect(
+            streamed.allSatisfy { $0.id == .number(1) && $0.guest == "listened" },
+            "the lines carry the events request's id")
 
         // `gmemctl events` prints the same stream, one line per event.
         let printed = try world.run(["events", "listened", "--since", "\((recorded.first?.sequence ?? 1) - 1)"] + host)
@@ -84,7 +93,9 @@ import Testing
         #expect(lines.first?.contains("unmap gpa 0x200000-0x3fffff") == true, "\(printed.stdout)")
         #expect(lines.last?.contains("map") == true && lines.last?.contains("unmap") == false)
         let json = try world.run(["events", "listened", "--output", "json"] + host)
-        #expect(json.stdout.split(separator: "\n").allSatisfy { $0.hasPrefix("{\"formatVersion\":\"1.0\",\"gpa\"") }, "\(json.stdout)")
+        #expect(
+            json.stdout.split(separator: "\n").allSatisfy { $0.hasPrefix("{\"formatVersion\":\"1.0\",\"gpa\"") },
+            "\(json.stdout)")
     }
 
     @Test func rejectedUnmapStopsTheConversion() throws {
@@ -98,7 +109,8 @@ import Testing
         }
         defer { listener.close() }
 
-        let refused = try world.run(["convert", "listened", "--gpa", "0x400000", "--size", "2MiB", "--to", "private"] + host)
+        let refused = try world.run(
+            ["convert", "listened", "--gpa", "0x400000", "--size", "2MiB", "--to", "private"] + host)
         #expect(refused.exitCode == 1, "\(refused.all)")
         #expect(refused.all.contains("rejected unmap"), "\(refused.all)")
         #expect(refused.all.contains("DMA still mapped"), "\(refused.all)")
@@ -112,7 +124,8 @@ import Testing
         // Until the agent has read the close, the listener still counts; a refused retry changes nothing.
         listener.close()
         let accepted = try Wait.until(10) {
-            try world.run(["convert", "listened", "--gpa", "0x400000", "--size", "2MiB", "--to", "private"] + host).exitCode == 0
+            try world.run(["convert", "listened", "--gpa", "0x400000", "--size", "2MiB", "--to", "private"] + host)
+                .exitCode == 0
         }
         #expect(accepted, "the conversion was still refused 10 s after the listener disconnected")
         #expect(try world.run(["diff", manifest] + host).exitCode == 2)
@@ -121,8 +134,9 @@ import Testing
     /// The `call` of each operation in a JSON run document, in order.
     private func operationCalls(_ json: String) -> [String] {
         guard let document = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
-              let plan = document["plan"] as? [String: Any],
-              let operations = plan["operations"] as? [[String: Any]] else { return [] }
+            let plan = document["plan"] as? [String: Any],
+            let operations = plan["operations"] as? [[String: Any]]
+        else { return [] }
         return operations.compactMap { $0["call"] as? String }
     }
 }

@@ -3,6 +3,7 @@ import GmemCore
 import GmemProtocol
 import ProcessSupport
 import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -29,14 +30,18 @@ import Glibc
         }
         defer { listener.close() }
 
-        let rejected = try world.run(["convert", "listened", "--gpa", "0x400000", "--size", "2MiB", "--to", "private"] + Self.host)
+        let rejected = try world.run(
+            ["convert", "listened", "--gpa", "0x400000", "--size", "2MiB", "--to", "private"] + Self.host)
         #expect(rejected.exitCode == 1, "\(rejected.all)")
-        let accepted = try world.run(["convert", "listened", "--gpa", "0x600000", "--size", "2MiB", "--to", "private"] + Self.host)
+        let accepted = try world.run(
+            ["convert", "listened", "--gpa", "0x600000", "--size", "2MiB", "--to", "private"] + Self.host)
         #expect(accepted.exitCode == 0, "\(accepted.all)")
         let asked = listener.events
         #expect(asked.count == 2, "\(asked)")
         if asked.count == 2 {
-            #expect(asked[1].sequence == asked[0].sequence + 1, "the rejected event's number is not handed out again: \(asked)")
+            #expect(
+                asked[1].sequence == asked[0].sequence + 1,
+                "the rejected event's number is not handed out again: \(asked)")
             #expect(asked[1].gpa == 0x600000)
         }
 
@@ -59,7 +64,9 @@ import Glibc
         #expect(try world.run(["apply", manifest] + Self.host).exitCode == 0)
         for index in 0..<4 {
             let gpa = "0x\(String(index * 0x200000, radix: 16))"
-            #expect(try world.run(["convert", "listened", "--gpa", gpa, "--size", "2MiB", "--to", "private"] + Self.host).exitCode == 0)
+            #expect(
+                try world.run(["convert", "listened", "--gpa", gpa, "--size", "2MiB", "--to", "private"] + Self.host)
+                    .exitCode == 0)
         }
         let kept = try events(world, "listened")
         #expect(kept.events.count == 4, "\(kept.events)")
@@ -83,19 +90,22 @@ import Glibc
         #expect(negative.id == .number(41))
         #expect(negative.error?.code == .badRequest)
         #expect(negative.error?.message.contains("field \"gpa\"") == true, "\(String(describing: negative.error))")
-        let oversized = try answer(#"{"v":1,"id":"big","op":"convert","name":"g","gpa":1,"size":99999999999999999999999,"to":"private"}"#)
+        let oversized = try answer(
+            #"{"v":1,"id":"big","op":"convert","name":"g","gpa":1,"size":99999999999999999999999,"to":"private"}"#)
         #expect(oversized.id == .text("big"))
         #expect(oversized.error?.message.contains("field \"size\"") == true, "\(String(describing: oversized.error))")
         let duplicate = try answer(#"{"v":1,"id":43,"op":"get","op":"stop"}"#)
         #expect(duplicate.id == .number(43))
-        #expect(duplicate.error?.message.contains("\"op\" appears twice") == true, "\(String(describing: duplicate.error))")
+        #expect(
+            duplicate.error?.message.contains("\"op\" appears twice") == true, "\(String(describing: duplicate.error))")
         let escaped = try answer(#"{"v":1,"id":44,"op":"get","o\u0070":"stop"}"#)
         #expect(escaped.error?.message.contains("appears twice") == true, "an escaped key is the same key")
         let wrongType = try answer(#"{"v":1,"id":45,"op":"get","name":7}"#)
         #expect(wrongType.id == .number(45))
         #expect(wrongType.error?.message.contains("field \"name\"") == true, "\(String(describing: wrongType.error))")
         // Still serving after all of that.
-        #expect(try client.call(AgentRequest(op: .hello), as: HelloResult.self).protocolVersion == AgentProtocol.version)
+        #expect(
+            try client.call(AgentRequest(op: .hello), as: HelloResult.self).protocolVersion == AgentProtocol.version)
     }
 
     /// What validates offline is what the agent accepts, and nothing a client sends can trap it.
@@ -109,12 +119,16 @@ import Glibc
                 Issue.record("accepted: \(request)")
             } catch .agent(let body) {
                 #expect(body.code == code, "\(body)")
-                #expect(body.message.contains(words) || (body.diagnostics ?? []).contains { $0.description.contains(words) }, "\(body)")
+                #expect(
+                    body.message.contains(words)
+                        || (body.diagnostics ?? []).contains { $0.description.contains(words) }, "\(body)")
             } catch {
                 Issue.record("\(error)")
             }
         }
-        let huge = try String(contentsOfFile: AgentHarness.repositoryRoot.appendingPathComponent("Fuzz/regressions/two-to-the-63.yaml").path, encoding: .utf8)
+        let huge = try String(
+            contentsOfFile: AgentHarness.repositoryRoot.appendingPathComponent("Fuzz/regressions/two-to-the-63.yaml")
+                .path, encoding: .utf8)
         var plan = AgentRequest(op: .plan)
         (plan.manifest, plan.file) = (huge, "two-to-the-63.yaml")
         expectRefused(plan, .invalidManifest, "2^57")

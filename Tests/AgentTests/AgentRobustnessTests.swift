@@ -1,10 +1,11 @@
+import Foundation
 import GmemAgent
 import GmemCore
 import GmemKVM
 import GmemProtocol
 import ProcessSupport
-import Foundation
 import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -25,7 +26,7 @@ import Glibc
 
         try client.send(Array("this is not json\n".utf8))
         #expect(try errorCode(client).1 == .badRequest)
-        try client.send(Array(#"{"v":1,"id":2,"op":"get""#.utf8) + [10]) // truncated JSON
+        try client.send(Array(#"{"v":1,"id":2,"op":"get""#.utf8) + [10])  // truncated JSON
         #expect(try errorCode(client).1 == .badRequest)
         try client.send(Array(#"{"v":1,"id":3,"op":"frobnicate"}"#.utf8) + [10])
         #expect(try errorCode(client) == (.number(3), .unknownOp))
@@ -44,12 +45,14 @@ import Glibc
 
         // Same connection, still served.
         let hello = try client.call(AgentRequest(op: .hello), as: HelloResult.self)
-        #expect(hello.protocolVersion == 1 && hello.pid == agent.processIdentifier && hello.host == "sim:gmem-attributes2")
+        #expect(
+            hello.protocolVersion == 1 && hello.pid == agent.processIdentifier && hello.host == "sim:gmem-attributes2")
 
         // A client that disconnects mid-request: the agent finishes the apply and records it.
         let quitter = try world.client()
         var apply = AgentRequest(op: .apply, id: .text("gone"))
-        apply.manifest = try String(contentsOfFile: AgentHarness.repositoryRoot.path + "/examples/in-place-mixed.yaml", encoding: .utf8)
+        apply.manifest = try String(
+            contentsOfFile: AgentHarness.repositoryRoot.path + "/examples/in-place-mixed.yaml", encoding: .utf8)
         apply.file = "in-place-mixed.yaml"
         try quitter.send(AgentLine.encode(apply))
         quitter.shutdown()
@@ -88,15 +91,19 @@ import Glibc
         #expect(got.exitCode == 1)
         #expect(got.stderr.contains("the agent was restarted (instance \(oldInstance), started "), "\(got.all)")
         #expect(got.stderr.contains("guests it held are gone: apply again"), "\(got.all)")
-        #expect(try world.run(["convert", "tdx-in-place", "--gpa", "0x0", "--size", "2MiB", "--to", "shared"] + host).stderr.contains("the agent was restarted"))
+        #expect(
+            try world.run(["convert", "tdx-in-place", "--gpa", "0x0", "--size", "2MiB", "--to", "shared"] + host).stderr
+                .contains("the agent was restarted"))
         // Applied again, the guest is simply there.
         #expect(try world.run(["apply", "examples/in-place-mixed.yaml"] + host).exitCode == 0)
         #expect(try world.run(["get", "tdx-in-place"] + host).exitCode == 0)
         #expect(try world.stopAgent().exitCode == 0)
     }
 
-    @Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"),
-                   "needs root and setpriv to connect as another user (the policy itself is unit-tested)"))
+    @Test(
+        .enabled(
+            if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"),
+            "needs root and setpriv to connect as another user (the policy itself is unit-tested)"))
     func anotherUsersConnectionIsRefused() throws {
         let world = try AgentHarness()
         // A directory and socket others can reach, so that only the credential check stands in the way.
@@ -108,8 +115,12 @@ import Glibc
         try world.startAgent(host, socket: socket)
         chmod(socket, 0o666)
 
-        let other = try world.runBinary("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups",
-                                                            try AgentHarness.binary(), "get", "--agent", socket])
+        let other = try world.runBinary(
+            "/usr/bin/setpriv",
+            [
+                "--reuid=65534", "--regid=65534", "--clear-groups",
+                try AgentHarness.binary(), "get", "--agent", socket,
+            ])
         #expect(other.exitCode == 1, "\(other.all)")
         #expect(other.all.contains("uid 65534"), "\(other.all)")
         #expect(other.all.contains("may not use this agent"), "\(other.all)")
@@ -178,7 +189,9 @@ import Glibc
             convert.size = 0x200000
             convert.to = step % 4 < 2 ? .private : .shared
             let run = try client.call(convert, as: RunResult.self)
-            if let failure = run.report.failure { throw AgentHarness.Failure(description: "convert failed: \(failure)") }
+            if let failure = run.report.failure {
+                throw AgentHarness.Failure(description: "convert failed: \(failure)")
+            }
         case 2:
             var diff = AgentRequest(op: .diff)
             diff.manifest = manifest
@@ -194,8 +207,8 @@ import Glibc
     /// The resident memory of a process, nil when /proc does not say (the check then fails, it never passes).
     private func residentMiB(_ pid: Int32) -> Double? {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-              let kib = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).compactMap({ Double($0) }).first
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+            let kib = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).compactMap({ Double($0) }).first
         else { return nil }
         return kib / 1024
     }

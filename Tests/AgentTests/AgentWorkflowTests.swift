@@ -1,8 +1,8 @@
+import Foundation
 import GmemAgent
 import GmemCore
 import GmemKVM
 import GmemProtocol
-import Foundation
 import Testing
 
 /// The whole life of a guest through a real agent: apply, diff, convert, drift, converge, destroy.
@@ -18,9 +18,13 @@ import Testing
 
     @Test(arguments: [
         // In-place conversion on the guest_memfd (2026 series).
-        Case(profile: "gmem-attributes2", manifest: "examples/in-place-mixed.yaml", guest: "tdx-in-place", gpa: "0x10000000", to: "private"),
+        Case(
+            profile: "gmem-attributes2", manifest: "examples/in-place-mixed.yaml", guest: "tdx-in-place",
+            gpa: "0x10000000", to: "private"),
         // VM attributes with a legacy block (Linux 6.18).
-        Case(profile: "linux-6.18", manifest: "examples/legacy-memfd.yaml", guest: "sw-protected-legacy", gpa: "0x200000", to: "shared"),
+        Case(
+            profile: "linux-6.18", manifest: "examples/legacy-memfd.yaml", guest: "sw-protected-legacy",
+            gpa: "0x200000", to: "shared"),
     ])
     func lifecycleOnSimulator(_ test: Case) throws {
         let world = try AgentHarness()
@@ -32,7 +36,8 @@ import Testing
         #expect(applied.stdout.contains("via agent \(world.socket)"), "apply went through the agent: \(applied.stdout)")
         #expect(try world.run(["diff", test.manifest] + host).exitCode == 0)
 
-        let converted = try world.run(["convert", test.guest, "--gpa", test.gpa, "--size", "2MiB", "--to", test.to] + host)
+        let converted = try world.run(
+            ["convert", test.guest, "--gpa", test.gpa, "--size", "2MiB", "--to", test.to] + host)
         #expect(converted.exitCode == 0, "\(converted.all)")
 
         let drift = try world.run(["diff", test.manifest] + host)
@@ -85,7 +90,8 @@ import Testing
         #expect(block?["residentBytes"] != nil, "resident bytes observed: \(got.stdout)")
 
         // The real kernel's default VMs are shared-only: the conversion is refused, naming what is missing.
-        let convert = try world.run(["convert", "shared-in-place", "--gpa", "0x0", "--size", "1MiB", "--to", "private"] + host)
+        let convert = try world.run(
+            ["convert", "shared-in-place", "--gpa", "0x0", "--size", "1MiB", "--to", "private"] + host)
         #expect(convert.exitCode == 1, "\(convert.all)")
         #expect(convert.stderr.contains("cannot convert"), "\(convert.all)")
         #expect(convert.stderr.contains("shared-only"), "names what the kernel lacks: \(convert.all)")

@@ -1,5 +1,6 @@
-@testable import gmemctl
 import Testing
+
+@testable import gmemctl
 
 @Suite struct AgentMemoryTests {
     @Test func aRestartMarksTheOldInstancesGuestsLost() {

@@ -1,8 +1,9 @@
 import Foundation
+import Testing
+
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
-import Testing
 
 /// The CI formats: SARIF 2.1.0 from validate (checked against the shape of the published schema, with every
 /// diagnostic a result and rule ids stable), JUnit XML from apply (parsed as XML, one testcase per check).
@@ -38,8 +39,10 @@ import Testing
         """#
 
     @Test func sarifHasOneResultPerDiagnosticWithItsRegion() throws {
-        let files = try FileManager.default.contentsOfDirectory(atPath: Gmemctl.repositoryRoot.appendingPathComponent("examples/invalid").path)
-            .filter { $0.hasSuffix(".yaml") }.sorted().map { "examples/invalid/\($0)" }
+        let files = try FileManager.default.contentsOfDirectory(
+            atPath: Gmemctl.repositoryRoot.appendingPathComponent("examples/invalid").path
+        )
+        .filter { $0.hasSuffix(".yaml") }.sorted().map { "examples/invalid/\($0)" }
         let sarif = try Gmemctl.run(["validate"] + files + ["--output", "sarif"])
         #expect(sarif.exitCode == 1, "errors exit 1 as in every format")
         let document = try JSONValue.parse(sarif.stdout)
@@ -48,14 +51,19 @@ import Testing
 
         let json = try JSONValue.parse(try Gmemctl.run(["validate"] + files + ["--output", "json"]).stdout)
         guard case .array(let diagnostics)? = json["diagnostics"],
-              case .array(let runs)? = document["runs"], let run = runs.first,
-              case .array(let results)? = run["results"],
-              case .array(let rules)? = run["tool"]?["driver"]?["rules"] else { Issue.record("shape: \(sarif.stdout)"); return }
+            case .array(let runs)? = document["runs"], let run = runs.first,
+            case .array(let results)? = run["results"],
+            case .array(let rules)? = run["tool"]?["driver"]?["rules"]
+        else { Issue.record("shape: \(sarif.stdout)"); return }
         #expect(results.count == diagnostics.count, "one result per diagnostic")
-        let ids = rules.compactMap { rule -> String? in if case .string(let id)? = rule["id"] { return id } else { return nil } }
+        let ids = rules.compactMap { rule -> String? in
+            if case .string(let id)? = rule["id"] { return id } else { return nil }
+        }
         #expect(Set(ids).count == ids.count, "rule ids are unique")
         for (result, diagnostic) in zip(results, diagnostics) {
-            guard case .integer(let index)? = result["ruleIndex"], Int(index) < rules.count else { Issue.record("ruleIndex"); continue }
+            guard case .integer(let index)? = result["ruleIndex"], Int(index) < rules.count else {
+                Issue.record("ruleIndex"); continue
+            }
             #expect(rules[Int(index)]["id"] == result["ruleId"], "ruleIndex points at ruleId")
             if case .integer(let line)? = diagnostic["range"]?["start"]?["line"] {
                 guard case .array(let locations)? = result["locations"] else { continue }
@@ -63,13 +71,24 @@ import Testing
             }
         }
         // Stable ids: every misalignment is the same rule, whatever the wording.
-        let misaligned = results.filter { if case .string(let text)? = $0["message"]?["text"] { return text.contains("not aligned") } else { return false } }
+        let misaligned = results.filter {
+            if case .string(let text)? = $0["message"]?["text"] {
+                return text.contains("not aligned")
+            } else {
+                return false
+            }
+        }
         #expect(misaligned.count >= 2)
-        #expect(Set(misaligned.compactMap { if case .string(let id)? = $0["ruleId"] { return id } else { return nil } }) == ["GM008"])
+        #expect(
+            Set(misaligned.compactMap { if case .string(let id)? = $0["ruleId"] { return id } else { return nil } })
+                == ["GM008"])
 
         let clean = try Gmemctl.run(["validate", "examples/shared-in-place.yaml", "--output", "sarif"])
         #expect(clean.exitCode == 0)
-        #expect(try JSONValue.parse(clean.stdout)["runs"].map { if case .array(let runs) = $0 { return runs.first?["results"] == .array([]) } else { return false } } == true)
+        #expect(
+            try JSONValue.parse(clean.stdout)["runs"].map {
+                if case .array(let runs) = $0 { return runs.first?["results"] == .array([]) } else { return false }
+            } == true)
     }
 
     @Test func junitHasOneTestcasePerCheck() throws {
@@ -84,8 +103,11 @@ import Testing
         let cases = try xml.nodes(forXPath: "//testcase").compactMap { $0 as? XMLElement }
         #expect(suites.first?.attribute(forName: "tests")?.stringValue == String(cases.count))
 
-        let json = try JSONValue.parse(try workspace.run(arguments + ["--output", "json"], host: "sim:linux-6.18").stdout)
-        guard case .array(let checks)? = json["verification"]?["checks"], case .array(let skipped)? = json["verification"]?["skipped"] else {
+        let json = try JSONValue.parse(
+            try workspace.run(arguments + ["--output", "json"], host: "sim:linux-6.18").stdout)
+        guard case .array(let checks)? = json["verification"]?["checks"],
+            case .array(let skipped)? = json["verification"]?["skipped"]
+        else {
             Issue.record("no verification: \(json)")
             return
         }
@@ -101,8 +123,10 @@ import Testing
         let workspace = try CLIWorkspace()
         defer { workspace.remove() }
         let manifest = try workspace.write("cvm.yaml", CLIWorkspace.manifest())
-        let junit = try workspace.run(["apply", manifest, "--ephemeral", "--verify", "--output", "junit",
-                                       "--sim-fault", "KVM_SET_USER_MEMORY_REGION2:1:12"])
+        let junit = try workspace.run([
+            "apply", manifest, "--ephemeral", "--verify", "--output", "junit",
+            "--sim-fault", "KVM_SET_USER_MEMORY_REGION2:1:12",
+        ])
         #expect(junit.exitCode == 1, "a failure exits 1 in every format: \(junit.stdout)\(junit.stderr)")
         let xml = try XMLDocument(data: Data(junit.stdout.utf8))
         let failures = try xml.nodes(forXPath: "//testcase[@classname='gmemctl.apply']/failure/@message")

@@ -18,7 +18,8 @@ import Testing
     }
 
     static func blocks() throws -> [Block] {
-        let guide = try String(contentsOf: Gmemctl.repositoryRoot.appendingPathComponent("docs/guide.md"), encoding: .utf8)
+        let guide = try String(
+            contentsOf: Gmemctl.repositoryRoot.appendingPathComponent("docs/guide.md"), encoding: .utf8)
         var blocks: [Block] = []
         var current: Block?
         for line in guide.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) {
@@ -33,7 +34,9 @@ import Testing
                 command = String(line[..<marker.lowerBound])
             }
             command = command.trimmingCharacters(in: .whitespaces)
-            if !command.isEmpty && !command.hasPrefix("#") { block.commands.append(Command(line: command, exitCode: exitCode)) }
+            if !command.isEmpty && !command.hasPrefix("#") {
+                block.commands.append(Command(line: command, exitCode: exitCode))
+            }
             current = block
         }
         return blocks
@@ -45,10 +48,13 @@ import Testing
         let environment: [String: String]
 
         init() throws {
-            directory = FileManager.default.temporaryDirectory.appendingPathComponent("gmemctl-guide-\(UUID().uuidString)")
-            try FileManager.default.createDirectory(at: directory.appendingPathComponent("runtime"), withIntermediateDirectories: true)
-            try FileManager.default.createSymbolicLink(at: directory.appendingPathComponent("examples"),
-                                                       withDestinationURL: Gmemctl.repositoryRoot.appendingPathComponent("examples"))
+            directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "gmemctl-guide-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(
+                at: directory.appendingPathComponent("runtime"), withIntermediateDirectories: true)
+            try FileManager.default.createSymbolicLink(
+                at: directory.appendingPathComponent("examples"),
+                withDestinationURL: Gmemctl.repositoryRoot.appendingPathComponent("examples"))
             var environment = ProcessInfo.processInfo.environment
             let binaries = try Gmemctl.binary().deletingLastPathComponent().path
             environment["PATH"] = binaries + ":" + (environment["PATH"] ?? "/usr/bin:/bin")
@@ -59,8 +65,9 @@ import Testing
         }
 
         func run(_ command: String) throws -> ProcessRunner.Output {
-            try ProcessRunner.run(URL(fileURLWithPath: "/bin/sh"), ["-c", command], environment: environment,
-                                  directory: directory, timeout: 120)
+            try ProcessRunner.run(
+                URL(fileURLWithPath: "/bin/sh"), ["-c", command], environment: environment,
+                directory: directory, timeout: 120)
         }
 
         func remove() {
@@ -84,7 +91,9 @@ import Testing
         for block in try Self.blocks() where !block.needsKVM {
             for command in block.commands {
                 let result = try scratch.run(command.line)
-                #expect(result.exitCode == command.exitCode, "`\(command.line)` exited \(result.exitCode):\n\(result.stdout)\(result.stderr)")
+                #expect(
+                    result.exitCode == command.exitCode,
+                    "`\(command.line)` exited \(result.exitCode):\n\(result.stdout)\(result.stderr)")
                 ran += 1
             }
         }
@@ -98,7 +107,9 @@ import Testing
         for block in try Self.blocks() where block.needsKVM {
             for command in block.commands {
                 let result = try scratch.run(command.line)
-                #expect(result.exitCode == command.exitCode, "`\(command.line)` exited \(result.exitCode):\n\(result.stdout)\(result.stderr)")
+                #expect(
+                    result.exitCode == command.exitCode,
+                    "`\(command.line)` exited \(result.exitCode):\n\(result.stdout)\(result.stderr)")
             }
         }
     }

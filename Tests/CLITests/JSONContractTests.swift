@@ -11,14 +11,21 @@ import Testing
     }
 
     /// Checks one document against its schema and the style rules; keys under `resolutions` are block names.
-    private func expectConforms(_ text: String, to name: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    private func expectConforms(
+        _ text: String, to name: String, sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
         let document = try JSONValue.parse(text)
         let violations = try schema(name).violations(of: document)
-        #expect(violations.isEmpty, "\(name): \(violations.joined(separator: "; "))\n\(text)", sourceLocation: sourceLocation)
-        #expect(document["formatVersion"] == .string("1.0"), "\(name) has formatVersion", sourceLocation: sourceLocation)
+        #expect(
+            violations.isEmpty, "\(name): \(violations.joined(separator: "; "))\n\(text)",
+            sourceLocation: sourceLocation)
+        #expect(
+            document["formatVersion"] == .string("1.0"), "\(name) has formatVersion", sourceLocation: sourceLocation)
         for (path, key) in document.keys() where !path.hasSuffix(".resolutions") {
-            #expect(key.range(of: "^[a-z][A-Za-z0-9]*$", options: .regularExpression) != nil,
-                    "\(name): key \(key) at \(path) is not lowerCamelCase (no enum artefacts like _0)", sourceLocation: sourceLocation)
+            #expect(
+                key.range(of: "^[a-z][A-Za-z0-9]*$", options: .regularExpression) != nil,
+                "\(name): key \(key) at \(path) is not lowerCamelCase (no enum artefacts like _0)",
+                sourceLocation: sourceLocation)
         }
     }
 
@@ -37,7 +44,9 @@ import Testing
         let get = try workspace.run(["get", "cvm", "--output", "json"])
         try expectConforms(get.stdout, to: "get")
 
-        let convert = try workspace.run(["convert", "cvm", "--gpa", "0x400000", "--size", "2MiB", "--to", "shared", "--output", "json"])
+        let convert = try workspace.run([
+            "convert", "cvm", "--gpa", "0x400000", "--size", "2MiB", "--to", "shared", "--output", "json",
+        ])
         #expect(convert.exitCode == 0, "\(convert.stdout)\(convert.stderr)")
         try expectConforms(convert.stdout, to: "run")
 
@@ -54,7 +63,8 @@ import Testing
         // state file belongs to one simulated kernel, so this guest gets a workspace of its own.
         let legacyWorkspace = try CLIWorkspace()
         defer { legacyWorkspace.remove() }
-        let legacy = try legacyWorkspace.run(["apply", "examples/legacy-memfd.yaml", "--output", "json"], host: "sim:linux-7.4")
+        let legacy = try legacyWorkspace.run(
+            ["apply", "examples/legacy-memfd.yaml", "--output", "json"], host: "sim:linux-7.4")
         #expect(legacy.exitCode == 0, "\(legacy.stderr)")
         try expectConforms(legacy.stdout, to: "apply")
         #expect(!legacy.stdout.contains("\"_0\""))
@@ -86,7 +96,9 @@ import Testing
         let document = try JSONValue.parse(result.stdout)
         #expect(document["error"]?["code"] == .string(code))
         if code == "invalid-manifest" {
-            guard case .array(let diagnostics)? = document["error"]?["diagnostics"] else { Issue.record("no diagnostics"); return }
+            guard case .array(let diagnostics)? = document["error"]?["diagnostics"] else {
+                Issue.record("no diagnostics"); return
+            }
             #expect(!diagnostics.isEmpty)
         }
     }
@@ -147,8 +159,9 @@ import Testing
             let human = try workspace.run(command)
             #expect(human.exitCode == 1)
             #expect(human.stdout.isEmpty, "\(damage) \(command): \(human.stdout)")
-            #expect(human.stderr.hasPrefix("error: ") && human.stderr.contains(damage.says),
-                    "\(damage) \(command): \(human.stderr)")
+            #expect(
+                human.stderr.hasPrefix("error: ") && human.stderr.contains(damage.says),
+                "\(damage) \(command): \(human.stderr)")
         }
     }
 
@@ -169,8 +182,12 @@ import Testing
 
     @Test func theCheckerRejectsWhatASchemaForbids() throws {
         let checker = try schema("error")
-        #expect(checker.violations(of: try JSONValue.parse(#"{"formatVersion": "1.0", "error": {"code": "failed", "message": "x"}}"#)).isEmpty)
-        let wrong = try JSONValue.parse(#"{"error": {"code": "oops", "message": 3, "backend": {"legacy": {"_0": {}}}}}"#)
+        #expect(
+            checker.violations(
+                of: try JSONValue.parse(#"{"formatVersion": "1.0", "error": {"code": "failed", "message": "x"}}"#)
+            ).isEmpty)
+        let wrong = try JSONValue.parse(
+            #"{"error": {"code": "oops", "message": 3, "backend": {"legacy": {"_0": {}}}}}"#)
         let violations = checker.violations(of: wrong)
         #expect(violations.contains { $0.contains("missing required \"formatVersion\"") }, "\(violations)")
         #expect(violations.contains { $0.contains("\"oops\" is not one of") }, "\(violations)")
@@ -184,6 +201,8 @@ import Testing
         let result = try workspace.run(["get", "no-such-guest"])
         #expect(result.exitCode == 1)
         #expect(result.stdout.isEmpty)
-        #expect(result.stderr.hasPrefix("error: guest no-such-guest does not exist on sim:gmem-attributes2"), "\(result.stderr)")
+        #expect(
+            result.stderr.hasPrefix("error: guest no-such-guest does not exist on sim:gmem-attributes2"),
+            "\(result.stderr)")
     }
 }

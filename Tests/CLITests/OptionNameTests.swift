@@ -31,11 +31,16 @@ import Testing
 
     /// `--word` tokens in `text`, not counting a bare `--` or a longer word such as `gmemctl-bench`.
     static func optionsNamed(in text: String) -> Set<String> {
-        let pattern = try! NSRegularExpression(pattern: #"(?<![\w-])--[a-z][a-z0-9-]*[a-z0-9]"#)
+        // A constant pattern: it compiles, or every run of this test says so at once.
+        guard let pattern = try? NSRegularExpression(pattern: #"(?<![\w-])--[a-z][a-z0-9-]*[a-z0-9]"#) else {
+            Issue.record("the option pattern does not compile")
+            return []
+        }
         let range = NSRange(text.startIndex..., in: text)
-        return Set(pattern.matches(in: text, range: range).compactMap { match in
-            Range(match.range, in: text).map { String(text[$0]) }
-        })
+        return Set(
+            pattern.matches(in: text, range: range).compactMap { match in
+                Range(match.range, in: text).map { String(text[$0]) }
+            })
     }
 
     /// What the CLI, the README and the docs say: help text, string literals of Sources/gmemctl (comments are
@@ -69,8 +74,9 @@ import Testing
                 if let range = Range(match.range(at: 1), in: text) { known.insert(String(text[range])) }
             }
         }
-        #expect(known.isSuperset(of: ["--output", "--host", "--state", "--version", "--allow-replace"]),
-                "\(known.sorted())")
+        #expect(
+            known.isSuperset(of: ["--output", "--host", "--state", "--version", "--allow-replace"]),
+            "\(known.sorted())")
         for (origin, text) in try Self.userFacingTexts(help: help) {
             for option in Self.optionsNamed(in: text).subtracting(known).subtracting(Self.otherPrograms) {
                 Issue.record("\(origin) names \(option), which no gmemctl command takes")
@@ -83,12 +89,15 @@ import Testing
         let workspace = try CLIWorkspace()
         defer { workspace.remove() }
         let unknownKeys = (0..<250).map { "  unknown\($0): 1" }.joined(separator: "\n")
-        let file = try workspace.write("many.yaml", CLIWorkspace.manifest().replacingOccurrences(
-            of: "  name: cvm\n", with: "  name: cvm\n\(unknownKeys)\n"))
+        let file = try workspace.write(
+            "many.yaml",
+            CLIWorkspace.manifest().replacingOccurrences(
+                of: "  name: cvm\n", with: "  name: cvm\n\(unknownKeys)\n"))
         let human = try Gmemctl.run(["validate", file])
         #expect(human.exitCode == 1)
-        let note = try #require(human.stdout.split(separator: "\n").first { $0.hasPrefix("... and ") },
-                                "\(human.stdout.suffix(300))")
+        let note = try #require(
+            human.stdout.split(separator: "\n").first { $0.hasPrefix("... and ") },
+            "\(human.stdout.suffix(300))")
         #expect(note == "... and 50 more (`--output json` lists every diagnostic)")
         let json = try Gmemctl.run(["validate", file, "--output", "json"])
         #expect(json.exitCode == 1)

@@ -9,10 +9,13 @@ import Testing
 @Suite struct ReadmeTests {
     static var quickStart: [String] {
         get throws {
-            let readme = try String(contentsOf: Gmemctl.repositoryRoot.appendingPathComponent("README.md"), encoding: .utf8)
+            let readme = try String(
+                contentsOf: Gmemctl.repositoryRoot.appendingPathComponent("README.md"), encoding: .utf8)
             guard let section = readme.range(of: "## Quick start") else { return [] }
             let rest = readme[section.upperBound...]
-            guard let open = rest.range(of: "```sh\n"), let close = rest[open.upperBound...].range(of: "```") else { return [] }
+            guard let open = rest.range(of: "```sh\n"), let close = rest[open.upperBound...].range(of: "```") else {
+                return []
+            }
             return rest[open.upperBound..<close.lowerBound].split(separator: "\n").map(String.init)
                 .filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty && !$0.hasPrefix("#") }
         }
@@ -21,9 +24,10 @@ import Testing
     /// /dev/kvm opens and offers guest_memfd (what `--host auto` needs to pick it).
     static let kvmOffersGuestMemfd: Bool = {
         guard FileManager.default.isWritableFile(atPath: "/dev/kvm"),
-              let caps = try? Gmemctl.run(["caps", "--host", "kvm", "--output", "json"]), caps.exitCode == 0,
-              let document = try? JSONValue.parse(caps.stdout),
-              case .array(let types)? = document["capabilities"]?["vmTypes"] else { return false }
+            let caps = try? Gmemctl.run(["caps", "--host", "kvm", "--output", "json"]), caps.exitCode == 0,
+            let document = try? JSONValue.parse(caps.stdout),
+            case .array(let types)? = document["capabilities"]?["vmTypes"]
+        else { return false }
         return types.contains { $0["guestMemfd"] == .bool(true) }
     }()
 
@@ -80,9 +84,11 @@ import Testing
     /// The must-show of the README: on a fresh clone (of this repository's HEAD, into a temporary directory),
     /// every quick-start command runs exactly as the README writes it, through `sh`, `swift run` included.
     /// Only `swift test` is left out: it is the command running this test (and would run it again).
-    @Test(.enabled(if: ReadmeTests.freshCloneRequested,
-                   "slow (a full build): set GMEMCTL_FRESH_CLONE_TEST=1, as .ci/run does"),
-          .enabled(if: ReadmeTests.canClone, "needs git, swift and a git checkout"))
+    @Test(
+        .enabled(
+            if: ReadmeTests.freshCloneRequested,
+            "slow (a full build): set GMEMCTL_FRESH_CLONE_TEST=1, as .ci/run does"),
+        .enabled(if: ReadmeTests.canClone, "needs git, swift and a git checkout"))
     func theQuickStartPassesOnAFreshClone() throws {
         let commands = try Self.quickStart
         #expect(commands.last == "swift test")
@@ -94,21 +100,25 @@ import Testing
         // user's directories or the system's /tmp.
         for (variable, name) in [("XDG_STATE_HOME", "state"), ("XDG_RUNTIME_DIR", "run"), ("TMPDIR", "tmp")] {
             let directory = scratch.appendingPathComponent(name)
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true,
-                                                    attributes: [.posixPermissions: 0o700])
+            try FileManager.default.createDirectory(
+                at: directory, withIntermediateDirectories: true,
+                attributes: [.posixPermissions: 0o700])
             environment[variable] = directory.path
         }
         let cloneCommand = ["git", "clone", "--quiet", "--local", Gmemctl.repositoryRoot.path, clone.path]
-        let cloned = try ProcessRunner.run(URL(fileURLWithPath: "/usr/bin/env"), cloneCommand, environment: environment,
-                                           directory: scratch.url, timeout: 120)
+        let cloned = try ProcessRunner.run(
+            URL(fileURLWithPath: "/usr/bin/env"), cloneCommand, environment: environment,
+            directory: scratch.url, timeout: 120)
         try #require(cloned.exitCode == 0, "git clone: \(cloned.stderr)")
         for command in commands.dropLast() {
             let started = Date()
-            let result = try ProcessRunner.run(URL(fileURLWithPath: "/bin/sh"), ["-c", command],
-                                               environment: environment, directory: clone, timeout: 1800)
+            let result = try ProcessRunner.run(
+                URL(fileURLWithPath: "/bin/sh"), ["-c", command],
+                environment: environment, directory: clone, timeout: 1800)
             let seconds = Int(Date().timeIntervalSince(started))
-            #expect(result.exitCode == 0,
-                    "`\(command)` in a fresh clone (\(seconds) s): \(result.stdout)\(result.stderr)")
+            #expect(
+                result.exitCode == 0,
+                "`\(command)` in a fresh clone (\(seconds) s): \(result.stdout)\(result.stderr)")
             if command.hasPrefix("swift run gmemctl ") {
                 #expect(result.stdout.contains("Verification:"), "\(result.stdout)")
                 #expect(result.stdout.contains("Teardown: Applied"), "\(result.stdout)")
@@ -123,7 +133,8 @@ import Testing
 /// Runs a program other than gmemctl in the repository root.
 enum ProcessRunnerShim {
     static func run(_ executable: URL, _ arguments: [String], timeout: Double) throws -> Gmemctl.Output {
-        try ProcessRunner.run(executable, arguments, environment: ProcessInfo.processInfo.environment,
-                              directory: Gmemctl.repositoryRoot, timeout: timeout)
+        try ProcessRunner.run(
+            executable, arguments, environment: ProcessInfo.processInfo.environment,
+            directory: Gmemctl.repositoryRoot, timeout: timeout)
     }
 }

@@ -15,7 +15,9 @@ import Testing
         let plan = try workspace.run(["plan", after])
         #expect(plan.exitCode == 2, "\(plan.stdout)\(plan.stderr)")
         let lines = plan.stdout.split(separator: "\n").map(String.init)
-        #expect(lines.dropFirst().first?.hasPrefix("Replacements (1 block torn down and built again; contents lost in 1 block)") == true, "\(plan.stdout)")
+        #expect(
+            lines.dropFirst().first?.hasPrefix(
+                "Replacements (1 block torn down and built again; contents lost in 1 block)") == true, "\(plan.stdout)")
         #expect(lines.dropFirst(2).first == "  -/+ block ram: replaced", "\(plan.stdout)")
         #expect(plan.stdout.contains("size 64 MiB -> 128 MiB"))
         #expect(plan.stdout.contains("destroys data: 64 MiB of memory contents, memslot 0"))
@@ -37,14 +39,18 @@ import Testing
         let diffJSON = try JSONValue.parse(try workspace.run(["diff", after, "--output", "json"]).stdout)
         #expect(diffJSON["destroysData"] == .bool(true))
         guard case .array(let entries)? = diffJSON["entries"] else { Issue.record("no entries"); return }
-        #expect(entries.contains { $0["kind"] == .string("block") && $0["replace"] == .bool(true) && $0["destroysData"] == .bool(true) })
+        #expect(
+            entries.contains {
+                $0["kind"] == .string("block") && $0["replace"] == .bool(true) && $0["destroysData"] == .bool(true)
+            })
 
         let refused = try workspace.run(["apply", after])
         #expect(refused.exitCode == 1)
         #expect(refused.stderr.hasPrefix("error: apply would replace live block ram"), "\(refused.stderr)")
         #expect(refused.stderr.contains("--allow-replace"))
         #expect(!refused.stdout.contains("Applied"), "nothing ran: \(refused.stdout)")
-        #expect(try workspace.run(["get", "cvm", "--output", "json"]).stdout == liveBefore, "the live guest is untouched")
+        #expect(
+            try workspace.run(["get", "cvm", "--output", "json"]).stdout == liveBefore, "the live guest is untouched")
 
         let refusedJSON = try workspace.run(["apply", after, "--output", "json"])
         #expect(refusedJSON.exitCode == 1)

@@ -5,9 +5,11 @@ import Testing
 /// The edges a newcomer hits first: typos, help, paths in help, conversions the kernel would refuse, colour,
 /// progress output, wording, the version.
 @Suite struct RoughEdgeTests {
-    static let commands: [[String]] = [[], ["validate"], ["caps"], ["profiles"], ["plan"], ["apply"], ["diff"], ["get"],
-                                       ["convert"], ["destroy"], ["events"], ["agent"], ["agent", "run"], ["agent", "stop"],
-                                       ["schema"]]
+    static let commands: [[String]] = [
+        [], ["validate"], ["caps"], ["profiles"], ["plan"], ["apply"], ["diff"], ["get"],
+        ["convert"], ["destroy"], ["events"], ["agent"], ["agent", "run"], ["agent", "stop"],
+        ["schema"],
+    ]
 
     @Test func aMistypedCommandGetsASuggestion() throws {
         let result = try Gmemctl.run(["aply", "examples/shared-in-place.yaml"])
@@ -35,15 +37,21 @@ import Testing
                 while path.hasSuffix(".") || path.hasSuffix(",") { path.removeLast() }
                 checked += 1
                 if path.contains("*") {
-                    let directory = Gmemctl.repositoryRoot.appendingPathComponent((path as NSString).deletingLastPathComponent)
-                    #expect(FileManager.default.fileExists(atPath: directory.path), "gmemctl \(command.joined(separator: " ")) --help names \(path)")
+                    let directory = Gmemctl.repositoryRoot.appendingPathComponent(
+                        (path as NSString).deletingLastPathComponent)
+                    #expect(
+                        FileManager.default.fileExists(atPath: directory.path),
+                        "gmemctl \(command.joined(separator: " ")) --help names \(path)")
                 } else {
-                    #expect(FileManager.default.fileExists(atPath: Gmemctl.repositoryRoot.appendingPathComponent(path).path),
-                            "gmemctl \(command.joined(separator: " ")) --help names \(path), which does not exist")
+                    #expect(
+                        FileManager.default.fileExists(
+                            atPath: Gmemctl.repositoryRoot.appendingPathComponent(path).path),
+                        "gmemctl \(command.joined(separator: " ")) --help names \(path), which does not exist")
                 }
             }
             for word in ["seed", "POC session", "ARCHITECTURE.md", "kvm-uapi.md", "../shared"] {
-                #expect(!help.stdout.contains(word), "gmemctl \(command.joined(separator: " ")) --help speaks of \(word)")
+                #expect(
+                    !help.stdout.contains(word), "gmemctl \(command.joined(separator: " ")) --help speaks of \(word)")
             }
         }
         #expect(checked > 5, "the scan found the examples the help names")
@@ -68,21 +76,25 @@ import Testing
     @Test(.enabled(if: RoughEdgeTests.builtFromACheckout, "needs git and a git checkout"))
     func versionIsTheRevisionAtBuildTimeWithoutRunningGit() throws {
         let elsewhere = try TemporaryDirectory(prefix: "gmemctl-version")
-        let result = try ProcessRunner.run(try Gmemctl.binary(), ["--version"], environment: ["PATH": elsewhere.path],
-                                           directory: elsewhere.url, timeout: 30)
+        let result = try ProcessRunner.run(
+            try Gmemctl.binary(), ["--version"], environment: ["PATH": elsewhere.path],
+            directory: elsewhere.url, timeout: 30)
         #expect(result.exitCode == 0, "\(result.stderr)")
         let expected = try Gmemctl.run(["--version"]).stdout
         #expect(result.stdout == expected, "the same wherever and however it runs")
-        let described = try #require(result.stdout.firstMatch(of: /\(git ([^)]+)\)/)?.1,
-                                      "no revision: \(result.stdout)")
+        let described = try #require(
+            result.stdout.firstMatch(of: /\(git ([^)]+)\)/)?.1,
+            "no revision: \(result.stdout)")
         // `git describe --always --dirty --tags` (TAG-N-gHASH, TAG or HASH, then -dirty if the tree had
         // changes): git itself says which commit that names.
         var revision = String(described)
         if revision.hasSuffix("-dirty") { revision.removeLast("-dirty".count) }
         let git = { (arguments: [String]) in
-            try ProcessRunner.run(URL(fileURLWithPath: "/usr/bin/env"), ["git"] + arguments,
-                                  environment: ProcessInfo.processInfo.environment, directory: Gmemctl.repositoryRoot,
-                                  timeout: 30).stdout
+            try ProcessRunner.run(
+                URL(fileURLWithPath: "/usr/bin/env"), ["git"] + arguments,
+                environment: ProcessInfo.processInfo.environment, directory: Gmemctl.repositoryRoot,
+                timeout: 30
+            ).stdout
         }
         let named = try git(["rev-parse", "--verify", "--quiet", revision + "^{commit}"])
         let head = try git(["rev-parse", "HEAD"])
@@ -97,14 +109,19 @@ import Testing
 
         let misaligned = try workspace.run(["convert", "cvm", "--gpa", "0x1001", "--size", "4KiB", "--to", "shared"])
         #expect(misaligned.exitCode == 1)
-        #expect(misaligned.stderr.hasPrefix("error: --gpa 0x1001 is not aligned to the 4 KiB page size; nothing was sent to the kernel. Use --gpa 0x1000 or 0x2000"),
-                "\(misaligned.stderr)")
+        #expect(
+            misaligned.stderr.hasPrefix(
+                "error: --gpa 0x1001 is not aligned to the 4 KiB page size; nothing was sent to the kernel. Use --gpa 0x1000 or 0x2000"
+            ),
+            "\(misaligned.stderr)")
         let odd = try workspace.run(["convert", "cvm", "--gpa", "0x1000", "--size", "5000", "--to", "shared"])
         #expect(odd.exitCode == 1)
         #expect(odd.stderr.contains("Use --size 4 KiB or 8 KiB"), "\(odd.stderr)")
         let outside = try workspace.run(["convert", "cvm", "--gpa", "0x3F00000", "--size", "2MiB", "--to", "shared"])
         #expect(outside.exitCode == 1)
-        #expect(outside.stderr.contains("has no memslot; nothing was sent to the kernel. Guest memory: 0x0-0x3ffffff"), "\(outside.stderr)")
+        #expect(
+            outside.stderr.contains("has no memslot; nothing was sent to the kernel. Guest memory: 0x0-0x3ffffff"),
+            "\(outside.stderr)")
 
         let get = try workspace.run(["get", "cvm"])
         #expect(!get.stdout.contains("last operation did not finish"), "\(get.stdout)")
@@ -114,15 +131,22 @@ import Testing
     @Test func aMistypedGuestNameGetsASuggestion() throws {
         let workspace = try CLIWorkspace()
         defer { workspace.remove() }
-        #expect(try workspace.run(["apply", try workspace.write("cvm.yaml", CLIWorkspace.manifest(name: "tdx-guest"))]).exitCode == 0)
-        for command in [["get", "tdx-gest"], ["destroy", "tdx-gest"], ["events", "tdx-gest"],
-                        ["convert", "tdx-gest", "--gpa", "0", "--size", "4KiB", "--to", "shared"]] {
+        #expect(
+            try workspace.run(["apply", try workspace.write("cvm.yaml", CLIWorkspace.manifest(name: "tdx-guest"))])
+                .exitCode == 0)
+        for command in [
+            ["get", "tdx-gest"], ["destroy", "tdx-gest"], ["events", "tdx-gest"],
+            ["convert", "tdx-gest", "--gpa", "0", "--size", "4KiB", "--to", "shared"],
+        ] {
             let result = try workspace.run(command)
             #expect(result.exitCode == 1)
-            #expect(result.stderr.contains("guest tdx-gest does not exist") && result.stderr.contains("did you mean tdx-guest?"),
-                    "\(command): \(result.stderr)")
+            #expect(
+                result.stderr.contains("guest tdx-gest does not exist")
+                    && result.stderr.contains("did you mean tdx-guest?"),
+                "\(command): \(result.stderr)")
         }
-        #expect(!(try workspace.run(["get", "zzz"]).stderr.contains("did you mean")), "no suggestion when nothing is close")
+        #expect(
+            !(try workspace.run(["get", "zzz"]).stderr.contains("did you mean")), "no suggestion when nothing is close")
     }
 
     @Test func planMarkersAreColouredOnlyWhenAsked() throws {
@@ -172,7 +196,8 @@ import Testing
 
     /// What a terminal shows after the bytes: `\r` returns to column 0, `ESC [K` erases to the end of the line.
     static func screen(_ output: String) -> [String] {
-        output.replacingOccurrences(of: "\r\n", with: "\n").split(separator: "\n", omittingEmptySubsequences: false).map { line in
+        output.replacingOccurrences(of: "\r\n", with: "\n").split(separator: "\n", omittingEmptySubsequences: false).map
+        { line in
             var cells: [Character] = []
             var cursor = 0
             var rest = Substring(line)
@@ -198,11 +223,15 @@ import Testing
         let workspace = try CLIWorkspace()
         defer { workspace.remove() }
         let manifest = try workspace.write("big.yaml", CLIWorkspace.manifest(size: "4GiB"))
-        let command = ([try Gmemctl.binary().path, "apply", manifest, "--prefault", "--host", "sim:gmem-attributes2",
-                        "--state", workspace.state, "--no-agent"]).map { "'\($0)'" }.joined(separator: " ")
-        let result = try ProcessRunner.run(URL(fileURLWithPath: "/usr/bin/script"), ["-qefc", command, "/dev/null"],
-                                           environment: ["NO_COLOR": "1", "PATH": "/usr/bin:/bin", "TERM": "xterm"],
-                                           directory: Gmemctl.repositoryRoot, timeout: 60)
+        let command =
+            ([
+                try Gmemctl.binary().path, "apply", manifest, "--prefault", "--host", "sim:gmem-attributes2",
+                "--state", workspace.state, "--no-agent",
+            ]).map { "'\($0)'" }.joined(separator: " ")
+        let result = try ProcessRunner.run(
+            URL(fileURLWithPath: "/usr/bin/script"), ["-qefc", command, "/dev/null"],
+            environment: ["NO_COLOR": "1", "PATH": "/usr/bin:/bin", "TERM": "xterm"],
+            directory: Gmemctl.repositoryRoot, timeout: 60)
         #expect(result.exitCode == 0, "\(result.stdout)\(result.stderr)")
         let bars = Self.screen(result.stdout).filter { $0.contains("populating") }
         #expect(bars == ["populating ram [##############################] 4 GiB / 4 GiB"], "\(bars)")
@@ -215,14 +244,18 @@ import Testing
         defer { workspace.remove() }
         let manifest = try workspace.write("cvm.yaml", CLIWorkspace.manifest())
         let plain = try JSONValue.parse(try workspace.run(["plan", manifest, "--output", "json"]).stdout)
-        let planned = try JSONValue.parse(try workspace.run(["plan", manifest, "--prefault", "--output", "json"]).stdout)
-        let applied = try JSONValue.parse(try workspace.run(["apply", manifest, "--prefault", "--output", "json"]).stdout)
-        guard case .array(let withPrefault)? = planned["operations"], case .array(let without)? = plain["operations"] else {
+        let planned = try JSONValue.parse(
+            try workspace.run(["plan", manifest, "--prefault", "--output", "json"]).stdout)
+        let applied = try JSONValue.parse(
+            try workspace.run(["apply", manifest, "--prefault", "--output", "json"]).stdout)
+        guard case .array(let withPrefault)? = planned["operations"], case .array(let without)? = plain["operations"]
+        else {
             Issue.record("no operations")
             return
         }
         #expect(withPrefault.count == without.count + 1)
         #expect(withPrefault.last?["op"] == .string("populate"))
-        #expect(applied["plan"]?["operations"] == planned["operations"], "apply ran the plan that plan --prefault showed")
+        #expect(
+            applied["plan"]?["operations"] == planned["operations"], "apply ran the plan that plan --prefault showed")
     }
 }

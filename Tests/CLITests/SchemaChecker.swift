@@ -2,22 +2,35 @@ import Foundation
 
 /// A JSON value decoded without Foundation's NSNumber ambiguity (a boolean is never a number here).
 enum JSONValue: Decodable, Equatable, CustomStringConvertible {
-    case null, bool(Bool), integer(Int64), number(Double), string(String), array([JSONValue]), object([String: JSONValue])
+    case null, bool(Bool), integer(Int64), number(Double), string(String), array([JSONValue]), object(
+        [String: JSONValue])
 
     init(from decoder: Decoder) throws {
         let container = try decoder.singleValueContainer()
-        if container.decodeNil() { self = .null }
-        else if let value = try? container.decode(Bool.self) { self = .bool(value) }
-        else if let value = try? container.decode(Int64.self) { self = .integer(value) }
-        else if let value = try? container.decode(Double.self) { self = .number(value) }
-        else if let value = try? container.decode(String.self) { self = .string(value) }
-        else if let value = try? container.decode([JSONValue].self) { self = .array(value) }
-        else { self = .object(try container.decode([String: JSONValue].self)) }
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Int64.self) {
+            self = .integer(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .number(value)
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode([JSONValue].self) {
+            self = .array(value)
+        } else {
+            self = .object(try container.decode([String: JSONValue].self))
+        }
     }
 
-    static func parse(_ text: String) throws -> JSONValue { try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) }
+    static func parse(_ text: String) throws -> JSONValue {
+        try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+    }
 
-    subscript(key: String) -> JSONValue? { if case .object(let object) = self { return object[key] } else { return nil } }
+    subscript(key: String) -> JSONValue? {
+        if case .object(let object) = self { return object[key] } else { return nil }
+    }
 
     var typeName: String {
         switch self {
@@ -78,21 +91,33 @@ struct SchemaChecker {
             }
             check(value, against: target, path: path, into: &found)
         }
-        if case .array(let parts)? = schema["allOf"] { for part in parts { check(value, against: part, path: path, into: &found) } }
-        if let constant = schema["const"], constant != value { found.append("\(path): expected \(constant), got \(value)") }
-        if case .array(let options)? = schema["enum"], !options.contains(value) { found.append("\(path): \(value) is not one of \(options)") }
-        if case .string(let type)? = schema["type"], !(value.typeName == type || (type == "number" && value.typeName == "integer")) {
+        if case .array(let parts)? = schema["allOf"] {
+            for part in parts { check(value, against: part, path: path, into: &found) }
+        }
+        if let constant = schema["const"], constant != value {
+            found.append("\(path): expected \(constant), got \(value)")
+        }
+        if case .array(let options)? = schema["enum"], !options.contains(value) {
+            found.append("\(path): \(value) is not one of \(options)")
+        }
+        if case .string(let type)? = schema["type"],
+            !(value.typeName == type || (type == "number" && value.typeName == "integer"))
+        {
             found.append("\(path): expected \(type), got \(value.typeName) \(value)")
             return
         }
         if case .object(let object) = value {
             if case .array(let required)? = schema["required"] {
-                for case .string(let key) in required where object[key] == nil { found.append("\(path): missing required \"\(key)\"") }
+                for case .string(let key) in required where object[key] == nil {
+                    found.append("\(path): missing required \"\(key)\"")
+                }
             }
             for (key, child) in object {
                 if let childSchema = schema["properties"]?[key] {
                     check(child, against: childSchema, path: "\(path).\(key)", into: &found)
-                } else if case .object? = schema["additionalProperties"], let additional = schema["additionalProperties"] {
+                } else if case .object? = schema["additionalProperties"],
+                    let additional = schema["additionalProperties"]
+                {
                     check(child, against: additional, path: "\(path).\(key)", into: &found)
                 } else if schema["additionalProperties"] == .bool(false) {
                     found.append("\(path): unexpected property \"\(key)\"")
@@ -100,7 +125,9 @@ struct SchemaChecker {
             }
         }
         if case .array(let values) = value, let items = schema["items"] {
-            for (index, element) in values.enumerated() { check(element, against: items, path: "\(path)[\(index)]", into: &found) }
+            for (index, element) in values.enumerated() {
+                check(element, against: items, path: "\(path)[\(index)]", into: &found)
+            }
         }
     }
 }

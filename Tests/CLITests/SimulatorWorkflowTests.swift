@@ -49,7 +49,9 @@ import Testing
     }
 
     /// `--no-agent`: these tests exercise the simulator in this process, whatever agent may run on the machine.
-    private func run(_ workspace: Workspace, _ arguments: [String], host: String = "sim:gmem-attributes2") throws -> Gmemctl.Output {
+    private func run(
+        _ workspace: Workspace, _ arguments: [String], host: String = "sim:gmem-attributes2"
+    ) throws -> Gmemctl.Output {
         try Gmemctl.run(arguments + ["--host", host, "--state", workspace.state, "--no-agent"])
     }
 
@@ -99,8 +101,12 @@ import Testing
         #expect(convert.exitCode == 0, "\(convert.stdout)\(convert.stderr)")
         // The listener hears unmap before the conversion.
         let lines = convert.stdout.split(separator: "\n").map(String.init)
-        let unmap = try #require(lines.firstIndex { $0.contains("notify unmap listener=vfio0 gpa=0x100000 size=0x100000") })
-        let change = try #require(lines.firstIndex { $0.contains("KVM_SET_MEMORY_ATTRIBUTES2 gmem=ram offset=0x100000 size=0x100000 to=private") })
+        let unmap = try #require(
+            lines.firstIndex { $0.contains("notify unmap listener=vfio0 gpa=0x100000 size=0x100000") })
+        let change = try #require(
+            lines.firstIndex {
+                $0.contains("KVM_SET_MEMORY_ATTRIBUTES2 gmem=ram offset=0x100000 size=0x100000 to=private")
+            })
         #expect(unmap < change)
         let diff = try run(workspace, ["diff", manifest])
         #expect(diff.exitCode == 2)
@@ -111,7 +117,8 @@ import Testing
 
     @Test func faultInTheMiddleOfApplyLeavesDiffTruthful() throws {
         let workspace = try Workspace()
-        let manifest = try workspace.write("cvm.yaml", Self.inPlaceManifest(shared: ["0x100000-0x1FFFFF", "0x800000-0x9FFFFF"]))
+        let manifest = try workspace.write(
+            "cvm.yaml", Self.inPlaceManifest(shared: ["0x100000-0x1FFFFF", "0x800000-0x9FFFFF"]))
         // The second conversion fails with ENOMEM: the first window is shared, the second is not.
         let apply = try run(workspace, ["apply", manifest, "--sim-fault", "KVM_SET_MEMORY_ATTRIBUTES2:2:12"])
         #expect(apply.exitCode == 1)
@@ -132,29 +139,33 @@ import Testing
     @Test func legacyBlockConvertsWithVMAttributesAndDiscards() throws {
         let workspace = try Workspace()
         let text = """
-        apiVersion: gmemctl/v1
-        kind: GuestMemory
-        metadata: { name: legacy }
-        spec:
-          vm: { type: sw-protected }
-          blocks:
-            - name: ram
-              size: 16MiB
-              backend: { type: legacy, shared: { source: memfd } }
-          mappings:
-            - { block: ram, offset: 0, size: 16MiB, gpa: 0 }
-          layout:
-            default: private
-            shared: ["0x0-0xFFFFF"]
-        """
+            apiVersion: gmemctl/v1
+            kind: GuestMemory
+            metadata: { name: legacy }
+            spec:
+              vm: { type: sw-protected }
+              blocks:
+                - name: ram
+                  size: 16MiB
+                  backend: { type: legacy, shared: { source: memfd } }
+              mappings:
+                - { block: ram, offset: 0, size: 16MiB, gpa: 0 }
+              layout:
+                default: private
+                shared: ["0x0-0xFFFFF"]
+            """
         let manifest = try workspace.write("legacy.yaml", text)
         let apply = try run(workspace, ["apply", manifest], host: "sim:linux-6.18")
         #expect(apply.exitCode == 0, "\(apply.stdout)\(apply.stderr)")
         #expect(apply.stdout.contains("KVM_SET_MEMORY_ATTRIBUTES gpa=0x0 size=0x1000000 attributes=PRIVATE"))
-        #expect(apply.stdout.contains("fallocate(PUNCH_HOLE|KEEP_SIZE) block=ram memory=guest_memfd offset=0x0 size=0x100000"))
-        let convert = try run(workspace, ["convert", "legacy", "--gpa", "0", "--size", "1MiB", "--to", "private"], host: "sim:linux-6.18")
+        #expect(
+            apply.stdout.contains(
+                "fallocate(PUNCH_HOLE|KEEP_SIZE) block=ram memory=guest_memfd offset=0x0 size=0x100000"))
+        let convert = try run(
+            workspace, ["convert", "legacy", "--gpa", "0", "--size", "1MiB", "--to", "private"], host: "sim:linux-6.18")
         #expect(convert.exitCode == 0, "\(convert.stdout)\(convert.stderr)")
-        #expect(convert.stdout.contains("fallocate(PUNCH_HOLE|KEEP_SIZE) block=ram memory=shared offset=0x0 size=0x100000"))
+        #expect(
+            convert.stdout.contains("fallocate(PUNCH_HOLE|KEEP_SIZE) block=ram memory=shared offset=0x0 size=0x100000"))
         #expect(try run(workspace, ["diff", manifest], host: "sim:linux-6.18").exitCode == 2)
         #expect(try run(workspace, ["apply", manifest], host: "sim:linux-6.18").exitCode == 0)
         #expect(try run(workspace, ["diff", manifest], host: "sim:linux-6.18").exitCode == 0)

@@ -25,11 +25,13 @@ import Testing
     }
 
     func run(_ workspace: Workspace, _ arguments: [String], state: String? = nil) throws -> Gmemctl.Output {
-        try Gmemctl.run(arguments + ["--host", "sim:gmem-attributes2", "--state", state ?? workspace.state, "--no-agent"])
+        try Gmemctl.run(
+            arguments + ["--host", "sim:gmem-attributes2", "--state", state ?? workspace.state, "--no-agent"])
     }
 
     func guests(in state: String) throws -> Set<String> {
-        let object = try JSONSerialization.jsonObject(with: try Data(contentsOf: URL(fileURLWithPath: state))) as? [String: Any]
+        let object =
+            try JSONSerialization.jsonObject(with: try Data(contentsOf: URL(fileURLWithPath: state))) as? [String: Any]
         return Set((object?["guests"] as? [String: Any])?.keys.map { $0 } ?? [])
     }
 
@@ -120,8 +122,9 @@ import Testing
         // Block size, memslot size and tracked runs all become 2^63 bytes; every command that reads the state
         // refuses it (a trap would exit 132).
         let commands = [["get", "g"], ["plan", "MANIFEST"], ["apply", "MANIFEST"], ["diff", "MANIFEST"]]
-        let outputs = try corrupted({ $0.replacingOccurrences(of: "67108864", with: "9223372036854775808") },
-                                    commands: commands)
+        let outputs = try corrupted(
+            { $0.replacingOccurrences(of: "67108864", with: "9223372036854775808") },
+            commands: commands)
         for (command, output) in zip(commands, outputs) {
             #expect(output.exitCode == 1, "\(command[0]): exit \(output.exitCode): \(output.stderr)")
             #expect(output.stderr.contains("is inconsistent"), "\(command[0]): \(output.stderr)")
@@ -148,11 +151,14 @@ import Testing
     @Test func crlfManifestKeepsItsExcerpt() throws {
         let workspace = try Workspace()
         defer { try? FileManager.default.removeItem(at: workspace.directory) }
-        let text = Self.manifest(guest: "g").replacingOccurrences(of: "size: 64MiB, backend", with: "size: 1000, backend")
+        let text = Self.manifest(guest: "g").replacingOccurrences(
+            of: "size: 64MiB, backend", with: "size: 1000, backend")
         let file = try workspace.write("crlf.yaml", text.replacingOccurrences(of: "\n", with: "\r\n"))
         let validate = try Gmemctl.run(["validate", file])
         #expect(validate.exitCode == 1)
-        #expect(validate.stdout.contains(" 7 |     - { name: ram, size: 1000, backend: { type: in-place } }\n"), "\(validate.stdout)")
+        #expect(
+            validate.stdout.contains(" 7 |     - { name: ram, size: 1000, backend: { type: in-place } }\n"),
+            "\(validate.stdout)")
         #expect(!validate.stdout.contains("\r"))
     }
 }

@@ -7,8 +7,10 @@ import Testing
 @Suite struct TestHygieneTests {
     /// Calls that pause a test for a fixed time, and the old way of reporting a skip. Spelled in pieces so
     /// that this file does not match itself.
-    static let forbidden = ["Thread." + "sleep", "usleep" + "(", "nanosleep" + "(", "Task." + "sleep", " sleep" + "(",
-                            "print(\"" + "skip"]
+    static let forbidden = [
+        "Thread." + "sleep", "usleep" + "(", "nanosleep" + "(", "Task." + "sleep", " sleep" + "(",
+        "print(\"" + "skip",
+    ]
 
     @Test func noTestSleepsOrPrintsASkip() throws {
         let tests = GmemctlBinary.repositoryRoot.appendingPathComponent("Tests")

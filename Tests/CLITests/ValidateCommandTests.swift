@@ -10,23 +10,45 @@ import Testing
 
     /// Every invalid example with the `line:col [path]` of each diagnostic it must produce, in order.
     static let invalidExamples: [(file: String, expected: [(line: Int, column: Int, path: String)])] = [
-        ("examples/invalid/five-mistakes.yaml", [(13, 11, "spec.vm.type"), (16, 13, "spec.blocks[0].size"), (25, 54, "spec.mappings[1].gpa"),
-                                                  (26, 16, "spec.mappings[2].block"), (29, 3, "spec.lsteners")]),
+        (
+            "examples/invalid/five-mistakes.yaml",
+            [
+                (13, 11, "spec.vm.type"), (16, 13, "spec.blocks[0].size"), (25, 54, "spec.mappings[1].gpa"),
+                (26, 16, "spec.mappings[2].block"), (29, 3, "spec.lsteners"),
+            ]
+        ),
         ("examples/invalid/hole-crossing.yaml", [(17, 9, "spec.layout.shared[0]"), (19, 9, "spec.layout.private[0]")]),
-        ("examples/invalid/hugetlb-misaligned.yaml", [(11, 13, "spec.blocks[0].size"), (19, 17, "spec.blocks[1].backend.shared"),
-                                                       (21, 29, "spec.mappings[0].offset")]),
+        (
+            "examples/invalid/hugetlb-misaligned.yaml",
+            [
+                (11, 13, "spec.blocks[0].size"), (19, 17, "spec.blocks[1].backend.shared"),
+                (21, 29, "spec.mappings[0].offset"),
+            ]
+        ),
         ("examples/invalid/mapping-exceeds-block.yaml", [(15, 41, "spec.mappings[1].size")]),
-        ("examples/invalid/overlaps.yaml", [(13, 29, "spec.mappings[1].offset"), (13, 56, "spec.mappings[1].gpa"), (18, 9, "spec.layout.private[0]")]),
-        ("examples/invalid/private-on-default.yaml", [(15, 14, "spec.layout.default"), (17, 9, "spec.layout.private[0]")]),
+        (
+            "examples/invalid/overlaps.yaml",
+            [(13, 29, "spec.mappings[1].offset"), (13, 56, "spec.mappings[1].gpa"), (18, 9, "spec.layout.private[0]")]
+        ),
+        (
+            "examples/invalid/private-on-default.yaml",
+            [(15, 14, "spec.layout.default"), (17, 9, "spec.layout.private[0]")]
+        ),
         ("examples/invalid/syntax-error.yaml", [(11, 9, "")]),
         ("examples/invalid/unknown-key.yaml", [(6, 3, "metadata.size"), (11, 3, "spec.mapings")]),
-        ("examples/invalid/wrong-types.yaml", [(3, 13, "apiVersion"), (12, 24, "spec.blocks[0].backend.type"),
-                                                (14, 7, "spec.mappings[0].gpa"), (17, 14, "spec.listeners")]),
+        (
+            "examples/invalid/wrong-types.yaml",
+            [
+                (3, 13, "apiVersion"), (12, 24, "spec.blocks[0].backend.type"),
+                (14, 7, "spec.mappings[0].gpa"), (17, 14, "spec.listeners"),
+            ]
+        ),
     ]
 
     @Test func everyInvalidExampleIsCovered() throws {
         let directory = Gmemctl.repositoryRoot.appendingPathComponent("examples/invalid").path
-        let onDisk = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".yaml") }.map { "examples/invalid/\($0)" }
+        let onDisk = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".yaml") }.map
+        { "examples/invalid/\($0)" }
         #expect(Set(onDisk) == Set(Self.invalidExamples.map(\.file)))
     }
 
@@ -48,13 +70,17 @@ import Testing
             #expect(header.hasPrefix("\(file):\(want.line):\(want.column): error: "), "\(header)")
             if !want.path.isEmpty { #expect(header.hasSuffix("[\(want.path)]"), "\(header)") }
         }
-        #expect(result.stdout.hasSuffix("\(expected.count) error\(expected.count == 1 ? "" : "s"), 0 warnings in 1 file\n"))
+        #expect(
+            result.stdout.hasSuffix("\(expected.count) error\(expected.count == 1 ? "" : "s"), 0 warnings in 1 file\n"))
     }
 
     @Test func humanOutputShowsTheSourceLineAndACaretUnderTheRange() throws {
         let result = try Gmemctl.run(["validate", "examples/invalid/mapping-exceeds-block.yaml"])
         let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        #expect(lines[0] == "examples/invalid/mapping-exceeds-block.yaml:15:41: error: mapping exceeds its block `ram` [spec.mappings[1].size]")
+        #expect(
+            lines[0]
+                == "examples/invalid/mapping-exceeds-block.yaml:15:41: error: mapping exceeds its block `ram` [spec.mappings[1].size]"
+        )
         #expect(lines[1] == " 15 |     - { block: ram, offset: 2GiB, size: 4GiB, gpa: 0x100000000 }")
         #expect(lines[2] == "    |                                         ^~~~")
         #expect(lines[3].hasPrefix("   = offset 2 GiB + size 4 GiB ends past the block's 4 GiB"))
@@ -62,10 +88,12 @@ import Testing
     }
 
     @Test func warningsDoNotFail() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gmemctl-cli-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "gmemctl-cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let source = try String(contentsOf: Gmemctl.repositoryRoot.appendingPathComponent("examples/in-place-mixed.yaml"), encoding: .utf8)
+        let source = try String(
+            contentsOf: Gmemctl.repositoryRoot.appendingPathComponent("examples/in-place-mixed.yaml"), encoding: .utf8)
         let file = directory.appendingPathComponent("warn.yaml")
         try source.replacingOccurrences(of: "type: in-place", with: "type: in-place\n        shared: { source: memfd }")
             .write(to: file, atomically: true, encoding: .utf8)
@@ -113,12 +141,17 @@ import Testing
     @Test func missingFileIsAnErrorNotAUsageError() throws {
         let result = try Gmemctl.run(["validate", "examples/shared-in-place.yaml", "examples/does-not-exist.yaml"])
         #expect(result.exitCode == 1)
-        #expect(result.stdout.contains("examples/does-not-exist.yaml:1:1: error: cannot read examples/does-not-exist.yaml: No such file or directory"))
+        #expect(
+            result.stdout.contains(
+                "examples/does-not-exist.yaml:1:1: error: cannot read examples/does-not-exist.yaml: No such file or directory"
+            ))
         #expect(result.stdout.hasSuffix("1 error, 0 warnings in 2 files\n"))
     }
 
-    @Test(arguments: [["validate", "--bogus", "examples/shared-in-place.yaml"], ["validate"],
-                      ["validate", "--output", "xml", "examples/shared-in-place.yaml"], ["no-such-command"]])
+    @Test(arguments: [
+        ["validate", "--bogus", "examples/shared-in-place.yaml"], ["validate"],
+        ["validate", "--output", "xml", "examples/shared-in-place.yaml"], ["no-such-command"],
+    ])
     func misuseExits64(arguments: [String]) throws {
         let result = try Gmemctl.run(arguments)
         #expect(result.exitCode == 64, "\(result.stderr)")

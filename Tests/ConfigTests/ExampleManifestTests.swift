@@ -41,9 +41,11 @@ import Testing
         let file = "\(examplesDirectory)/invalid/five-mistakes.yaml"
         let result = ManifestLoader.load(file: file)
         #expect(result.diagnostics.count == 5, "\(result.diagnostics.map(\.description))")
-        #expect(result.diagnostics.map(\.path) == [
-            "spec.vm.type", "spec.blocks[0].size", "spec.mappings[1].gpa", "spec.mappings[2].block", "spec.lsteners",
-        ])
+        #expect(
+            result.diagnostics.map(\.path) == [
+                "spec.vm.type", "spec.blocks[0].size", "spec.mappings[1].gpa", "spec.mappings[2].block",
+                "spec.lsteners",
+            ])
         #expect(result.diagnostics.map { $0.range?.start.line ?? 0 } == [13, 16, 25, 26, 29])
         #expect(result.diagnostics.allSatisfy { $0.severity == .error && $0.range?.file == file })
     }
@@ -64,9 +66,11 @@ import Testing
         let root = ManifestSchema.document
         #expect(value(root, "$schema") == .string("https://json-schema.org/draft/2020-12/schema"))
         #expect(Set(object(try #require(value(root, "properties"))).keys) == Set(ManifestKeys.root))
-        #expect(Set(object(try #require(value(root, "properties", "spec", "properties"))).keys) == Set(ManifestKeys.spec))
+        #expect(
+            Set(object(try #require(value(root, "properties", "spec", "properties"))).keys) == Set(ManifestKeys.spec))
         #expect(value(root, "properties", "spec", "additionalProperties") == .bool(false))
-        #expect(value(root, "properties", "spec", "properties", "vm", "properties", "type", "enum")
+        #expect(
+            value(root, "properties", "spec", "properties", "vm", "properties", "type", "enum")
                 == .array(VMType.allCases.map { .string($0.rawValue) }))
         #expect(value(root, "$defs", "size", "oneOf") != nil)
     }

@@ -27,7 +27,9 @@ import Testing
 
     @Test func binaryBytes() throws {
         var generator = SystemRandomNumberGenerator()
-        let bytes = [0x7F, 0x45, 0x4C, 0x46, 0x02, 0x01, 0x00] + (0..<4096).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let bytes =
+            [0x7F, 0x45, 0x4C, 0x46, 0x02, 0x01, 0x00]
+            + (0..<4096).map { _ in UInt8.random(in: 0...255, using: &generator) }
         let diagnostics = loadQuickly(bytes)
         let only = try #require(diagnostics.first)
         #expect(diagnostics.count == 1)
@@ -43,7 +45,8 @@ import Testing
     }
 
     @Test func tenMegabyteFileIsRefusedBySize() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gmemctl-config-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "gmemctl-config-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let file = directory.appendingPathComponent("big.yaml")
@@ -68,7 +71,9 @@ import Testing
     }
 
     @Test func deepBlockNestingToo() throws {
-        let text = (0..<200).map { String(repeating: " ", count: $0) + "k\($0):\n" }.joined() + String(repeating: " ", count: 200) + "x: 1\n"
+        let text =
+            (0..<200).map { String(repeating: " ", count: $0) + "k\($0):\n" }.joined()
+            + String(repeating: " ", count: 200) + "x: 1\n"
         let only = try #require(loadQuickly(Array(text.utf8)).first)
         #expect(only.summary.contains("nesting is too deep"))
     }
@@ -77,7 +82,8 @@ import Testing
         var text = "a: &a [\"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\"]\n"
         for level in 1...9 {
             let previous = level == 1 ? "a" : "l\(level - 1)"
-            text += "l\(level): &l\(level) [" + Array(repeating: "*\(previous)", count: 9).joined(separator: ", ") + "]\n"
+            text +=
+                "l\(level): &l\(level) [" + Array(repeating: "*\(previous)", count: 9).joined(separator: ", ") + "]\n"
         }
         let only = try #require(loadQuickly(Array(text.utf8)).first)
         #expect(only.summary == "YAML aliases are not allowed in manifests")

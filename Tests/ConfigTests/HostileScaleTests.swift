@@ -6,7 +6,9 @@ import Testing
 /// Each test was a defect: quadratic loading, pairwise checks, 2^63-byte ranges, unrestricted names.
 @Suite struct HostileScaleTests {
     /// Loads within `limit` (a generous bound: the defects took 18 to 200 s; a debug build needs well under 1 s).
-    func loadWithin(_ text: String, _ limit: Duration = .seconds(5), sourceLocation: SourceLocation = #_sourceLocation) -> LoadResult {
+    func loadWithin(
+        _ text: String, _ limit: Duration = .seconds(5), sourceLocation: SourceLocation = #_sourceLocation
+    ) -> LoadResult {
         let clock = ContinuousClock()
         var result: LoadResult?
         let elapsed = clock.measure { result = load(text) }
@@ -15,13 +17,13 @@ import Testing
     }
 
     static let header = """
-    apiVersion: gmemctl/v1
-    kind: GuestMemory
-    metadata: { name: big }
-    spec:
-      vm: { type: tdx }
+        apiVersion: gmemctl/v1
+        kind: GuestMemory
+        metadata: { name: big }
+        spec:
+          vm: { type: tdx }
 
-    """
+        """
 
     @Test func fortyThousandItemFlowSequenceLoadsInLinearTime() {
         // One 80 KB line: `[0, 0, ...]` as the value of an unknown key.
@@ -41,7 +43,8 @@ import Testing
     }
 
     @Test func tenThousandInvalidItemsAreEachReportedQuickly() {
-        var text = Self.header + "  blocks:\n    - { name: ram, size: 64GiB, backend: { type: in-place } }\n  mappings:\n"
+        var text =
+            Self.header + "  blocks:\n    - { name: ram, size: 64GiB, backend: { type: in-place } }\n  mappings:\n"
         for index in 0..<10_000 {
             text += "    - { block: ram, offset: \(index * 8192), size: bad, gpa: \(index * 8192) }\n"
         }
@@ -79,7 +82,8 @@ import Testing
     /// 32,764 mappings (KVM's memslot limit), with one guest-range overlap among them: exactly that mistake.
     @Test func maximalMappingManifestFindsExactlyThePairwiseOverlap() throws {
         let count = 32_764
-        var text = Self.header + "  blocks:\n    - { name: ram, size: 1GiB, backend: { type: in-place } }\n  mappings:\n"
+        var text =
+            Self.header + "  blocks:\n    - { name: ram, size: 1GiB, backend: { type: in-place } }\n  mappings:\n"
         for index in 0..<count {
             // 4 KiB at 8 KiB strides; mapping 30,000 is placed on mapping 1,234's guest range.
             let gpa = index == 30_000 ? 1_234 * 8192 : index * 8192
@@ -94,15 +98,16 @@ import Testing
     }
 
     @Test func hundredThousandLayoutRangesLoad() {
-        var text = Self.header + """
-          blocks:
-            - { name: ram, size: 1GiB, backend: { type: in-place } }
-          mappings:
-            - { block: ram, offset: 0, size: 1GiB, gpa: 0 }
-          layout:
-            shared:
+        var text =
+            Self.header + """
+                  blocks:
+                    - { name: ram, size: 1GiB, backend: { type: in-place } }
+                  mappings:
+                    - { block: ram, offset: 0, size: 1GiB, gpa: 0 }
+                  layout:
+                    shared:
 
-        """
+                """
         for index in 0..<100_000 { text += "      - { gpa: \(index * 8192), size: 4KiB }\n" }
         let result = loadWithin(text)
         #expect(result.isValid, "\(result.diagnostics.prefix(3))")
@@ -110,18 +115,23 @@ import Testing
     }
 
     @Test func tenThousandSharedAgainstTenThousandPrivateIsASweep() {
-        var text = Self.header + """
-          blocks:
-            - { name: ram, size: 1GiB, backend: { type: in-place } }
-          mappings:
-            - { block: ram, offset: 0, size: 1GiB, gpa: 0 }
-          layout:
-            shared:
+        var text =
+            Self.header + """
+                  blocks:
+                    - { name: ram, size: 1GiB, backend: { type: in-place } }
+                  mappings:
+                    - { block: ram, offset: 0, size: 1GiB, gpa: 0 }
+                  layout:
+                    shared:
 
-        """
-        for index in 0..<10_000 { text += "      - \"\(hex(UInt64(index) * 16384))-\(hex(UInt64(index) * 16384 + 4095))\"\n" }
+                """
+        for index in 0..<10_000 {
+            text += "      - \"\(hex(UInt64(index) * 16384))-\(hex(UInt64(index) * 16384 + 4095))\"\n"
+        }
         text += "    private:\n"
-        for index in 0..<10_000 { text += "      - \"\(hex(UInt64(index) * 16384 + 8192))-\(hex(UInt64(index) * 16384 + 12287))\"\n" }
+        for index in 0..<10_000 {
+            text += "      - \"\(hex(UInt64(index) * 16384 + 8192))-\(hex(UInt64(index) * 16384 + 12287))\"\n"
+        }
         // One private range laid over shared range 777.
         text += "      - \"\(hex(777 * 16384))-\(hex(777 * 16384 + 4095))\"\n"
         let result = loadWithin(text)
@@ -132,38 +142,51 @@ import Testing
     func hex(_ value: UInt64) -> String { "0x" + String(value, radix: 16) }
 
     @Test func rangesPastTheGuestPhysicalLimitAreRefusedNamingIt() {
-        let result = load(Self.header + """
-          blocks:
-            - { name: ram, size: 0x8000000000000000, backend: { type: in-place } }
-            - { name: rom, size: 1GiB, backend: { type: in-place } }
-          mappings:
-            - { block: ram, offset: 0, size: 0x8000000000000000, gpa: 0 }
-            - { block: rom, offset: 0, size: 1GiB, gpa: 0x1FFFFFFFC0000001 }
-          layout:
-            shared:
-              - { gpa: 0x100000000000000, size: 0x200000000000000 }
-        """)
+        let result = load(
+            Self.header + """
+                  blocks:
+                    - { name: ram, size: 0x8000000000000000, backend: { type: in-place } }
+                    - { name: rom, size: 1GiB, backend: { type: in-place } }
+                  mappings:
+                    - { block: ram, offset: 0, size: 0x8000000000000000, gpa: 0 }
+                    - { block: rom, offset: 0, size: 1GiB, gpa: 0x1FFFFFFFC0000001 }
+                  layout:
+                    shared:
+                      - { gpa: 0x100000000000000, size: 0x200000000000000 }
+                """)
         #expect(!result.isValid)
-        expectDiagnostic(result, path: "spec.blocks[0].size", line: 7, column: 26, summary: "larger than 128 PiB (2^57)")
-        expectDiagnostic(result, path: "spec.mappings[0].size", line: 10, column: 38, summary: "past the 128 PiB (2^57) guest-physical limit")
-        expectDiagnostic(result, path: "spec.layout.shared[0].size", line: 14, column: 41, summary: "past the 128 PiB (2^57) guest-physical limit")
+        expectDiagnostic(
+            result, path: "spec.blocks[0].size", line: 7, column: 26, summary: "larger than 128 PiB (2^57)")
+        expectDiagnostic(
+            result, path: "spec.mappings[0].size", line: 10, column: 38,
+            summary: "past the 128 PiB (2^57) guest-physical limit")
+        expectDiagnostic(
+            result, path: "spec.layout.shared[0].size", line: 14, column: 41,
+            summary: "past the 128 PiB (2^57) guest-physical limit")
         #expect(result.diagnostics.contains { $0.path == "spec.mappings[1].size" && $0.summary.contains("2^57") })
     }
 
-    @Test(arguments: ["\\e[31mred", "a\\rb", "line\\nbreak", "nul\\0", "tab\\tname", "sp ace", "a/b", "-lead", String(repeating: "x", count: 64)])
+    @Test(arguments: [
+        "\\e[31mred", "a\\rb", "line\\nbreak", "nul\\0", "tab\\tname", "sp ace", "a/b", "-lead",
+        String(repeating: "x", count: 64),
+    ])
     func namesOutsideTheRuleAreRefusedNamingTheCharacter(name: String) throws {
-        let result = load(Self.header + """
-          blocks:
-            - { name: "\(name)", size: 1GiB, backend: { type: in-place } }
-          mappings:
-            - { block: "\(name)", offset: 0, size: 1GiB, gpa: 0 }
-          listeners:
-            - { name: "\(name)" }
-        """)
+        let result = load(
+            Self.header + """
+                  blocks:
+                    - { name: "\(name)", size: 1GiB, backend: { type: in-place } }
+                  mappings:
+                    - { block: "\(name)", offset: 0, size: 1GiB, gpa: 0 }
+                  listeners:
+                    - { name: "\(name)" }
+                """)
         #expect(!result.isValid)
         let block = try #require(result.diagnostics.first { $0.path == "spec.blocks[0].name" })
         #expect(block.summary.hasPrefix("invalid block name"))
-        #expect(result.diagnostics.contains { $0.path == "spec.listeners[0].name" && $0.summary.hasPrefix("invalid listener name") })
+        #expect(
+            result.diagnostics.contains {
+                $0.path == "spec.listeners[0].name" && $0.summary.hasPrefix("invalid listener name")
+            })
         // Whatever is printed carries no control character.
         for diagnostic in result.diagnostics {
             #expect(!diagnostic.summary.unicodeScalars.contains { $0.value < 0x20 }, "\(diagnostic.summary)")
@@ -183,7 +206,8 @@ import Testing
     }
 
     @Test func crlfManifestKeepsPositions() {
-        let text = (Self.header + "  blocks:\n    - { name: ram, size: 1000, backend: { type: in-place } }\n").replacingOccurrences(of: "\n", with: "\r\n")
+        let text = (Self.header + "  blocks:\n    - { name: ram, size: 1000, backend: { type: in-place } }\n")
+            .replacingOccurrences(of: "\n", with: "\r\n")
         let result = load(text)
         expectDiagnostic(result, path: "spec.blocks[0].size", line: 7, column: 26, summary: "not aligned")
     }

@@ -19,14 +19,17 @@ import Testing
 
     @Test func unknownKeySuggestsNearest() {
         let result = load(validManifest.replacingOccurrences(of: "  mappings:", with: "  mapings:"))
-        expectDiagnostic(result, path: "spec.mapings", line: 9, column: 3, summary: "unknown key `mapings`; did you mean `mappings`?")
+        expectDiagnostic(
+            result, path: "spec.mapings", line: 9, column: 3, summary: "unknown key `mapings`; did you mean `mappings`?"
+        )
         // The typo is reported once: no "block not mapped" consequence.
         #expect(result.diagnostics.count == 1, "\(result.diagnostics)")
     }
 
     @Test func unknownKeyWithoutNearMatchListsKeys() {
         let result = load(validManifest + "\n    colour: blue\n")
-        let found = expectDiagnostic(result, path: "spec.layout.colour", line: 14, column: 5, summary: "unknown key `colour`")
+        let found = expectDiagnostic(
+            result, path: "spec.layout.colour", line: 14, column: 5, summary: "unknown key `colour`")
         #expect(found?.detail == "spec.layout accepts: default, shared, private")
     }
 
@@ -37,19 +40,21 @@ import Testing
 
     @Test func missingRequiredFields() {
         let yaml = """
-        apiVersion: gmemctl/v1
-        kind: GuestMemory
-        metadata: {}
-        spec:
-          blocks:
-            - { name: ram, backend: { type: in-place } }
-          mappings:
-            - { block: ram, size: 4KiB }
-        """
+            apiVersion: gmemctl/v1
+            kind: GuestMemory
+            metadata: {}
+            spec:
+              blocks:
+                - { name: ram, backend: { type: in-place } }
+              mappings:
+                - { block: ram, size: 4KiB }
+            """
         let result = load(yaml)
         expectDiagnostic(result, path: "metadata.name", line: 3, column: 11, summary: "missing required field `name`")
-        expectDiagnostic(result, path: "spec.blocks[0].size", line: 6, column: 7, summary: "missing required field `size`")
-        expectDiagnostic(result, path: "spec.mappings[0].gpa", line: 8, column: 7, summary: "missing required field `gpa`")
+        expectDiagnostic(
+            result, path: "spec.blocks[0].size", line: 6, column: 7, summary: "missing required field `size`")
+        expectDiagnostic(
+            result, path: "spec.mappings[0].gpa", line: 8, column: 7, summary: "missing required field `gpa`")
         #expect(result.diagnostics.count == 3, "\(result.diagnostics)")
         #expect(result.manifest != nil)
     }
@@ -64,7 +69,8 @@ import Testing
         let yaml = validManifest.replacingOccurrences(of: "gmemctl/v1", with: "gmemctl/v2")
             .replacingOccurrences(of: "kind: GuestMemory", with: "kind: GuestMemroy")
         let result = load(yaml)
-        let api = expectDiagnostic(result, path: "apiVersion", line: 1, column: 13, summary: "unsupported apiVersion `gmemctl/v2`")
+        let api = expectDiagnostic(
+            result, path: "apiVersion", line: 1, column: 13, summary: "unsupported apiVersion `gmemctl/v2`")
         #expect(api?.detail.contains("gmemctl/v1") == true)
         expectDiagnostic(result, path: "kind", line: 2, column: 7, summary: "unsupported kind `GuestMemroy`")
         #expect(result.diagnostics.count == 2)
@@ -75,37 +81,47 @@ import Testing
             .replacingOccurrences(of: "type: in-place", with: "type: inplace")
             .replacingOccurrences(of: "default: private", with: "default: secret")
         let result = load(yaml)
-        let vm = expectDiagnostic(result, path: "spec.vm.type", line: 6, column: 15, summary: "unsupported VM type `snp`")
+        let vm = expectDiagnostic(
+            result, path: "spec.vm.type", line: 6, column: 15, summary: "unsupported VM type `snp`")
         #expect(vm?.detail.contains("default, sw-protected, sev-snp, tdx") == true)
-        let backend = expectDiagnostic(result, path: "spec.blocks[0].backend.type", line: 8, column: 49, summary: "unsupported backend type `inplace`")
+        let backend = expectDiagnostic(
+            result, path: "spec.blocks[0].backend.type", line: 8, column: 49,
+            summary: "unsupported backend type `inplace`")
         #expect(backend?.detail.hasPrefix("did you mean `in-place`?") == true)
-        let layout = expectDiagnostic(result, path: "spec.layout.default", line: 13, column: 14, summary: "unsupported default state `secret`")
+        let layout = expectDiagnostic(
+            result, path: "spec.layout.default", line: 13, column: 14, summary: "unsupported default state `secret`")
         #expect(layout?.detail.contains("private, shared") == true)
         #expect(result.diagnostics.count == 3, "\(result.diagnostics)")
     }
 
     @Test func wrongTypes() {
         let yaml = """
-        apiVersion: gmemctl/v1
-        kind: GuestMemory
-        metadata: { name: [a] }
-        spec:
-          blocks: { name: ram }
-          mappings: []
-          layout: private
-          listeners: vfio0
-        """
+            apiVersion: gmemctl/v1
+            kind: GuestMemory
+            metadata: { name: [a] }
+            spec:
+              blocks: { name: ram }
+              mappings: []
+              layout: private
+              listeners: vfio0
+            """
         let result = load(yaml)
-        expectDiagnostic(result, path: "metadata.name", line: 3, column: 19, summary: "metadata.name must be a string, found a sequence")
-        expectDiagnostic(result, path: "spec.blocks", line: 5, column: 11, summary: "spec.blocks must be a list, found a mapping")
-        expectDiagnostic(result, path: "spec.layout", line: 7, column: 11, summary: "spec.layout must be a mapping, found the string \"private\"")
+        expectDiagnostic(
+            result, path: "metadata.name", line: 3, column: 19,
+            summary: "metadata.name must be a string, found a sequence")
+        expectDiagnostic(
+            result, path: "spec.blocks", line: 5, column: 11, summary: "spec.blocks must be a list, found a mapping")
+        expectDiagnostic(
+            result, path: "spec.layout", line: 7, column: 11,
+            summary: "spec.layout must be a mapping, found the string \"private\"")
         expectDiagnostic(result, path: "spec.listeners", line: 8, column: 14, summary: "spec.listeners must be a list")
         #expect(result.diagnostics.count == 4, "\(result.diagnostics)")
     }
 
     @Test func badSizeIsLocatedAtTheValue() {
         let result = load(validManifest.replacingOccurrences(of: "size: 4GiB", with: "size: 4GB"))
-        let found = expectDiagnostic(result, path: "spec.blocks[0].size", line: 8, column: 26, summary: "unknown unit \"GB\"")
+        let found = expectDiagnostic(
+            result, path: "spec.blocks[0].size", line: 8, column: 26, summary: "unknown unit \"GB\"")
         #expect(found?.detail.contains("did you mean 4GiB?") == true)
         // The block is unreadable, so no consequence (mapping outside block) is reported.
         #expect(result.diagnostics.count == 1, "\(result.diagnostics)")
@@ -116,8 +132,9 @@ import Testing
             of: "backend: { type: in-place }",
             with: "backend: { type: legacy, shared: { source: memfd, prealloc: \"yes\" } }")
         let result = load(yaml)
-        expectDiagnostic(result, path: "spec.blocks[0].backend.shared.prealloc", line: 8, column: 92,
-                         summary: "prealloc must be true or false, found the string \"yes\"")
+        expectDiagnostic(
+            result, path: "spec.blocks[0].backend.shared.prealloc", line: 8, column: 92,
+            summary: "prealloc must be true or false, found the string \"yes\"")
     }
 
     @Test func quotedNumbersStayStringsForNamesAndParseAsSizes() throws {
@@ -131,7 +148,8 @@ import Testing
     }
 
     @Test func rangesAcceptBothSpellings() throws {
-        let yaml = validManifest + "\n    shared:\n      - \"0xA0000-0xFFFFF\"\n      - { gpa: 0xA0000, size: 384KiB }\n"
+        let yaml =
+            validManifest + "\n    shared:\n      - \"0xA0000-0xFFFFF\"\n      - { gpa: 0xA0000, size: 384KiB }\n"
         let result = load(yaml)
         #expect(result.isValid, "\(result.diagnostics)")
         let shared = try #require(result.manifest?.spec.layout.shared)
@@ -146,10 +164,12 @@ import Testing
     }
 
     @Test func layoutDefaultFollowsVMTypeWhenOmitted() throws {
-        let privateVM = try #require(load(validManifest.replacingOccurrences(of: "  layout:\n    default: private", with: "")).manifest)
+        let privateVM = try #require(
+            load(validManifest.replacingOccurrences(of: "  layout:\n    default: private", with: "")).manifest)
         #expect(privateVM.spec.layout.defaultState == .private)
-        let plain = load(validManifest.replacingOccurrences(of: "  layout:\n    default: private", with: "")
-            .replacingOccurrences(of: "type: tdx", with: "type: default"))
+        let plain = load(
+            validManifest.replacingOccurrences(of: "  layout:\n    default: private", with: "")
+                .replacingOccurrences(of: "type: tdx", with: "type: default"))
         #expect(plain.isValid, "\(plain.diagnostics)")
         #expect(plain.manifest?.spec.layout.defaultState == .shared)
     }

@@ -5,7 +5,8 @@ import Testing
     @Test(arguments: [
         ("4096", UInt64(4096)), ("0x1000", 4096), ("0X1f", 31), ("2MiB", 2 << 20), ("1 GiB", 1 << 30),
         ("3TiB", 3 << 40), ("512B", 512), ("4KiB", 4096), ("0", 0), ("0x1_0000_0000", 1 << 32),
-        ("18446744073709551615", .max), ("0xFFFFFFFFFFFFFFFF", .max), ("0x00000000000000000001", 1), (" 8 MiB ", 8 << 20),
+        ("18446744073709551615", .max), ("0xFFFFFFFFFFFFFFFF", .max), ("0x00000000000000000001", 1),
+        (" 8 MiB ", 8 << 20),
     ])
     func acceptsIntegersHexAndBinaryUnits(text: String, expected: UInt64) throws {
         #expect(try parseSize(text) == expected)

@@ -1,5 +1,6 @@
 import Config
 import Testing
+
 @_spi(Tuning) @testable import GmemCore
 @testable import GmemSimulator
 
@@ -14,17 +15,20 @@ private let x86 = AddressMap(mappings: [
 @Suite struct AddressMapTests {
     @Test func gpaRangeAcrossTheHoleSplitsIntoSlices() {
         let slices = x86.blockRanges(forGPA: (GiB)..<(5 * GiB))
-        #expect(slices == [
-            BlockSlice(block: "ram", offsets: GiB..<(2 * GiB), gpaRange: GiB..<(2 * GiB), mappingIndex: 0),
-            BlockSlice(block: "ram", offsets: (2 * GiB)..<(3 * GiB), gpaRange: (4 * GiB)..<(5 * GiB), mappingIndex: 1),
-        ])
+        #expect(
+            slices == [
+                BlockSlice(block: "ram", offsets: GiB..<(2 * GiB), gpaRange: GiB..<(2 * GiB), mappingIndex: 0),
+                BlockSlice(
+                    block: "ram", offsets: (2 * GiB)..<(3 * GiB), gpaRange: (4 * GiB)..<(5 * GiB), mappingIndex: 1),
+            ])
         #expect(x86.unmappedParts(ofGPA: GiB..<(5 * GiB)) == [(2 * GiB)..<(4 * GiB)])
         #expect(x86.unmappedParts(ofGPA: (20 * GiB)..<(21 * GiB)) == [(20 * GiB)..<(21 * GiB)])
         #expect(x86.blockRanges(forGPA: (2 * GiB)..<(4 * GiB)).isEmpty)
     }
 
     @Test func offsetsAcrossTheSplitMapToTwoWindows() {
-        #expect(x86.gpaRanges(block: "ram", offsets: GiB..<(3 * GiB)).map(\.gpaRange)
+        #expect(
+            x86.gpaRanges(block: "ram", offsets: GiB..<(3 * GiB)).map(\.gpaRange)
                 == [GiB..<(2 * GiB), (4 * GiB)..<(5 * GiB)])
         #expect(x86.gpaRanges(block: "other", offsets: 0..<GiB).isEmpty)
         #expect(x86.gpaRanges(block: "ram", offsets: (8 * GiB)..<(9 * GiB)).isEmpty)
@@ -36,10 +40,11 @@ private let x86 = AddressMap(mappings: [
             Mapping(block: "ram", offset: 0, size: 0x1000, gpa: 0x1000),
             Mapping(block: "empty", offset: 0, size: 0, gpa: 0x5000),
         ])
-        #expect(map.gpaRanges(block: "ram", offsets: 0x800..<0x1000) == [
-            BlockSlice(block: "ram", offsets: 0x800..<0x1000, gpaRange: 0x1800..<0x2000, mappingIndex: 1),
-            BlockSlice(block: "ram", offsets: 0x800..<0x1000, gpaRange: 0x9800..<0xA000, mappingIndex: 0),
-        ])
+        #expect(
+            map.gpaRanges(block: "ram", offsets: 0x800..<0x1000) == [
+                BlockSlice(block: "ram", offsets: 0x800..<0x1000, gpaRange: 0x1800..<0x2000, mappingIndex: 1),
+                BlockSlice(block: "ram", offsets: 0x800..<0x1000, gpaRange: 0x9800..<0xA000, mappingIndex: 0),
+            ])
         #expect(map.unmappedParts(ofGPA: 0..<0xB000) == [0..<0x1000, 0x2000..<0x9000, 0xA000..<0xB000])
     }
 
@@ -47,12 +52,13 @@ private let x86 = AddressMap(mappings: [
         var gpa = Layout()
         gpa.assign(.private, to: 0..<(2 * GiB))
         gpa.assign(.private, to: (4 * GiB)..<(10 * GiB))
-        gpa.assign(.shared, to: (GiB)..<(5 * GiB)) // spans the hole: only mapped parts matter
+        gpa.assign(.shared, to: (GiB)..<(5 * GiB))  // spans the hole: only mapped parts matter
         let blocks = try x86.blockLayouts(fromGPALayout: gpa)
-        #expect(blocks["ram"]?.runs == [
-            .init(range: 0..<GiB, value: .private), .init(range: GiB..<(3 * GiB), value: .shared),
-            .init(range: (3 * GiB)..<(8 * GiB), value: .private),
-        ])
+        #expect(
+            blocks["ram"]?.runs == [
+                .init(range: 0..<GiB, value: .private), .init(range: GiB..<(3 * GiB), value: .shared),
+                .init(range: (3 * GiB)..<(8 * GiB), value: .private),
+            ])
         var mapped = gpa
         mapped.remove((2 * GiB)..<(4 * GiB))
         #expect(x86.gpaLayout(fromBlockLayouts: blocks) == mapped)
@@ -66,9 +72,13 @@ private let x86 = AddressMap(mappings: [
         var gpa = Layout.filled(0..<0x4000, with: .private)
         gpa.assign(.shared, to: 0x10000..<0x11000)
         gpa.assign(.private, to: 0x11000..<0x12000)
-        #expect(throws: LayoutConflictError(conflicts: [.init(
-            block: "ram", offsets: 0x2000..<0x3000, gpaRanges: [0x2000..<0x3000, 0x10000..<0x11000],
-            values: [.private, .shared])])) {
+        #expect(
+            throws: LayoutConflictError(conflicts: [
+                .init(
+                    block: "ram", offsets: 0x2000..<0x3000, gpaRanges: [0x2000..<0x3000, 0x10000..<0x11000],
+                    values: [.private, .shared])
+            ])
+        ) {
             try map.blockLayouts(fromGPALayout: gpa)
         }
         // Agreeing windows are fine, and a window left unset takes the other's state.
@@ -89,7 +99,7 @@ private let x86 = AddressMap(mappings: [
         var mappings: [Mapping] = []
         var gpa = UInt64.random(in: 0..<16, using: &rng)
         var nextOffset: [String: UInt64] = ["a": 0, "b": 0]
-        while gpa < universe / 2 { // leave room for the second window
+        while gpa < universe / 2 {  // leave room for the second window
             let size = min(universe - gpa, UInt64.random(in: 1...48, using: &rng))
             let block = Bool.random(using: &rng) ? "a" : "b"
             let offset = nextOffset[block, default: 0] + UInt64.random(in: 0..<4, using: &rng)
@@ -129,13 +139,16 @@ private let x86 = AddressMap(mappings: [
             let query = start..<UInt64.random(in: start...Self.universe, using: &rng)
             var seen = Set<UInt64>()
             for slice in map.blockRanges(forGPA: query) {
-                #expect(slice.gpaRange.count == slice.offsets.count && mappings[slice.mappingIndex].block == slice.block)
+                #expect(
+                    slice.gpaRange.count == slice.offsets.count && mappings[slice.mappingIndex].block == slice.block)
                 for (gpa, offset) in zip(slice.gpaRange, slice.offsets) {
                     seen.insert(gpa)
                     #expect(Self.reference(mappings, gpa: gpa).map { $0 == (slice.block, offset) } == true)
                 }
                 // Back again: the offsets are visible at (at least) this GPA window.
-                #expect(map.gpaRanges(block: slice.block, offsets: slice.offsets).contains { $0.gpaRange == slice.gpaRange })
+                #expect(
+                    map.gpaRanges(block: slice.block, offsets: slice.offsets).contains { $0.gpaRange == slice.gpaRange }
+                )
             }
             let holes = map.unmappedParts(ofGPA: query)
             for gpa in query {
@@ -163,8 +176,10 @@ private let x86 = AddressMap(mappings: [
         for _ in 0..<300 {
             let mappings = Self.randomMappings(&rng)
             let map = AddressMap(mappings: mappings)
-            let blocks = ["a": Self.randomLayout(&rng, size: Self.universe * 2, edits: 30),
-                          "b": Self.randomLayout(&rng, size: Self.universe * 2, edits: 30)]
+            let blocks = [
+                "a": Self.randomLayout(&rng, size: Self.universe * 2, edits: 30),
+                "b": Self.randomLayout(&rng, size: Self.universe * 2, edits: 30),
+            ]
             let gpa = map.gpaLayout(fromBlockLayouts: blocks)
             for address in 0..<Self.universe {
                 let expected = Self.reference(mappings, gpa: address).flatMap { blocks[$0.0]?.value(at: $0.1) }
@@ -199,7 +214,9 @@ private let x86 = AddressMap(mappings: [
                 }
             }
             var expected = Set<String>()
-            for (block, offsets) in states { for (offset, values) in offsets where values.count > 1 { expected.insert("\(block)@\(offset)") } }
+            for (block, offsets) in states {
+                for (offset, values) in offsets where values.count > 1 { expected.insert("\(block)@\(offset)") }
+            }
             do {
                 _ = try map.blockLayouts(fromGPALayout: gpa)
                 #expect(expected.isEmpty)

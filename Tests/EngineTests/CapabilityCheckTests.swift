@@ -1,8 +1,9 @@
 import Config
-@testable import GmemCore
-@testable import GmemSimulator
 import ProcessSupport
 import Testing
+
+@testable import GmemCore
+@testable import GmemSimulator
 
 /// `CapabilityCheck`: what a manifest needs against what a profile offers; every problem names the missing
 /// capability or the fix.
@@ -12,10 +13,12 @@ struct CapabilityCheckTests {
         CapabilityCheck.check(manifest, against: caps).filter { $0.severity == .error }
     }
 
-    static let privateInPlace = manifestYAML(blocks: [engBlock(backend: engInPlace)], mappings: [engMapping(size: 64 * engMiB, gpa: 0)],
-                                        shared: [engRange(gpa: engMiB, size: engMiB)])
+    static let privateInPlace = manifestYAML(
+        blocks: [engBlock(backend: engInPlace)], mappings: [engMapping(size: 64 * engMiB, gpa: 0)],
+        shared: [engRange(gpa: engMiB, size: engMiB)])
 
-    @Test("a private in-place block fails on linux-6.18 naming the conversion capabilities, and passes where they exist")
+    @Test(
+        "a private in-place block fails on linux-6.18 naming the conversion capabilities, and passes where they exist")
     func privateInPlace() throws {
         let manifest = try engManifest(Self.privateInPlace)
         let problems = Self.errors(manifest, Profiles.linux618)
@@ -29,7 +32,9 @@ struct CapabilityCheckTests {
         // The diagnostic points at the manifest line of the backend.
         #expect(problem.range?.file == "test.yaml")
         #expect(problem.range != nil)
-        #expect(throws: DesiredStateError.self) { try DesiredState(manifest: manifest, capabilities: Profiles.linux618) }
+        #expect(throws: DesiredStateError.self) {
+            try DesiredState(manifest: manifest, capabilities: Profiles.linux618)
+        }
 
         for profile in [Profiles.gmemConvertPOC, Profiles.gmemAttributes2] {
             #expect(Self.errors(manifest, profile).isEmpty, "\(profile.name): \(Self.errors(manifest, profile))")
@@ -41,8 +46,10 @@ struct CapabilityCheckTests {
 
     @Test("a shared-only in-place block is fine on a 6.18 default VM (MMAP|INIT_SHARED), refused on 6.8")
     func sharedInPlaceOnDefaultVM() throws {
-        let manifest = try engManifest(manifestYAML(vm: "default", blocks: [engBlock(backend: engInPlace)],
-                                               mappings: [engMapping(size: 64 * engMiB, gpa: 0)], defaultState: "shared"))
+        let manifest = try engManifest(
+            manifestYAML(
+                vm: "default", blocks: [engBlock(backend: engInPlace)],
+                mappings: [engMapping(size: 64 * engMiB, gpa: 0)], defaultState: "shared"))
         #expect(Self.errors(manifest, Profiles.linux618).isEmpty)
         #expect(Self.errors(manifest, Profiles.linux618PVM).isEmpty)
         let problems = Self.errors(manifest, Profiles.linux68)
@@ -52,8 +59,10 @@ struct CapabilityCheckTests {
 
     @Test("tdx on linux-6.18-sev-snp fails naming the VM types the host offers")
     func tdxOnSevSnp() throws {
-        let manifest = try engManifest(manifestYAML(vm: "tdx", blocks: [engBlock(backend: engLegacyMemfd)],
-                                               mappings: [engMapping(size: 64 * engMiB, gpa: 0)]))
+        let manifest = try engManifest(
+            manifestYAML(
+                vm: "tdx", blocks: [engBlock(backend: engLegacyMemfd)],
+                mappings: [engMapping(size: 64 * engMiB, gpa: 0)]))
         let problems = Self.errors(manifest, Profiles.linux618SevSnp)
         #expect(problems.count == 1)
         let problem = try #require(problems.first)
@@ -67,23 +76,32 @@ struct CapabilityCheckTests {
 
     @Test("a private layout on linux-6.18-pvm: sw-protected is not offered; a default VM cannot make memory private")
     func privateOnPVM() throws {
-        let legacy = manifestYAML(blocks: [engBlock(backend: engLegacyMemfd)], mappings: [engMapping(size: 64 * engMiB, gpa: 0)])
+        let legacy = manifestYAML(
+            blocks: [engBlock(backend: engLegacyMemfd)], mappings: [engMapping(size: 64 * engMiB, gpa: 0)])
         let problems = Self.errors(try engManifest(legacy), Profiles.linux618PVM)
         #expect(problems.map(\.path) == ["spec.vm.type"])
         #expect(problems.first?.summary == "VM type sw-protected is not offered by linux-6.18-pvm")
         #expect(problems.first?.detail.contains("KVM_CAP_VM_TYPES is 0x1 (default)") == true, "\(problems)")
 
         // On a default VM, validation already refuses the private layout (naming the VM type as the fix)...
-        let onDefault = manifestYAML(vm: "default", blocks: [engBlock(backend: engLegacyMemfd)], mappings: [engMapping(size: 64 * engMiB, gpa: 0)])
+        let onDefault = manifestYAML(
+            vm: "default", blocks: [engBlock(backend: engLegacyMemfd)],
+            mappings: [engMapping(size: 64 * engMiB, gpa: 0)])
         let loaded = ManifestLoader.load(yaml: onDefault, file: "test.yaml")
         #expect(!loaded.isValid)
         #expect(loaded.diagnostics.contains { $0.path == "spec.layout.default" && $0.detail.contains("sw-protected") })
         // ...and the capability check refuses it too when handed such a manifest directly, naming the attribute.
-        let manifest = Manifest(metadata: Metadata(name: "g"), spec: Spec(
-            vm: VMSpec(type: .default),
-            blocks: [Block(name: "ram", size: 64 * engMiB, backend: Backend(type: .legacy, shared: SharedBacking(source: .memfd)))],
-            mappings: [Mapping(block: "ram", offset: 0, size: 64 * engMiB, gpa: 0)],
-            layout: LayoutSpec(defaultState: .private)))
+        let manifest = Manifest(
+            metadata: Metadata(name: "g"),
+            spec: Spec(
+                vm: VMSpec(type: .default),
+                blocks: [
+                    Block(
+                        name: "ram", size: 64 * engMiB,
+                        backend: Backend(type: .legacy, shared: SharedBacking(source: .memfd)))
+                ],
+                mappings: [Mapping(block: "ram", offset: 0, size: 64 * engMiB, gpa: 0)],
+                layout: LayoutSpec(defaultState: .private)))
         let direct = Self.errors(manifest, Profiles.linux618PVM)
         #expect(direct.count == 1)
         #expect(direct.first?.path == "spec.blocks[0].backend")
@@ -92,8 +110,13 @@ struct CapabilityCheckTests {
 
     @Test("a hugetlb page size the host does not offer is named with the offered sizes")
     func hugetlbPageSize() throws {
-        let manifest = try engManifest(manifestYAML(vm: "default", blocks: [engBlock(size: "1GiB", backend: "{ type: legacy, shared: { source: hugetlb, pageSize: 1GiB } }")],
-                                               mappings: [engMapping(size: engGiB, gpa: 0)], defaultState: "shared"))
+        let manifest = try engManifest(
+            manifestYAML(
+                vm: "default",
+                blocks: [
+                    engBlock(size: "1GiB", backend: "{ type: legacy, shared: { source: hugetlb, pageSize: 1GiB } }")
+                ],
+                mappings: [engMapping(size: engGiB, gpa: 0)], defaultState: "shared"))
         let problems = Self.errors(manifest, Profiles.linux618PVM)
         #expect(problems.count == 1)
         let problem = try #require(problems.first)
@@ -105,26 +128,37 @@ struct CapabilityCheckTests {
 
     @Test("a hugetlb pool too small names the sysfs knob and how many pages are missing")
     func hugetlbPool() throws {
-        let manifest = try engManifest(manifestYAML(blocks: [engBlock(backend: engLegacyHugetlb)], mappings: [engMapping(size: 64 * engMiB, gpa: 0)]))
+        let manifest = try engManifest(
+            manifestYAML(
+                blocks: [engBlock(backend: engLegacyHugetlb)], mappings: [engMapping(size: 64 * engMiB, gpa: 0)]))
         var caps = Profiles.linux618
         caps.hugePagesFree = [2 * engMiB: 10, engGiB: 0]
         let problems = Self.errors(manifest, caps)
         #expect(problems.count == 1)
         #expect(problems.first?.summary == "block ram needs 32 free 2 MiB huge pages, the pool has 10")
-        #expect(problems.first?.detail == "raise /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages by at least 22 before applying")
+        #expect(
+            problems.first?.detail
+                == "raise /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages by at least 22 before applying")
         caps.hugePagesFree = [2 * engMiB: 32]
         #expect(Self.errors(manifest, caps).isEmpty)
     }
 
     @Test("every problem is reported, not the first")
     func allProblems() throws {
-        let manifest = try engManifest(manifestYAML(
-            blocks: [engBlock("a", size: "64MiB", backend: engInPlace),
-                     engBlock("b", size: "1GiB", backend: "{ type: legacy, shared: { source: hugetlb, pageSize: 1GiB } }")],
-            mappings: [engMapping("a", size: 64 * engMiB, gpa: 0), engMapping("b", size: engGiB, gpa: engGiB)]))
+        let manifest = try engManifest(
+            manifestYAML(
+                blocks: [
+                    engBlock("a", size: "64MiB", backend: engInPlace),
+                    engBlock(
+                        "b", size: "1GiB", backend: "{ type: legacy, shared: { source: hugetlb, pageSize: 1GiB } }"),
+                ],
+                mappings: [engMapping("a", size: 64 * engMiB, gpa: 0), engMapping("b", size: engGiB, gpa: engGiB)]))
         var caps = Profiles.linux618
         caps.hugePageSizes = [2 * engMiB]
-        #expect(Self.errors(manifest, caps).map(\.path) == ["spec.blocks[0].backend.type", "spec.blocks[1].backend.shared.pageSize"])
+        #expect(
+            Self.errors(manifest, caps).map(\.path) == [
+                "spec.blocks[0].backend.type", "spec.blocks[1].backend.shared.pageSize",
+            ])
     }
 }
 
@@ -133,14 +167,18 @@ struct CapabilityCheckTests {
 struct CapabilityCheckLimitTests {
     @Test("a 1 GiB mapping at 2^52 is refused naming the address width; at 2^48 it passes")
     func physicalAddressLimit() throws {
-        let at52 = try engManifest(manifestYAML(vm: "default", blocks: [engBlock(size: "1GiB", backend: engInPlace)],
-                                           mappings: [engMapping(size: engGiB, gpa: 1 << 52)], defaultState: "shared"))
+        let at52 = try engManifest(
+            manifestYAML(
+                vm: "default", blocks: [engBlock(size: "1GiB", backend: engInPlace)],
+                mappings: [engMapping(size: engGiB, gpa: 1 << 52)], defaultState: "shared"))
         let problems = CapabilityCheck.check(at52, against: Profiles.linux618PVM).filter { $0.severity == .error }
         #expect(problems.count == 1)
         #expect(problems.first?.path == "spec.mappings[0]")
         #expect(problems.first?.detail.contains("52-bit") == true, "\(problems)")
-        let at48 = try engManifest(manifestYAML(vm: "default", blocks: [engBlock(size: "1GiB", backend: engInPlace)],
-                                           mappings: [engMapping(size: engGiB, gpa: 1 << 48)], defaultState: "shared"))
+        let at48 = try engManifest(
+            manifestYAML(
+                vm: "default", blocks: [engBlock(size: "1GiB", backend: engInPlace)],
+                mappings: [engMapping(size: engGiB, gpa: 1 << 48)], defaultState: "shared"))
         #expect(CapabilityCheck.check(at48, against: Profiles.linux618PVM).isEmpty)
         var narrow = Profiles.linux618
         narrow.physicalAddressBits = 46
@@ -151,8 +189,10 @@ struct CapabilityCheckLimitTests {
     func memslotCountWithSplit() throws {
         var small = Profiles.linux618
         small.maxMemslots = 1
-        let big = try engManifest(manifestYAML(vm: "default", blocks: [engBlock(size: "9TiB", backend: engInPlace)],
-                                          mappings: [engMapping(size: 9 << 40, gpa: 0)], defaultState: "shared"))
+        let big = try engManifest(
+            manifestYAML(
+                vm: "default", blocks: [engBlock(size: "9TiB", backend: engInPlace)],
+                mappings: [engMapping(size: 9 << 40, gpa: 0)], defaultState: "shared"))
         let problems = CapabilityCheck.check(big, against: small).filter { $0.severity == .error }
         #expect(problems.count == 1 && problems.first?.summary.contains("need 2 memslots") == true, "\(problems)")
         #expect(CapabilityCheck.check(big, against: Profiles.linux618).isEmpty)
@@ -160,20 +200,27 @@ struct CapabilityCheckLimitTests {
 
     @Test("a hugetlb mapping whose GPA is not aligned to its huge pages is warned about, naming the cost")
     func hugetlbAlignment() throws {
-        let yaml = manifestYAML(blocks: [engBlock(backend: engLegacyHugetlb)], mappings: [engMapping(size: 4 * engMiB, gpa: engMiB)])
-        let warnings = CapabilityCheck.check(try engManifest(yaml), against: Profiles.linux618).filter { $0.severity == .warning }
+        let yaml = manifestYAML(
+            blocks: [engBlock(backend: engLegacyHugetlb)], mappings: [engMapping(size: 4 * engMiB, gpa: engMiB)])
+        let warnings = CapabilityCheck.check(try engManifest(yaml), against: Profiles.linux618).filter {
+            $0.severity == .warning
+        }
         #expect(warnings.count == 1)
         #expect(warnings.first?.path == "spec.mappings[0].gpa")
-        #expect(warnings.first?.detail.contains("4 KiB pages only") == true || warnings.first?.detail.contains("4KiB pages only") == true,
-                "\(warnings)")
-        let aligned = manifestYAML(blocks: [engBlock(backend: engLegacyHugetlb)], mappings: [engMapping(size: 4 * engMiB, gpa: 2 * engMiB)])
+        #expect(
+            warnings.first?.detail.contains("4 KiB pages only") == true
+                || warnings.first?.detail.contains("4KiB pages only") == true,
+            "\(warnings)")
+        let aligned = manifestYAML(
+            blocks: [engBlock(backend: engLegacyHugetlb)], mappings: [engMapping(size: 4 * engMiB, gpa: 2 * engMiB)])
         #expect(CapabilityCheck.check(try engManifest(aligned), against: Profiles.linux618).isEmpty)
     }
 
     @Test("on a default VM an unaligned private range reports its misalignment too")
     func defaultVMUnalignedPrivate() {
-        let yaml = manifestYAML(vm: "default", blocks: [engBlock(backend: engInPlace)], mappings: [engMapping(size: 64 * engMiB, gpa: 0)],
-                           defaultState: "shared", private: [engRange(gpa: 0x1800, size: 0x1000)])
+        let yaml = manifestYAML(
+            vm: "default", blocks: [engBlock(backend: engInPlace)], mappings: [engMapping(size: 64 * engMiB, gpa: 0)],
+            defaultState: "shared", private: [engRange(gpa: 0x1800, size: 0x1000)])
         let result = ManifestLoader.load(yaml: yaml, file: "test.yaml")
         let summaries = result.diagnostics.filter { $0.path.hasPrefix("spec.layout.private[0]") }.map(\.summary)
         #expect(summaries.contains { $0.contains("default") }, "\(summaries)")

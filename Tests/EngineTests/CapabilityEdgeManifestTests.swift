@@ -1,8 +1,9 @@
 import Config
-@testable import GmemCore
-@testable import GmemSimulator
 import ProcessSupport
 import Testing
+
+@testable import GmemCore
+@testable import GmemSimulator
 
 /// `validate --target P` and `apply --host sim:P` agree at every kernel limit: manifests generated at each
 /// side of the guest-physical limit, the per-memslot page limit (split by the planner) and the memslot
@@ -28,14 +29,16 @@ struct CapabilityEdgeManifestTests {
         profile.vmTypes.first { $0.guestMemfd && $0.vmType.hasPrivateMemory } ?? profile.vmTypes.first { $0.guestMemfd }
     }
 
-    static func manifest(_ vm: VMTypeCapabilities, blockSize: UInt64, mappings: [(size: UInt64, gpa: UInt64)]) -> String {
+    static func manifest(_ vm: VMTypeCapabilities, blockSize: UInt64, mappings: [(size: UInt64, gpa: UInt64)]) -> String
+    {
         var offset: UInt64 = 0
         let lines = mappings.map { mapping -> String in
             defer { offset += mapping.size }
             return engMapping(offset: offset, size: mapping.size, gpa: mapping.gpa)
         }
-        return manifestYAML(vm: vm.vmType.rawValue, blocks: [engBlock(size: engHex(blockSize), backend: engAuto)], mappings: lines,
-                       defaultState: vm.vmType.hasPrivateMemory ? "private" : "shared")
+        return manifestYAML(
+            vm: vm.vmType.rawValue, blocks: [engBlock(size: engHex(blockSize), backend: engAuto)], mappings: lines,
+            defaultState: vm.vmType.hasPrivateMemory ? "private" : "shared")
     }
 
     static func edges(_ profile: Capabilities, _ vm: VMTypeCapabilities) -> [Edge] {
@@ -47,10 +50,12 @@ struct CapabilityEdgeManifestTests {
             Edge(description: name, yaml: manifest(vm, blockSize: size, mappings: [(size, gpa)]), expected: expected)
         }
         func many(_ name: String, count: Int, big: UInt64?, _ expected: Bool) -> Edge {
-            var mappings = (0 ..< count).map { (size: page, gpa: UInt64($0) * 2 * page) }
+            var mappings = (0..<count).map { (size: page, gpa: UInt64($0) * 2 * page) }
             if let big { mappings.append((size: big, gpa: 1 << 40)) }
-            return Edge(description: name, yaml: manifest(vm, blockSize: mappings.reduce(0) { $0 + $1.size }, mappings: mappings),
-                        expected: expected)
+            return Edge(
+                description: name,
+                yaml: manifest(vm, blockSize: mappings.reduce(0) { $0 + $1.size }, mappings: mappings),
+                expected: expected)
         }
         return [
             one("1 GiB ending at the GPA limit", size: 1 << 30, gpa: limit - (1 << 30), true),
@@ -73,8 +78,9 @@ struct CapabilityEdgeManifestTests {
         unlimited.maxMemslots = Int.max
         let desired = try DesiredState(manifest: manifest, capabilities: unlimited)
         let plan = try Planner.plan(desired: desired, observed: LiveState(name: desired.name), capabilities: unlimited)
-        let runtime = GuestRuntime(kernel: SimulatedKernel(capabilities: profile), capabilities: profile,
-                                   state: LiveState(name: desired.name))
+        let runtime = GuestRuntime(
+            kernel: SimulatedKernel(capabilities: profile), capabilities: profile,
+            state: LiveState(name: desired.name))
         return Executor(maxRetries: 0, retryDelayMicroseconds: 1).apply(plan, on: runtime).succeeded
     }
 

@@ -1,9 +1,10 @@
 import Config
 import Foundation
-@testable import GmemCore
-@testable import GmemSimulator
 import ProcessSupport
 import Testing
+
+@testable import GmemCore
+@testable import GmemSimulator
 
 /// `CapabilityProbe` on the simulator of every built-in profile: probing must find the profile back.
 @Suite("CapabilityProbe")
@@ -13,14 +14,16 @@ struct CapabilityProbeTests {
         profile.vmTypes.map(\.conversion).first { $0.convertsInPlace }
     }
 
-    @Test("probing a simulated kernel of each profile gives its VM types, and matchingProfile finds it",
-          arguments: Profiles.all.map(\.name))
+    @Test(
+        "probing a simulated kernel of each profile gives its VM types, and matchingProfile finds it",
+        arguments: Profiles.all.map(\.name))
     func probeFindsProfile(name: String) throws {
         let profile = try #require(Profiles.named(name))
         // The simulated host's sysfs: the module parameter as the profile has it.
         let facts = HostFacts(gmemInPlaceConversion: profile.gmemInPlaceConversion)
-        let probed = try CapabilityProbe.probe(SimulatedKernel(capabilities: profile), optIn: Self.optIn(for: profile),
-                                               hostFacts: facts)
+        let probed = try CapabilityProbe.probe(
+            SimulatedKernel(capabilities: profile), optIn: Self.optIn(for: profile),
+            hostFacts: facts)
         #expect(probed.vmTypes == profile.vmTypes, "\(name): probed \(probed.vmTypes)")
         #expect(probed.guestMemfdFlagSet == profile.guestMemfdFlagSet)
         #expect(probed.vmTypesMask == profile.vmTypesMask)
@@ -45,20 +48,25 @@ struct CapabilityProbeTests {
         #expect(!probed.vmTypes.contains { $0.conversion.convertsInPlace }, "\(probed.vmTypes)")
     }
 
-    @Test("in-place mode is found by the ioctl, without opt-in or sysfs; evidence says so and 250 only confirms",
-          arguments: [Profiles.linux74InPlace, Profiles.linux74InPlaceSevSnp, Profiles.linux74InPlaceTDX])
+    @Test(
+        "in-place mode is found by the ioctl, without opt-in or sysfs; evidence says so and 250 only confirms",
+        arguments: [Profiles.linux74InPlace, Profiles.linux74InPlaceSevSnp, Profiles.linux74InPlaceTDX])
     func inPlaceFoundByBehaviour(profile: Capabilities) throws {
         let probed = try CapabilityProbe.probe(SimulatedKernel(capabilities: profile))
         #expect(probed.vmTypes == profile.vmTypes)
         #expect(probed.gmemInPlaceConversion == true)
         #expect(CapabilityProbe.matchingProfile(probed)?.name == profile.name)
-        #expect(probed.evidence.contains { $0.contains("KVM_SET_MEMORY_ATTRIBUTES2 on a guest_memfd works") && $0.contains("confirming") },
-                "\(probed.evidence)")
+        #expect(
+            probed.evidence.contains {
+                $0.contains("KVM_SET_MEMORY_ATTRIBUTES2 on a guest_memfd works") && $0.contains("confirming")
+            },
+            "\(probed.evidence)")
         #expect(probed.evidence.contains { $0.contains("deduced") }, "\(probed.evidence)")
     }
 
-    @Test("ENOTTY means absent: a 6.18 or 7.4 (mode off) kernel probes as per-VM attributes, evidence names ENOTTY",
-          arguments: [Profiles.linux618, Profiles.linux74])
+    @Test(
+        "ENOTTY means absent: a 6.18 or 7.4 (mode off) kernel probes as per-VM attributes, evidence names ENOTTY",
+        arguments: [Profiles.linux618, Profiles.linux74])
     func attributes2AbsentIsENOTTY(profile: Capabilities) throws {
         let probed = try CapabilityProbe.probe(SimulatedKernel(capabilities: profile))
         #expect(!probed.vmTypes.contains { $0.conversion == .gmemAttributes2 })
@@ -76,16 +84,22 @@ struct CapabilityProbeTests {
         let parameter = dir.appendingPathComponent("gmem_in_place_conversion").path
         let cpuinfo = dir.appendingPathComponent("cpuinfo").path
         try "Y\n".write(toFile: parameter, atomically: true, encoding: .utf8)
-        try "processor : 0\naddress sizes\t: 46 bits physical, 48 bits virtual\n".write(toFile: cpuinfo, atomically: true, encoding: .utf8)
+        try "processor : 0\naddress sizes\t: 46 bits physical, 48 bits virtual\n".write(
+            toFile: cpuinfo, atomically: true, encoding: .utf8)
         let facts = HostFacts.read(parameter: parameter, cpuinfo: cpuinfo)
         #expect(facts.gmemInPlaceConversion == true && facts.physicalAddressBits == 46)
-        #expect(facts.kernelRelease.flatMap(KernelGeneration.init(release:)) != nil, "uname: \(String(describing: facts.kernelRelease))")
-        #expect(HostFacts.read(parameter: dir.appendingPathComponent("none").path, cpuinfo: cpuinfo).gmemInPlaceConversion == nil)
+        #expect(
+            facts.kernelRelease.flatMap(KernelGeneration.init(release:)) != nil,
+            "uname: \(String(describing: facts.kernelRelease))")
+        #expect(
+            HostFacts.read(parameter: dir.appendingPathComponent("none").path, cpuinfo: cpuinfo).gmemInPlaceConversion
+                == nil)
     }
 
     /// The limit is asked of the kernel (a memslot just below 2^bits), not taken from the CPU's width: with
     /// shadow paging (this host) KVM allows 52 bits whatever /proc/cpuinfo says.
-    @Test("the guest-physical limit is probed by binding a memslot, whatever /proc/cpuinfo says", arguments: [46, 48, 52])
+    @Test(
+        "the guest-physical limit is probed by binding a memslot, whatever /proc/cpuinfo says", arguments: [46, 48, 52])
     func physicalLimitByBehaviour(bits: Int) throws {
         var profile = Profiles.linux618
         profile.physicalAddressBits = bits
@@ -108,14 +122,19 @@ struct CapabilityProbeTests {
         let probed = try CapabilityProbe.probe(kernel)
         for type in privateTypes {
             let vm = try kernel.createVM(type: type.vmType.kvmValue)
-            #expect(try kernel.checkExtension(KVMConstants.capGuestMemfdMemoryAttributes, vm: vm) == 8, "250 claims PRIVATE")
+            #expect(
+                try kernel.checkExtension(KVMConstants.capGuestMemfdMemoryAttributes, vm: vm) == 8, "250 claims PRIVATE"
+            )
             try kernel.close(vm)
         }
         #expect(!probed.vmTypes.contains { $0.conversion == .gmemAttributes2 }, "\(probed.vmTypes)")
         #expect(probed.gmemInPlaceConversion == nil, "no parameter read, and no working ioctl to deduce the mode from")
         #expect(probed.evidence.filter { $0.contains("ENOTTY") }.count == privateTypes.count, "\(probed.evidence)")
-        #expect(probed.evidence.contains { $0.contains("capability 250 reports PRIVATE") && $0.contains("not taken as evidence") },
-                "\(probed.evidence)")
+        #expect(
+            probed.evidence.contains {
+                $0.contains("capability 250 reports PRIVATE") && $0.contains("not taken as evidence")
+            },
+            "\(probed.evidence)")
         #expect(!probed.evidence.contains { $0.contains("confirming") }, "\(probed.evidence)")
     }
 
@@ -131,31 +150,45 @@ struct CapabilityProbeTests {
         #expect(probed.vmTypes == Profiles.linux74InPlace.vmTypes, "\(probed.vmTypes)")
         #expect(probed.gmemInPlaceConversion == true)
         #expect(CapabilityProbe.matchingProfile(probed)?.name == "linux-7.4-in-place")
-        #expect(probed.evidence.contains { $0.contains("works") && $0.contains("capability 250 reports 0, which is not taken as evidence") },
-                "\(probed.evidence)")
+        #expect(
+            probed.evidence.contains {
+                $0.contains("works") && $0.contains("capability 250 reports 0, which is not taken as evidence")
+            },
+            "\(probed.evidence)")
     }
 
     /// This development host (6.18 PVM) without guest_memfd: only default VMs, capabilities 234, 236 and 244 are
     /// 0. It deviates from linux-6.8 and from linux-6.18-pvm in four ways each.
     static let hostWithoutGuestMemfd: Capabilities = {
-        let types = [VMTypeCapabilities(vmType: .default, guestMemfdFlags: 0, guestMemfd: false, memoryAttributes: 0, conversion: .none)]
+        let types = [
+            VMTypeCapabilities(
+                vmType: .default, guestMemfdFlags: 0, guestMemfd: false, memoryAttributes: 0, conversion: .none)
+        ]
         return Capabilities(
             name: "kvm", summary: "a 6.18 PVM host without guest_memfd", guestMemfdFlagSet: .none, vmTypes: types,
-            systemExtensions: [KVMConstants.capUserMemory2: 1, KVMConstants.capMemoryFaultInfo: 1, KVMConstants.capMemoryAttributes: 0,
-                               KVMConstants.capGuestMemfd: 0, KVMConstants.capVMTypes: 1, KVMConstants.capPreFaultMemory: 0,
-                               KVMConstants.capGuestMemfdFlags: 0, KVMConstants.capNrMemslots: 32764],
+            systemExtensions: [
+                KVMConstants.capUserMemory2: 1, KVMConstants.capMemoryFaultInfo: 1, KVMConstants.capMemoryAttributes: 0,
+                KVMConstants.capGuestMemfd: 0, KVMConstants.capVMTypes: 1, KVMConstants.capPreFaultMemory: 0,
+                KVMConstants.capGuestMemfdFlags: 0, KVMConstants.capNrMemslots: 32764,
+            ],
             hugePageSizes: [2 << 20], preFault: false)
     }()
 
-    @Test("a host that ties between profiles gets the one of its kernel release's generation, else the newest",
-          arguments: [("6.18.44-fc-v1272", "linux-6.18-pvm"), ("6.9.3", "linux-6.8"), ("7.2.0-rc1", "linux-6.18-pvm"),
-                      (nil, "linux-6.18-pvm"), ("5.15.0", "linux-6.8")] as [(String?, String)])
+    @Test(
+        "a host that ties between profiles gets the one of its kernel release's generation, else the newest",
+        arguments: [
+            ("6.18.44-fc-v1272", "linux-6.18-pvm"), ("6.9.3", "linux-6.8"), ("7.2.0-rc1", "linux-6.18-pvm"),
+            (nil, "linux-6.18-pvm"), ("5.15.0", "linux-6.8"),
+        ] as [(String?, String)])
     func nearestProfileTie(release: String?, expected: String) throws {
-        let probed = try CapabilityProbe.probe(SimulatedKernel(capabilities: Self.hostWithoutGuestMemfd),
-                                               hostFacts: HostFacts(kernelRelease: release))
+        let probed = try CapabilityProbe.probe(
+            SimulatedKernel(capabilities: Self.hostWithoutGuestMemfd),
+            hostFacts: HostFacts(kernelRelease: release))
         #expect(probed.kernelRelease == release)
         #expect(CapabilityProbe.matchingProfile(probed) == nil)
-        let distance = { (profile: Capabilities) in profile.name == "linux-6.8" || profile.name == "linux-6.18-pvm" ? 4 : 5 }
+        let distance = { (profile: Capabilities) in
+            profile.name == "linux-6.8" || profile.name == "linux-6.18-pvm" ? 4 : 5
+        }
         #expect(CapabilityProbe.nearestProfile(probed, distance: distance)?.name == expected)
     }
 
@@ -163,7 +196,9 @@ struct CapabilityProbeTests {
     func kernelGenerations() {
         #expect(KernelGeneration(release: "6.18.44-fc-v1272") == KernelGeneration(major: 6, minor: 18))
         #expect(KernelGeneration(release: "7.4-rc2") == KernelGeneration(major: 7, minor: 4))
-        #expect(KernelGeneration(release: "6.8") ?? KernelGeneration(major: 0, minor: 0) < KernelGeneration(major: 6, minor: 11))
+        #expect(
+            KernelGeneration(release: "6.8") ?? KernelGeneration(major: 0, minor: 0)
+                < KernelGeneration(major: 6, minor: 11))
         #expect(KernelGeneration(release: "gmem") == nil)
         #expect(Profiles.generation(of: Profiles.linux616TDX) == KernelGeneration(major: 6, minor: 16))
         #expect(Profiles.generation(of: Profiles.gmemAttributes2) == KernelGeneration(major: 7, minor: 4))
@@ -172,19 +207,25 @@ struct CapabilityProbeTests {
 
     @Test("opting in to an ABI the kernel does not have finds nothing in place")
     func wrongOptIn() throws {
-        for (profile, wrong) in [(Profiles.linux618, ConversionABI.gmemConvertPOC), (Profiles.linux618, .gmemAttributes2),
-                                 (Profiles.gmemConvertPOC, .gmemAttributes2), (Profiles.gmemAttributes2, .gmemConvertPOC)] {
+        for (profile, wrong) in [
+            (Profiles.linux618, ConversionABI.gmemConvertPOC), (Profiles.linux618, .gmemAttributes2),
+            (Profiles.gmemConvertPOC, .gmemAttributes2), (Profiles.gmemAttributes2, .gmemConvertPOC),
+        ] {
             let probed = try CapabilityProbe.probe(SimulatedKernel(capabilities: profile), optIn: wrong)
-            #expect(!probed.vmTypes.contains { $0.conversion == wrong }, "\(profile.name) with \(wrong.rawValue): \(probed.vmTypes)")
+            #expect(
+                !probed.vmTypes.contains { $0.conversion == wrong },
+                "\(profile.name) with \(wrong.rawValue): \(probed.vmTypes)")
         }
     }
 
     @Test("a probed simulator plans the same as its profile")
     func probedPlansLikeProfile() throws {
-        let yaml = manifestYAML(blocks: [engBlock(backend: engAuto)], mappings: [engMapping(size: 64 * engMiB, gpa: 0)],
-                           shared: [engRange(gpa: engMiB, size: engMiB)], listeners: ["vfio0"])
+        let yaml = manifestYAML(
+            blocks: [engBlock(backend: engAuto)], mappings: [engMapping(size: 64 * engMiB, gpa: 0)],
+            shared: [engRange(gpa: engMiB, size: engMiB)], listeners: ["vfio0"])
         for profile in [Profiles.linux618, Profiles.gmemConvertPOC, Profiles.gmemAttributes2] {
-            let probed = try CapabilityProbe.probe(SimulatedKernel(capabilities: profile), optIn: Self.optIn(for: profile))
+            let probed = try CapabilityProbe.probe(
+                SimulatedKernel(capabilities: profile), optIn: Self.optIn(for: profile))
             let (_, fromProfile) = try engFreshPlan(yaml, on: profile)
             let (_, fromProbe) = try engFreshPlan(yaml, on: probed)
             #expect(fromProbe.operations == fromProfile.operations, "\(profile.name)")
@@ -220,7 +261,8 @@ struct CapabilityProfileTests {
         for profile in [Profiles.linux618, Profiles.linux618SevSnp, Profiles.linux618TDX] {
             #expect(profile.summary.contains("6.18-7.3"), "\(profile.name)")
         }
-        #expect(Profiles.linux74.gmemInPlaceConversion == false && Profiles.linux74.vmTypes == Profiles.linux618.vmTypes)
+        #expect(
+            Profiles.linux74.gmemInPlaceConversion == false && Profiles.linux74.vmTypes == Profiles.linux618.vmTypes)
         let inPlace = Profiles.linux74InPlace
         #expect(inPlace.inPlaceMode)
         #expect(inPlace.systemExtension(KVMConstants.capMemoryAttributes) == 0)

@@ -1,14 +1,16 @@
 import Config
-@testable import GmemCore
-@testable import GmemSimulator
 import Foundation
 import Testing
+
+@testable import GmemCore
+@testable import GmemSimulator
 
 /// The invariant behind the fuzz targets: whatever `validate` accepts, plan, apply (on the simulator), diff
 /// and get handle without trapping, on every profile. Run over `examples/`, the regression inputs in
 /// `Fuzz/regressions/`, and a fuzzer's corpus when `GMEMCTL_FUZZ_CORPUS` names its directory.
 @Suite struct CorpusInvariantTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
 
     static func files(in directory: URL) -> [URL] {
         (try? FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: nil))?
@@ -16,7 +18,9 @@ import Testing
     }
 
     static var corpus: [URL] {
-        var files = files(in: root.appendingPathComponent("examples")) + files(in: root.appendingPathComponent("examples/invalid"))
+        var files =
+            files(in: root.appendingPathComponent("examples"))
+            + files(in: root.appendingPathComponent("examples/invalid"))
             + files(in: root.appendingPathComponent("Fuzz/regressions"))
         if let extra = ProcessInfo.processInfo.environment["GMEMCTL_FUZZ_CORPUS"] {
             files += Self.files(in: URL(fileURLWithPath: extra))
@@ -54,7 +58,8 @@ import Testing
     }
 
     @Test func mergedRunAtTheLimitPlansWithoutTrapping() throws {
-        let result = ManifestLoader.load(file: Self.root.appendingPathComponent("Fuzz/regressions/merged-run-at-limit.yaml").path)
+        let result = ManifestLoader.load(
+            file: Self.root.appendingPathComponent("Fuzz/regressions/merged-run-at-limit.yaml").path)
         let manifest = try #require(result.manifest)
         #expect(result.isValid, "\(result.diagnostics)")
         var planned = 0
@@ -64,7 +69,8 @@ import Testing
             profile.physicalAddressBits = 58
             // Profiles without in-place conversion on sw-protected VMs refuse the manifest; that is fine.
             guard let desired = try? DesiredState(manifest: manifest, capabilities: profile) else { continue }
-            let plan = try Planner.plan(desired: desired, observed: LiveState(name: desired.name), capabilities: profile)
+            let plan = try Planner.plan(
+                desired: desired, observed: LiveState(name: desired.name), capabilities: profile)
             #expect(!plan.operations.isEmpty)
             planned += 1
         }

@@ -1,8 +1,9 @@
 import Config
-@testable import GmemCore
-@testable import GmemSimulator
 import ProcessSupport
 import Testing
+
+@testable import GmemCore
+@testable import GmemSimulator
 
 // Helpers for the planner, executor, diff, capability and provisioner tests. Manifests are fed as YAML
 // through `ManifestLoader`, exactly as users feed them.
@@ -26,13 +27,17 @@ func engManifest(_ yaml: String, sourceLocation: SourceLocation = #_sourceLocati
     return manifest
 }
 
-func engDesired(_ yaml: String, on profile: Capabilities, sourceLocation: SourceLocation = #_sourceLocation) throws -> DesiredState {
+func engDesired(
+    _ yaml: String, on profile: Capabilities, sourceLocation: SourceLocation = #_sourceLocation
+) throws -> DesiredState {
     let manifest = try engManifest(yaml, sourceLocation: sourceLocation)
     return try DesiredState(manifest: manifest, capabilities: profile)
 }
 
 /// The plan for a guest that does not exist yet.
-func engFreshPlan(_ yaml: String, on profile: Capabilities, sourceLocation: SourceLocation = #_sourceLocation) throws -> (DesiredState, Plan) {
+func engFreshPlan(
+    _ yaml: String, on profile: Capabilities, sourceLocation: SourceLocation = #_sourceLocation
+) throws -> (DesiredState, Plan) {
     let desired = try engDesired(yaml, on: profile, sourceLocation: sourceLocation)
     let plan = try Planner.plan(desired: desired, observed: LiveState(name: desired.name), capabilities: profile)
     return (desired, plan)
@@ -80,7 +85,9 @@ struct EngApplied {
         provisioner = Provisioner(host: host, executor: Executor(maxRetries: 5, retryDelayMicroseconds: 1))
         manifest = try engManifest(yaml, sourceLocation: sourceLocation)
         (plan, report) = try provisioner.apply(manifest)
-        #expect(report.failure == nil, "apply failed: \(String(describing: report.failure))", sourceLocation: sourceLocation)
+        #expect(
+            report.failure == nil, "apply failed: \(String(describing: report.failure))", sourceLocation: sourceLocation
+        )
     }
 
     var state: LiveState { host.guest(named: manifest.metadata.name) }
@@ -93,8 +100,12 @@ func engPrivateGPAs(_ host: SimulatedHost, _ state: LiveState) throws -> [Range<
 }
 
 /// The guest_memfd state of a block in the simulator, as (range, state) pairs.
-func engGmemRuns(_ host: SimulatedHost, _ state: LiveState, block: String = "ram") throws -> [(Range<UInt64>, MemoryState)] {
-    guard let fd = state.block(named: block)?.guestMemfd else { throw EngineTestError(description: "no gmem for \(block)") }
+func engGmemRuns(
+    _ host: SimulatedHost, _ state: LiveState, block: String = "ram"
+) throws -> [(Range<UInt64>, MemoryState)] {
+    guard let fd = state.block(named: block)?.guestMemfd else {
+        throw EngineTestError(description: "no gmem for \(block)")
+    }
     return try host.simulator.guestMemfdState(gmem: fd).runs.map { ($0.range, $0.value) }
 }
 

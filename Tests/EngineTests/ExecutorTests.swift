@@ -1,8 +1,9 @@
 import Config
-@testable import GmemCore
-@testable import GmemSimulator
 import ProcessSupport
 import Testing
+
+@testable import GmemCore
+@testable import GmemSimulator
 
 /// The executor on the simulator: EAGAIN retries, failures that stop the run and leave the tracked state
 /// equal to what the kernel holds, compensation of listeners, and convergence on the next apply.
@@ -12,13 +13,18 @@ struct ExecutorTests {
 
     /// Shared at 1-2 MiB and 4-5 MiB; the second manifest wants both private.
     static func yaml(_ backend: String, shared: [String]) -> String {
-        manifestYAML(blocks: [engBlock(backend: backend)], mappings: [engMapping(size: size, gpa: 0)], shared: shared, listeners: ["vfio0"])
+        manifestYAML(
+            blocks: [engBlock(backend: backend)], mappings: [engMapping(size: size, gpa: 0)], shared: shared,
+            listeners: ["vfio0"])
     }
     static let twoShared = [engRange(gpa: engMiB, size: engMiB), engRange(gpa: 4 * engMiB, size: engMiB)]
 
-    @Test("EAGAIN once on a to-private conversion is retried and succeeds",
-          arguments: [("gmem-convert-poc", SimulatedCall.gmemConvertPrivate), ("gmem-attributes2", .setMemoryAttributes2),
-                      ("linux-6.18", .setMemoryAttributes)])
+    @Test(
+        "EAGAIN once on a to-private conversion is retried and succeeds",
+        arguments: [
+            ("gmem-convert-poc", SimulatedCall.gmemConvertPrivate), ("gmem-attributes2", .setMemoryAttributes2),
+            ("linux-6.18", .setMemoryAttributes),
+        ])
     func transientEAGAIN(profileName: String, call: SimulatedCall) throws {
         let profile = try #require(Profiles.named(profileName))
         let backend = profile.name == "linux-6.18" ? engLegacyMemfd : engInPlace
@@ -42,15 +48,17 @@ struct ExecutorTests {
         let applied = try EngApplied(Self.yaml(engInPlace, shared: Self.twoShared), on: Profiles.gmemConvertPOC)
         applied.host.simulator.injectFault(SimulatedFault(call: .fallocate, occurrence: 1, errno: .eagain))
         let runtime = applied.host.runtime(for: "guest")
-        let plan = Plan(guest: "guest", operations: [.populate(block: "ram", memory: .guestMemfd, offset: 0, size: engMiB)])
+        let plan = Plan(
+            guest: "guest", operations: [.populate(block: "ram", memory: .guestMemfd, offset: 0, size: engMiB)])
         let report = Executor(maxRetries: 5, retryDelayMicroseconds: 1).apply(plan, on: runtime)
         #expect(report.retries == 0)
         #expect(report.failure?.kernelError?.errno == .eagain)
     }
 
     /// A page pinned in the first range (a device still holds it): the to-private conversion fails for good.
-    @Test("a persistent EAGAIN stops the run; state, listeners, diff and the next apply all tell the truth",
-          arguments: ["gmem-convert-poc", "gmem-attributes2"])
+    @Test(
+        "a persistent EAGAIN stops the run; state, listeners, diff and the next apply all tell the truth",
+        arguments: ["gmem-convert-poc", "gmem-attributes2"])
     func persistentFailure(profileName: String) throws {
         let profile = try #require(Profiles.named(profileName))
         let applied = try EngApplied(Self.yaml(engInPlace, shared: Self.twoShared), on: profile)
@@ -63,13 +71,15 @@ struct ExecutorTests {
         let allPrivate = try engManifest(Self.yaml(engInPlace, shared: []))
         let (plan, report) = try applied.provisioner.apply(allPrivate)
         let abi: ConversionABI = profileName == "gmem-convert-poc" ? .gmemConvertPOC : .gmemAttributes2
-        let failedOp = PlanOperation.convertGuestMemfd(block: "ram", offset: engMiB, size: engMiB, to: .private, abi: abi)
-        #expect(plan.operations == [
-            .notify(listener: "vfio0", kind: .unmap, gpa: engMiB, size: engMiB),
-            failedOp,
-            .notify(listener: "vfio0", kind: .unmap, gpa: 4 * engMiB, size: engMiB),
-            .convertGuestMemfd(block: "ram", offset: 4 * engMiB, size: engMiB, to: .private, abi: abi),
-        ])
+        let failedOp = PlanOperation.convertGuestMemfd(
+            block: "ram", offset: engMiB, size: engMiB, to: .private, abi: abi)
+        #expect(
+            plan.operations == [
+                .notify(listener: "vfio0", kind: .unmap, gpa: engMiB, size: engMiB),
+                failedOp,
+                .notify(listener: "vfio0", kind: .unmap, gpa: 4 * engMiB, size: engMiB),
+                .convertGuestMemfd(block: "ram", offset: 4 * engMiB, size: engMiB, to: .private, abi: abi),
+            ])
         let failure = try #require(report.failure)
         #expect(failure.operation == failedOp)
         #expect(failure.kernelError?.errno == .eagain)
@@ -84,19 +94,26 @@ struct ExecutorTests {
         #expect(engSameRuns(try engGmemRuns(applied.host, state), engLayoutRuns(state)))
         #expect(state.lastFailure?.contains("after 1 of 4 steps") == true, "\(String(describing: state.lastFailure))")
         // The listener was told unmap, the conversion failed: it is told map again.
-        let newEvents = state.events.dropFirst(eventsBefore).map { "\($0.listener) \($0.kind.rawValue) \(engHex($0.gpa))+\(engHex($0.size))" }
+        let newEvents = state.events.dropFirst(eventsBefore).map {
+            "\($0.listener) \($0.kind.rawValue) \(engHex($0.gpa))+\(engHex($0.size))"
+        }
         #expect(newEvents == ["vfio0 unmap 0x100000+0x100000", "vfio0 map 0x100000+0x100000"])
         #expect(report.compensations.map(\.kind) == [.map])
         #expect(report.compensations.map(\.gpa) == [engMiB])
 
         // The diff names exactly the two ranges still shared.
         let diff = try applied.provisioner.diff(allPrivate)
-        #expect(diff.entries == [
-            DiffEntry(change: .changed, kind: .range, name: "ram[0x100000-0x1fffff]", expected: "private", actual: "shared",
-                      gpaRanges: ["0x100000-0x1fffff"]),
-            DiffEntry(change: .changed, kind: .range, name: "ram[0x400000-0x4fffff]", expected: "private", actual: "shared",
-                      gpaRanges: ["0x400000-0x4fffff"]),
-        ])
+        #expect(
+            diff.entries == [
+                DiffEntry(
+                    change: .changed, kind: .range, name: "ram[0x100000-0x1fffff]", expected: "private",
+                    actual: "shared",
+                    gpaRanges: ["0x100000-0x1fffff"]),
+                DiffEntry(
+                    change: .changed, kind: .range, name: "ram[0x400000-0x4fffff]", expected: "private",
+                    actual: "shared",
+                    gpaRanges: ["0x400000-0x4fffff"]),
+            ])
 
         // The device lets go; applying again converges.
         try applied.host.simulator.unpin(gmem: gmem, offset: pinned)
@@ -111,9 +128,13 @@ struct ExecutorTests {
     @Test("a failure while building leaves the blocks created so far tracked, and the next apply finishes")
     func failureWhileBuilding() throws {
         let profile = Profiles.linux618
-        let yaml = manifestYAML(blocks: [engBlock("a", size: "4MiB", backend: engLegacyMemfd), engBlock("b", size: "4MiB", backend: engLegacyMemfd)],
-                           mappings: [engMapping("a", size: 4 * engMiB, gpa: 0), engMapping("b", size: 4 * engMiB, gpa: 4 * engMiB)],
-                           shared: [engRange(gpa: 0, size: engMiB)], listeners: ["vfio0"])
+        let yaml = manifestYAML(
+            blocks: [
+                engBlock("a", size: "4MiB", backend: engLegacyMemfd),
+                engBlock("b", size: "4MiB", backend: engLegacyMemfd),
+            ],
+            mappings: [engMapping("a", size: 4 * engMiB, gpa: 0), engMapping("b", size: 4 * engMiB, gpa: 4 * engMiB)],
+            shared: [engRange(gpa: 0, size: engMiB)], listeners: ["vfio0"])
         let host = SimulatedHost(profile: profile)
         let provisioner = Provisioner(host: host, executor: Executor(maxRetries: 2, retryDelayMicroseconds: 1))
         let manifest = try engManifest(yaml)
@@ -148,17 +169,20 @@ struct ExecutorTests {
         // guest_memfd, so no memslot), and the listener never registered.
         let desired = try DesiredState(manifest: manifest, capabilities: profile)
         let diff = StateDiff(desired: desired, observed: state)
-        #expect(diff.entries.map { "\($0.change.rawValue) \($0.kind) \($0.name)" } == [
-            "changed range a[0x0-0xfffff]",
-            "changed block b",
-            "missing listener vfio0",
-        ], "\(diff.entries)")
+        #expect(
+            diff.entries.map { "\($0.change.rawValue) \($0.kind) \($0.name)" } == [
+                "changed range a[0x0-0xfffff]",
+                "changed block b",
+                "missing listener vfio0",
+            ], "\(diff.entries)")
         #expect(diff.entries.first?.expected == "shared" && diff.entries.first?.actual == "private")
         #expect(diff.entries.first?.gpaRanges == ["0x0-0xfffff"])
         #expect(diff.entries.dropFirst().first?.actual?.contains("incomplete") == true, "\(diff.entries)")
 
         let replan = try provisioner.plan(manifest)
-        #expect(replan.notes.contains("block b is rebuilt (an earlier apply stopped before it was complete)"), "\(replan.notes)")
+        #expect(
+            replan.notes.contains("block b is rebuilt (an earlier apply stopped before it was complete)"),
+            "\(replan.notes)")
         #expect(replan.operations.first == .destroyBlock(block: "b"))
         let (_, second) = try provisioner.apply(manifest)
         #expect(second.succeeded, "\(String(describing: second.failure))")
@@ -172,7 +196,8 @@ struct ExecutorTests {
         let applied = try EngApplied(Self.yaml(engInPlace, shared: Self.twoShared), on: Profiles.gmemConvertPOC)
         let runtime = applied.host.runtime(for: "guest")
         runtime.delivery = { event in event.kind == .unmap ? "DMA still in flight" : nil }
-        let plan = try Planner.convert(gpa: engMiB..<(2 * engMiB), to: .private, observed: runtime.state, capabilities: Profiles.gmemConvertPOC)
+        let plan = try Planner.convert(
+            gpa: engMiB..<(2 * engMiB), to: .private, observed: runtime.state, capabilities: Profiles.gmemConvertPOC)
         applied.host.simulator.clearCallLog()
         let report = Executor().apply(plan, on: runtime)
         #expect(report.failure?.operation == plan.operations[0])
@@ -192,7 +217,10 @@ struct ExecutorTests {
         #expect(report.failure?.operation == .setVMAttributes(gpa: engMiB, size: engMiB, to: .private))
         #expect(report.failure?.kernelError?.errno == .efault)
         #expect(report.retries == 0)
-        #expect(report.notRun == [.discard(block: "ram", memory: .sharedBacking, offset: engMiB, size: engMiB, method: .punchHole)])
+        #expect(
+            report.notRun == [
+                .discard(block: "ram", memory: .sharedBacking, offset: engMiB, size: engMiB, method: .punchHole)
+            ])
         #expect(report.compensations.map(\.kind) == [.map])
         #expect(try engPrivateGPAs(applied.host, applied.state) == before)
         #expect(applied.state.block(named: "ram")?.layout.value(at: engMiB) == .shared)
@@ -204,36 +232,58 @@ struct ExecutorTests {
     func legacySecondWindowFails() throws {
         let profile = Profiles.linux618
         func yaml(shared: [String]) -> String {
-            manifestYAML(blocks: [engBlock(size: "8MiB", backend: engLegacyMemfd)],
-                    mappings: [engMapping(size: 4 * engMiB, gpa: 0), engMapping(offset: 4 * engMiB, size: 4 * engMiB, gpa: 4 * engGiB)],
-                    shared: shared, listeners: ["vfio0"])
+            manifestYAML(
+                blocks: [engBlock(size: "8MiB", backend: engLegacyMemfd)],
+                mappings: [
+                    engMapping(size: 4 * engMiB, gpa: 0),
+                    engMapping(offset: 4 * engMiB, size: 4 * engMiB, gpa: 4 * engGiB),
+                ],
+                shared: shared, listeners: ["vfio0"])
         }
-        let applied = try EngApplied(yaml(shared: [engRange(gpa: 2 * engMiB, size: 2 * engMiB), engRange(gpa: 4 * engGiB, size: engMiB)]), on: profile)
+        let applied = try EngApplied(
+            yaml(shared: [engRange(gpa: 2 * engMiB, size: 2 * engMiB), engRange(gpa: 4 * engGiB, size: engMiB)]),
+            on: profile)
         let allPrivate = try engManifest(yaml(shared: []))
         let eventsBefore = applied.state.events.count
         applied.host.simulator.injectFault(SimulatedFault(call: .setMemoryAttributes, occurrence: 2, errno: .efault))
         let (plan, report) = try applied.provisioner.apply(allPrivate)
-        #expect(plan.operations == [
-            .notify(listener: "vfio0", kind: .unmap, gpa: 2 * engMiB, size: 2 * engMiB),
-            .notify(listener: "vfio0", kind: .unmap, gpa: 4 * engGiB, size: engMiB),
-            .setVMAttributes(gpa: 2 * engMiB, size: 2 * engMiB, to: .private),
-            .setVMAttributes(gpa: 4 * engGiB, size: engMiB, to: .private),
-            .discard(block: "ram", memory: .sharedBacking, offset: 2 * engMiB, size: 3 * engMiB, method: .punchHole),
-        ])
+        #expect(
+            plan.operations == [
+                .notify(listener: "vfio0", kind: .unmap, gpa: 2 * engMiB, size: 2 * engMiB),
+                .notify(listener: "vfio0", kind: .unmap, gpa: 4 * engGiB, size: engMiB),
+                .setVMAttributes(gpa: 2 * engMiB, size: 2 * engMiB, to: .private),
+                .setVMAttributes(gpa: 4 * engGiB, size: engMiB, to: .private),
+                .discard(
+                    block: "ram", memory: .sharedBacking, offset: 2 * engMiB, size: 3 * engMiB, method: .punchHole),
+            ])
         #expect(report.failure?.operation == plan.operations[3])
         #expect(report.completed == Array(plan.operations[..<3]))
         #expect(report.notRun == [plan.operations[4]])
-        #expect(report.compensations.map { "\($0.kind.rawValue) \(engHex($0.gpa))+\(engHex($0.size))" } == ["map 0x100000000+0x100000"])
+        #expect(
+            report.compensations.map { "\($0.kind.rawValue) \(engHex($0.gpa))+\(engHex($0.size))" } == [
+                "map 0x100000000+0x100000"
+            ])
         let events = applied.state.events.dropFirst(eventsBefore).map { "\($0.kind.rawValue) \(engHex($0.gpa))" }
         #expect(events == ["unmap 0x200000", "unmap 0x100000000", "map 0x100000000"])
         // Tracked = kernel: the low window is private, the high MiB still shared.
-        #expect(engSameRuns(engLayoutRuns(applied.state), [(0..<(4 * engMiB), .private), ((4 * engMiB)..<(5 * engMiB), .shared),
-                                                           ((5 * engMiB)..<(8 * engMiB), .private)]))
-        #expect(try engPrivateGPAs(applied.host, applied.state) == [0..<(4 * engMiB), (4 * engGiB + engMiB)..<(4 * engGiB + 4 * engMiB)])
-        #expect(try applied.provisioner.diff(allPrivate).entries == [
-            DiffEntry(change: .changed, kind: .range, name: "ram[0x400000-0x4fffff]", expected: "private", actual: "shared",
-                      gpaRanges: ["0x100000000-0x1000fffff"]),
-        ])
+        #expect(
+            engSameRuns(
+                engLayoutRuns(applied.state),
+                [
+                    (0..<(4 * engMiB), .private), ((4 * engMiB)..<(5 * engMiB), .shared),
+                    ((5 * engMiB)..<(8 * engMiB), .private),
+                ]))
+        #expect(
+            try engPrivateGPAs(applied.host, applied.state) == [
+                0..<(4 * engMiB), (4 * engGiB + engMiB)..<(4 * engGiB + 4 * engMiB),
+            ])
+        #expect(
+            try applied.provisioner.diff(allPrivate).entries == [
+                DiffEntry(
+                    change: .changed, kind: .range, name: "ram[0x400000-0x4fffff]", expected: "private",
+                    actual: "shared",
+                    gpaRanges: ["0x100000000-0x1000fffff"])
+            ])
         let (_, second) = try applied.provisioner.apply(allPrivate)
         #expect(second.succeeded)
         #expect(try applied.provisioner.diff(allPrivate).entries.isEmpty)

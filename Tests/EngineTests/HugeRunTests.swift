@@ -1,7 +1,8 @@
 import Config
+import Testing
+
 @testable import GmemCore
 @testable import GmemSimulator
-import Testing
 
 /// Runs of 2^63 bytes and more handed straight to the planner, diff and get (observe). `validate` refuses such
 /// manifests and the state decoder such state files, but nothing downstream may trap if one arrives anyway:
@@ -14,8 +15,9 @@ import Testing
     /// Two windows, each below 2^63, that merge into one run of the whole block (contiguous in offset and GPA).
     static let mappings = [
         Mapping(block: "ram", offset: 0, size: twoTo63 - (1 << 20), gpa: 0),
-        Mapping(block: "ram", offset: twoTo63 - (1 << 20), size: blockSize - (twoTo63 - (1 << 20)),
-                gpa: twoTo63 - (1 << 20)),
+        Mapping(
+            block: "ram", offset: twoTo63 - (1 << 20), size: blockSize - (twoTo63 - (1 << 20)),
+            gpa: twoTo63 - (1 << 20)),
     ]
 
     /// gmem-attributes2 (in-place conversion) with the whole 64-bit guest-physical space and memslots as large
@@ -31,11 +33,14 @@ import Testing
     static func desired(_ state: MemoryState) throws -> DesiredState {
         let vm = try #require(try profile.vmType(.tdx))
         var layout = Layout()
-        layout.assign(state, to: 0 ..< blockSize)
+        layout.assign(state, to: 0..<blockSize)
         return DesiredState(
             name: "huge", vmType: .tdx,
-            blocks: [DesiredBlock(name: "ram", size: blockSize, backend: .inPlace, guestMemfdFlags: 3,
-                                  initialState: .private, resolution: "in-place")],
+            blocks: [
+                DesiredBlock(
+                    name: "ram", size: blockSize, backend: .inPlace, guestMemfdFlags: 3,
+                    initialState: .private, resolution: "in-place")
+            ],
             mappings: mappings, manifestMappings: mappings, blockLayouts: ["ram": layout], listeners: ["vfio0"],
             conversion: vm.conversion, addressMap: AddressMap(mappings: mappings))
     }
@@ -48,11 +53,12 @@ import Testing
         var block = LiveBlock(name: "ram", size: blockSize, backend: .inPlace, guestMemfdFlags: 3)
         block.guestMemfd = 4
         block.guestMemfdAddress = 0x7F00_0000_0000
-        block.layout.assign(.private, to: 0 ..< blockSize)
+        block.layout.assign(.private, to: 0..<blockSize)
         live.blocks = [block]
         live.memslots = mappings.enumerated().map { index, mapping in
-            LiveMemslot(slot: UInt32(index), mapping: mapping, flags: 4,
-                        userspaceAddress: 0x7F00_0000_0000 &+ mapping.offset)
+            LiveMemslot(
+                slot: UInt32(index), mapping: mapping, flags: 4,
+                userspaceAddress: 0x7F00_0000_0000 &+ mapping.offset)
         }
         live.listeners = ["vfio0"]
         return live
@@ -65,21 +71,23 @@ import Testing
     }
 
     @Test func planningAHugeGuestFromNothingDoesNotTrap() throws {
-        let plan = try Planner.plan(desired: try Self.desired(.private), observed: LiveState(name: "huge"),
-                                    capabilities: try Self.profile)
+        let plan = try Planner.plan(
+            desired: try Self.desired(.private), observed: LiveState(name: "huge"),
+            capabilities: try Self.profile)
         #expect(plan.hasChanges)
     }
 
     @Test func convertingAHugeRunPlansOneTransitionOfItsFullLength() throws {
-        let plan = try Planner.plan(desired: try Self.desired(.shared), observed: Self.live,
-                                    capabilities: try Self.profile)
+        let plan = try Planner.plan(
+            desired: try Self.desired(.shared), observed: Self.live,
+            capabilities: try Self.profile)
         let transitions = plan.transitions.filter { $0.block == "ram" }
         #expect(transitions.reduce(UInt64(0)) { $0 + $1.size } == Self.blockSize, "\(transitions)")
         #expect(transitions.allSatisfy { $0.to == .shared })
     }
 
     @Test func runTimeConversionOfMoreThanTwoToTheSixtyThreeDoesNotTrap() throws {
-        let range = UInt64(0) ..< Self.twoTo63 + (1 << 30)
+        let range = UInt64(0)..<Self.twoTo63 + (1 << 30)
         let plan = try Planner.convert(gpa: range, to: .shared, observed: Self.live, capabilities: try Self.profile)
         #expect(plan.transitions.reduce(UInt64(0)) { $0 + $1.size } == range.byteCount)
     }

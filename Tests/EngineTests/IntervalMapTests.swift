@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @_spi(Tuning) @testable import GmemCore
 @testable import GmemSimulator
 
@@ -26,8 +27,9 @@ func expectWellFormed<V>(_ map: IntervalMap<V>, sourceLocation: SourceLocation =
     for run in runs { #expect(!run.range.isEmpty, "empty run \(run)", sourceLocation: sourceLocation) }
     for (a, b) in zip(runs, runs.dropFirst()) {
         #expect(a.range.upperBound <= b.range.lowerBound, "unsorted \(a) \(b)", sourceLocation: sourceLocation)
-        #expect(!(a.range.upperBound == b.range.lowerBound && a.value == b.value),
-                "not maximal \(a) \(b)", sourceLocation: sourceLocation)
+        #expect(
+            !(a.range.upperBound == b.range.lowerBound && a.value == b.value),
+            "not maximal \(a) \(b)", sourceLocation: sourceLocation)
     }
     #expect(map.chunks.count == map.chunkStarts.count, sourceLocation: sourceLocation)
     for (chunk, start) in zip(map.chunks, map.chunkStarts) {
@@ -85,8 +87,11 @@ func expectWellFormed<V>(_ map: IntervalMap<V>, sourceLocation: SourceLocation =
     @Test func overwriteInsideARunSplitsItIntoThree() {
         var map = IntMap.filled(0..<100, with: 1)
         map.assign(2, to: 40..<60)
-        #expect(map.runs == [.init(range: 0..<40, value: 1), .init(range: 40..<60, value: 2),
-                             .init(range: 60..<100, value: 1)])
+        #expect(
+            map.runs == [
+                .init(range: 0..<40, value: 1), .init(range: 40..<60, value: 2),
+                .init(range: 60..<100, value: 1),
+            ])
         // Writing the old value back restores one run.
         map.assign(1, to: 40..<60)
         #expect(map.runs == [.init(range: 0..<100, value: 1)])
@@ -125,8 +130,11 @@ func expectWellFormed<V>(_ map: IntervalMap<V>, sourceLocation: SourceLocation =
 
     @Test func queriesClipToTheRange() {
         let map = IntMap(runs: [(0..<10, 1), (10..<20, 2), (30..<40, 1)])
-        #expect(map.runs(in: 5..<35) == [.init(range: 5..<10, value: 1), .init(range: 10..<20, value: 2),
-                                         .init(range: 30..<35, value: 1)])
+        #expect(
+            map.runs(in: 5..<35) == [
+                .init(range: 5..<10, value: 1), .init(range: 10..<20, value: 2),
+                .init(range: 30..<35, value: 1),
+            ])
         #expect(map.gaps(in: 5..<35) == [20..<30])
         #expect(map.isUniform(12..<18, value: 2))
         #expect(!map.isUniform(12..<18, value: 1))
@@ -166,11 +174,12 @@ func expectWellFormed<V>(_ map: IntervalMap<V>, sourceLocation: SourceLocation =
         let old = IntMap(runs: [(0..<10, 1), (10..<20, 2)])
         let new = IntMap(runs: [(0..<5, 1), (5..<15, 2), (30..<40, 1)])
         let transitions = IntMap.transitions(from: old, to: new)
-        #expect(transitions == [
-            .init(range: 5..<10, from: 1, to: 2),
-            .init(range: 15..<20, from: 2, to: nil),
-            .init(range: 30..<40, from: nil, to: 1),
-        ])
+        #expect(
+            transitions == [
+                .init(range: 5..<10, from: 1, to: 2),
+                .init(range: 15..<20, from: 2, to: nil),
+                .init(range: 30..<40, from: nil, to: 1),
+            ])
         var applied = old
         applied.apply(transitions)
         #expect(applied == new)
@@ -180,9 +189,10 @@ func expectWellFormed<V>(_ map: IntervalMap<V>, sourceLocation: SourceLocation =
         // Old has two runs with one value split by nothing but a different new value on top: one transition.
         let old = IntMap(runs: [(0..<10, 1), (10..<20, 2)])
         let new = IntMap.filled(0..<20, with: 3)
-        #expect(IntMap.transitions(from: old, to: new) == [
-            .init(range: 0..<10, from: 1, to: 3), .init(range: 10..<20, from: 2, to: 3),
-        ])
+        #expect(
+            IntMap.transitions(from: old, to: new) == [
+                .init(range: 0..<10, from: 1, to: 3), .init(range: 10..<20, from: 2, to: 3),
+            ])
         let shared = IntMap(runs: [(0..<10, 1), (10..<20, 1)])
         #expect(IntMap.transitions(from: IntMap(), to: shared) == [.init(range: 0..<20, from: nil, to: 1)])
     }
@@ -235,7 +245,9 @@ func expectWellFormed<V>(_ map: IntervalMap<V>, sourceLocation: SourceLocation =
     }
 
     /// Random edits applied to both the map and the reference.
-    static func randomPair(_ rng: inout LayoutSplitMix64, base: UInt64, capacity: Int, edits: Int) -> (IntMap, Reference) {
+    static func randomPair(
+        _ rng: inout LayoutSplitMix64, base: UInt64, capacity: Int, edits: Int
+    ) -> (IntMap, Reference) {
         var map = IntMap(chunkCapacity: capacity)
         var reference = Reference(base: base, cells: Array(repeating: nil, count: universe))
         for _ in 0..<edits {
@@ -263,7 +275,9 @@ func expectWellFormed<V>(_ map: IntervalMap<V>, sourceLocation: SourceLocation =
             expectWellFormed(map)
             #expect(map.runCount == reference.runCount)
             for i in 0..<Self.universe where map.value(at: reference.address(i)) != reference.cells[i] {
-                Issue.record("value at \(i) is \(String(describing: map.value(at: reference.address(i)))), expected \(String(describing: reference.cells[i]))")
+                Issue.record(
+                    "value at \(i) is \(String(describing: map.value(at: reference.address(i)))), expected \(String(describing: reference.cells[i]))"
+                )
                 break
             }
             // Queries over a random window.
@@ -288,8 +302,10 @@ func expectWellFormed<V>(_ map: IntervalMap<V>, sourceLocation: SourceLocation =
     func transitionsAreExactMaximalAndApplyToTheTarget(base: UInt64, capacity: Int) {
         var rng = LayoutSplitMix64(seed: 0xBEEF ^ base ^ UInt64(capacity))
         for _ in 0..<300 {
-            let (a, refA) = Self.randomPair(&rng, base: base, capacity: capacity, edits: Int.random(in: 0..<40, using: &rng))
-            let (b, refB) = Self.randomPair(&rng, base: base, capacity: capacity, edits: Int.random(in: 0..<40, using: &rng))
+            let (a, refA) = Self.randomPair(
+                &rng, base: base, capacity: capacity, edits: Int.random(in: 0..<40, using: &rng))
+            let (b, refB) = Self.randomPair(
+                &rng, base: base, capacity: capacity, edits: Int.random(in: 0..<40, using: &rng))
             let transitions = IntMap.transitions(from: a, to: b)
             // Exactly the differing addresses, each with the right (from, to).
             var covered = Array(repeating: false, count: Self.universe)
@@ -327,8 +343,11 @@ func expectWellFormed<V>(_ map: IntervalMap<V>, sourceLocation: SourceLocation =
             let length = step % 500 == 0 ? Int.random(in: 0...size, using: &rng) : Int.random(in: 1...8, using: &rng)
             let range = start..<min(size, start + length)
             let value: Int? = Int.random(in: 0..<6, using: &rng) == 0 ? nil : Int.random(in: 0..<2, using: &rng)
-            if let value { map.assign(value, to: UInt64(range.lowerBound)..<UInt64(range.upperBound)) }
-            else { map.remove(UInt64(range.lowerBound)..<UInt64(range.upperBound)) }
+            if let value {
+                map.assign(value, to: UInt64(range.lowerBound)..<UInt64(range.upperBound))
+            } else {
+                map.remove(UInt64(range.lowerBound)..<UInt64(range.upperBound))
+            }
             for i in range { cells[i] = value }
             maxChunks = max(maxChunks, map.chunks.count)
         }

@@ -1,7 +1,8 @@
 import Config
+import Testing
+
 @testable import GmemCore
 @testable import GmemSimulator
-import Testing
 
 @Suite struct ProvisionErrorTests {
     @Test func destroyingAGuestTheHostDoesNotHoldSaysSoAsAValue() throws {

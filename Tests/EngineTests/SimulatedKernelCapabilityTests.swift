@@ -1,7 +1,8 @@
 import Config
+import Testing
+
 @testable import GmemCore
 @testable import GmemSimulator
-import Testing
 
 /// Capabilities, VM creation and KVM_CREATE_GUEST_MEMFD per generation (docs/kernels.md, "Generations").
 @Suite("SimulatedKernel capabilities and creation")
@@ -9,7 +10,9 @@ struct SimulatedKernelCapabilityTests {
     @Test("PVM host answers CHECK_EXTENSION as probed (docs/kernels.md, linux-6.18-pvm)")
     func pvmSystemCapabilities() throws {
         let kernel = SimulatedKernel(capabilities: Profiles.linux618PVM)
-        let expected: [UInt32: Int64] = [231: 1, 232: 1, 233: 0, 234: 1, 235: 1, 236: 0, 244: 3, 10: 32764, 999: 0, 250: 0]
+        let expected: [UInt32: Int64] = [
+            231: 1, 232: 1, 233: 0, 234: 1, 235: 1, 236: 0, 244: 3, 10: 32764, 999: 0, 250: 0,
+        ]
         for (cap, value) in expected {
             #expect(try kernel.checkExtension(cap, vm: nil) == value, "cap \(cap)")
             #expect(try kernel.checkExtension(cap, vm: kernel.deviceDescriptor) == value, "cap \(cap) on /dev/kvm fd")
@@ -68,7 +71,7 @@ struct SimulatedKernelCapabilityTests {
     func createVMTypes(profile: Capabilities) throws {
         let kernel = SimulatedKernel(capabilities: profile)
         let mask = try kernel.checkExtension(235, vm: nil)
-        for type in UInt64(0) ..< 40 {
+        for type in UInt64(0)..<40 {
             let creatable = type < 32 && mask & (1 << Int64(type)) != 0
             let result = simErrno { try kernel.createVM(type: type) }
             #expect(result == (creatable ? nil : SimExpectedErrno.inval), "type \(type)")
@@ -76,14 +79,15 @@ struct SimulatedKernelCapabilityTests {
         #expect(simErrno { try kernel.createVM(type: UInt64.max) } == SimExpectedErrno.inval)
     }
 
-    @Test("CREATE_GUEST_MEMFD: a flag bit outside CAP 244 is EINVAL, inside it succeeds",
-          arguments: [Profiles.linux618PVM, Profiles.linux618, Profiles.gmemAttributes2])
+    @Test(
+        "CREATE_GUEST_MEMFD: a flag bit outside CAP 244 is EINVAL, inside it succeeds",
+        arguments: [Profiles.linux618PVM, Profiles.linux618, Profiles.gmemAttributes2])
     func guestMemfdFlagBits(profile: Capabilities) throws {
         let setup = SimSetup(profile)
         for type in profile.vmTypes.map(\.vmType) {
             let vm = try setup.vm(type)
             let supported = UInt64(try setup.kernel.checkExtension(244, vm: vm))
-            for bit in UInt64(0) ..< 64 {
+            for bit in UInt64(0)..<64 {
                 let flags: UInt64 = 1 << bit
                 let result = simErrno { try setup.kernel.createGuestMemfd(vm: vm, size: simPage, flags: flags) }
                 #expect(result == (supported & flags != 0 ? nil : SimExpectedErrno.inval), "\(type) bit \(bit)")
@@ -95,12 +99,14 @@ struct SimulatedKernelCapabilityTests {
     func linux68Flags() throws {
         let setup = SimSetup(Profiles.linux68)
         let vm = try setup.vm(.default)
-        #expect(simErrno { try setup.kernel.createGuestMemfd(vm: vm, size: simPage, flags: 1) } == SimExpectedErrno.inval)
+        #expect(
+            simErrno { try setup.kernel.createGuestMemfd(vm: vm, size: simPage, flags: 1) } == SimExpectedErrno.inval)
         #expect(simErrno { try setup.kernel.createGuestMemfd(vm: vm, size: simPage, flags: 0) } == nil)
     }
 
-    @Test("CREATE_GUEST_MEMFD sizes: 0, unaligned and negative are EINVAL",
-          arguments: [UInt64(0), 1, 4095, 4097, simPage + 512, 1 << 63, UInt64.max - 4095])
+    @Test(
+        "CREATE_GUEST_MEMFD sizes: 0, unaligned and negative are EINVAL",
+        arguments: [UInt64(0), 1, 4095, 4097, simPage + 512, 1 << 63, UInt64.max - 4095])
     func guestMemfdInvalidSizes(size: UInt64) throws {
         let setup = SimSetup(Profiles.linux618PVM)
         let vm = try setup.vm()
@@ -111,11 +117,14 @@ struct SimulatedKernelCapabilityTests {
     func guestMemfdOnWrongFds() throws {
         let setup = SimSetup(Profiles.linux618PVM)
         let (vm, gmem) = try setup.gmem(flags: 0)
-        #expect(simErrno { try setup.kernel.createGuestMemfd(vm: setup.kernel.deviceDescriptor, size: simPage, flags: 0) }
+        #expect(
+            simErrno { try setup.kernel.createGuestMemfd(vm: setup.kernel.deviceDescriptor, size: simPage, flags: 0) }
                 == SimExpectedErrno.inval)
-        #expect(simErrno { try setup.kernel.createGuestMemfd(vm: gmem, size: simPage, flags: 0) } == SimExpectedErrno.notty)
+        #expect(
+            simErrno { try setup.kernel.createGuestMemfd(vm: gmem, size: simPage, flags: 0) } == SimExpectedErrno.notty)
         try setup.kernel.close(vm)
-        #expect(simErrno { try setup.kernel.createGuestMemfd(vm: vm, size: simPage, flags: 0) } == SimExpectedErrno.badf)
+        #expect(
+            simErrno { try setup.kernel.createGuestMemfd(vm: vm, size: simPage, flags: 0) } == SimExpectedErrno.badf)
     }
 
     @Test("Each guest_memfd gets a distinct fd; the VM outlives its fd while a gmem is open")
@@ -137,7 +146,9 @@ struct SimulatedKernelCapabilityTests {
     func pocFlags() throws {
         let setup = SimSetup(Profiles.gmemConvertPOC)
         let vm = try setup.vm(.swProtected)
-        let create = { (size: UInt64, flags: UInt64) in simErrno { try setup.kernel.createGuestMemfd(vm: vm, size: size, flags: flags) } }
+        let create = { (size: UInt64, flags: UInt64) in
+            simErrno { try setup.kernel.createGuestMemfd(vm: vm, size: size, flags: flags) }
+        }
         #expect(create(simPage, KVMConstants.pocGmemFlagInitPrivate) == SimExpectedErrno.inval)
         #expect(create(simPage, pocSharedPrivate) == nil)
         let hugetlb2M = KVMConstants.pocGmemFlagHugetlb | (21 << 58)

@@ -1,7 +1,8 @@
 import Config
+import Testing
+
 @testable import GmemCore
 @testable import GmemSimulator
-import Testing
 
 /// The in-place series' own selftest, `tools/testing/selftests/kvm/x86/guest_memfd_conversions_test.c`
 /// (read as intel-lab-lkp/linux @c1c5ada72c94, the v13 content), case by case on the simulator. As in
@@ -28,39 +29,59 @@ struct SimulatedKernelConversionsSelftestTests {
             let flags = KVMConstants.gmemFlagMmap | (initShared ? KVMConstants.gmemFlagInitShared : 0)
             gmem = try kernel.createGuestMemfd(vm: vm, size: size, flags: flags)
             mem = try kernel.mmap(fd: gmem, length: size, offset: 0, shared: true, hugePageSize: nil)
-            try kernel.setUserMemoryRegion2(vm: vm, SimSetup.gmemRegion(slot: 1, gpa: SimulatedKernelConversionsSelftestTests.gpa,
-                                                                        size: size, gmem: gmem, userspaceAddr: mem))
+            try kernel.setUserMemoryRegion2(
+                vm: vm,
+                SimSetup.gmemRegion(
+                    slot: 1, gpa: SimulatedKernelConversionsSelftestTests.gpa,
+                    size: size, gmem: gmem, userspaceAddr: mem))
         }
 
-        func hostRMW(_ page: UInt64, _ expected: UInt8, _ value: UInt8, at base: UInt64? = nil,
-                     sourceLocation: SourceLocation = #_sourceLocation) throws {
+        func hostRMW(
+            _ page: UInt64, _ expected: UInt8, _ value: UInt8, at base: UInt64? = nil,
+            sourceLocation: SourceLocation = #_sourceLocation
+        ) throws {
             let address = (base ?? mem) + page * simPage
-            #expect(try kernel.read(address: address, count: 1) == [expected], "host page \(page)", sourceLocation: sourceLocation)
+            #expect(
+                try kernel.read(address: address, count: 1) == [expected], "host page \(page)",
+                sourceLocation: sourceLocation)
             try kernel.write(address: address, bytes: [value])
         }
 
-        func guestRMW(_ page: UInt64, _ expected: UInt8, _ value: UInt8, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        func guestRMW(
+            _ page: UInt64, _ expected: UInt8, _ value: UInt8, sourceLocation: SourceLocation = #_sourceLocation
+        ) throws {
             let address = SimulatedKernelConversionsSelftestTests.gpa + page * simPage
-            #expect(try kernel.guestRead(vm: vm, gpa: address, count: 1) == [expected], "guest page \(page)", sourceLocation: sourceLocation)
+            #expect(
+                try kernel.guestRead(vm: vm, gpa: address, count: 1) == [expected], "guest page \(page)",
+                sourceLocation: sourceLocation)
             try kernel.guestWrite(vm: vm, gpa: address, bytes: [value])
         }
 
-        func testPrivate(_ page: UInt64, _ start: UInt8, _ value: UInt8, sourceLocation: SourceLocation = #_sourceLocation) throws {
-            #expect(simFailure { try kernel.write(address: mem + page * simPage, bytes: [value]) } == .sigbus, sourceLocation: sourceLocation)
+        func testPrivate(
+            _ page: UInt64, _ start: UInt8, _ value: UInt8, sourceLocation: SourceLocation = #_sourceLocation
+        ) throws {
+            #expect(
+                simFailure { try kernel.write(address: mem + page * simPage, bytes: [value]) } == .sigbus,
+                sourceLocation: sourceLocation)
             try guestRMW(page, start, value, sourceLocation: sourceLocation)
-            #expect(simFailure { try kernel.read(address: mem + page * simPage, count: 1) } == .sigbus, sourceLocation: sourceLocation)
+            #expect(
+                simFailure { try kernel.read(address: mem + page * simPage, count: 1) } == .sigbus,
+                sourceLocation: sourceLocation)
         }
 
-        func testShared(_ page: UInt64, _ start: UInt8, _ hostValue: UInt8, _ value: UInt8,
-                        sourceLocation: SourceLocation = #_sourceLocation) throws {
+        func testShared(
+            _ page: UInt64, _ start: UInt8, _ hostValue: UInt8, _ value: UInt8,
+            sourceLocation: SourceLocation = #_sourceLocation
+        ) throws {
             try hostRMW(page, start, hostValue, sourceLocation: sourceLocation)
             try guestRMW(page, hostValue, value, sourceLocation: sourceLocation)
             #expect(try kernel.read(address: mem + page * simPage, count: 1) == [value], sourceLocation: sourceLocation)
         }
 
         func set(_ page: UInt64, pages: UInt64 = 1, _ state: MemoryState) throws {
-            try kernel.setMemoryAttributes2(gmem: gmem, offset: page * simPage, size: pages * simPage,
-                                            attributes: state == .private ? KVMConstants.memoryAttributePrivate : 0, flags: 0)
+            try kernel.setMemoryAttributes2(
+                gmem: gmem, offset: page * simPage, size: pages * simPage,
+                attributes: state == .private ? KVMConstants.memoryAttributePrivate : 0, flags: 0)
         }
 
         func convertToPrivate(_ page: UInt64, _ start: UInt8, _ value: UInt8) throws {
@@ -96,11 +117,11 @@ struct SimulatedKernelConversionsSelftestTests {
     func indexing(profile: Capabilities) throws {
         let pages: UInt64 = 4
         func combine(_ x: UInt64, _ n: UInt64) -> UInt8 { UInt8((x << 4) + n) }
-        for testPage in 0 ..< pages {
+        for testPage in 0..<pages {
             let t = try Fixture(profile, pages: Int(pages), initShared: true)
-            for i in (0 ..< pages).reversed() { try t.testShared(i, 0, combine(i, 0), combine(i, 2)) }
+            for i in (0..<pages).reversed() { try t.testShared(i, 0, combine(i, 0), combine(i, 2)) }
             try t.convertToPrivate(testPage, combine(testPage, 2), combine(testPage, 3))
-            for i in 0 ..< pages {
+            for i in 0..<pages {
                 if i == testPage {
                     try t.testPrivate(i, combine(i, 3), combine(i, 4))
                 } else {
@@ -108,7 +129,7 @@ struct SimulatedKernelConversionsSelftestTests {
                 }
             }
             try t.convertToShared(testPage, combine(testPage, 4), combine(testPage, 5), combine(testPage, 6))
-            for i in 0 ..< pages {
+            for i in 0..<pages {
                 try t.testShared(i, i == testPage ? combine(i, 6) : combine(i, 4), combine(i, 7), combine(i, 8))
             }
         }
@@ -130,15 +151,15 @@ struct SimulatedKernelConversionsSelftestTests {
     func unallocated_folios(profile: Capabilities) throws {
         let pages: UInt64 = 8
         let secondPageToFault: UInt64 = 4
-        for testPage in 0 ..< pages {
+        for testPage in 0..<pages {
             let t = try Fixture(profile, pages: Int(pages), initShared: true)
             try t.hostRMW(testPage, 0, Self.c("A"))
             if testPage != secondPageToFault { try t.hostRMW(secondPageToFault, 0, Self.c("A")) }
             try t.set(0, pages: pages, .private)
-            for i in 0 ..< pages {
+            for i in 0..<pages {
                 try t.testPrivate(i, i == testPage || i == secondPageToFault ? Self.c("A") : 0, Self.c("B"))
             }
-            for i in 0 ..< pages { try t.convertToShared(i, Self.c("B"), Self.c("C"), Self.c("D")) }
+            for i in 0..<pages { try t.convertToShared(i, Self.c("B"), Self.c("C"), Self.c("D")) }
         }
     }
 
@@ -170,13 +191,13 @@ struct SimulatedKernelConversionsSelftestTests {
     @Test("elevated_refcount", arguments: profiles)
     func elevated_refcount(profile: Capabilities) throws {
         let pages: UInt64 = 4
-        for testPage in 0 ..< pages {
+        for testPage in 0..<pages {
             let t = try Fixture(profile, pages: Int(pages), initShared: true)
             try t.kernel.pin(gmem: t.gmem, offset: testPage * simPage)
-            for i in 0 ..< pages { try t.testShared(i, 0, Self.c("A"), Self.c("B")) }
+            for i in 0..<pages { try t.testShared(i, 0, Self.c("A"), Self.c("B")) }
             let bulk = simError { try t.set(0, pages: pages, .private) }
             #expect(bulk?.errno == .eagain && bulk?.errorOffset == testPage * simPage)
-            for i in 0 ..< pages {
+            for i in 0..<pages {
                 if i == testPage {
                     let single = simError { try t.set(i, .private) }
                     #expect(single?.errno == .eagain && single?.errorOffset == testPage * simPage)
@@ -186,7 +207,7 @@ struct SimulatedKernelConversionsSelftestTests {
             }
             try t.kernel.unpin(gmem: t.gmem, offset: testPage * simPage)
             try t.set(0, pages: pages, .private)
-            for i in 0 ..< pages { try t.testPrivate(i, i == testPage ? Self.c("B") : Self.c("C"), Self.c("D")) }
+            for i in 0..<pages { try t.testPrivate(i, i == testPage ? Self.c("B") : Self.c("C"), Self.c("D")) }
         }
     }
 }

@@ -1,7 +1,8 @@
 import Config
+import Testing
+
 @testable import GmemCore
 @testable import GmemSimulator
-import Testing
 
 /// KVM_SET_USER_MEMORY_REGION2 in the kernel's check order (docs/kernels.md, "Limits of every generation").
 @Suite("SimulatedKernel memslots")
@@ -20,19 +21,26 @@ struct SimulatedKernelMemslotTests {
         let (setup, vm, gmem) = try pvmWithGmem()
         for extra in [KVMConstants.memLogDirtyPages, KVMConstants.memReadonly, 1 << 3] {
             let region = SimSetup.gmemRegion(gmem: gmem, flags: gmemFlag | extra)
-            #expect(simErrno { try setup.kernel.setUserMemoryRegion2(vm: vm, region) } == SimExpectedErrno.inval, "flags \(extra)")
+            #expect(
+                simErrno { try setup.kernel.setUserMemoryRegion2(vm: vm, region) } == SimExpectedErrno.inval,
+                "flags \(extra)")
         }
-        let readonly = MemoryRegion2(slot: 1, flags: KVMConstants.memReadonly, guestPhysAddr: 1 << 32, memorySize: simPage,
-                                     userspaceAddr: 0x10_0000)
+        let readonly = MemoryRegion2(
+            slot: 1, flags: KVMConstants.memReadonly, guestPhysAddr: 1 << 32, memorySize: simPage,
+            userspaceAddr: 0x10_0000)
         #expect(simErrno { try setup.kernel.setUserMemoryRegion2(vm: vm, readonly) } == nil)
     }
 
     @Test("READONLY is refused on VMs with protected state (SNP, TDX)")
     func readonlyOnProtectedVMs() throws {
         let setup = SimSetup(Profiles.linux618)
-        for (type, expected) in [(VMType.swProtected, Errno?.none), (.sevSnp, SimExpectedErrno.inval), (.tdx, SimExpectedErrno.inval)] {
+        for (type, expected) in [
+            (VMType.swProtected, Errno?.none), (.sevSnp, SimExpectedErrno.inval), (.tdx, SimExpectedErrno.inval),
+        ] {
             let vm = try setup.vm(type)
-            let region = MemoryRegion2(slot: 0, flags: KVMConstants.memReadonly, guestPhysAddr: 0, memorySize: simPage, userspaceAddr: 0x10_0000)
+            let region = MemoryRegion2(
+                slot: 0, flags: KVMConstants.memReadonly, guestPhysAddr: 0, memorySize: simPage,
+                userspaceAddr: 0x10_0000)
             #expect(simErrno { try setup.kernel.setUserMemoryRegion2(vm: vm, region) } == expected, "\(type)")
         }
     }
@@ -41,7 +49,9 @@ struct SimulatedKernelMemslotTests {
     func linux68DefaultVM() throws {
         let setup = SimSetup(Profiles.linux68)
         let (plainVM, plainGmem) = try setup.gmem(.default, flags: 0)
-        #expect(simErrno { try setup.kernel.setUserMemoryRegion2(vm: plainVM, SimSetup.gmemRegion(gmem: plainGmem)) } == SimExpectedErrno.inval)
+        #expect(
+            simErrno { try setup.kernel.setUserMemoryRegion2(vm: plainVM, SimSetup.gmemRegion(gmem: plainGmem)) }
+                == SimExpectedErrno.inval)
         let (vm, gmem) = try setup.gmem(.swProtected, flags: 0)
         #expect(simErrno { try setup.kernel.setUserMemoryRegion2(vm: vm, SimSetup.gmemRegion(gmem: gmem)) } == nil)
     }
@@ -57,15 +67,24 @@ struct SimulatedKernelMemslotTests {
             SimSetup.gmemRegion(gmem: gmem, userspaceAddr: SimMath.taskSizeMax),
         ]
         for region in bad {
-            #expect(simErrno { try setup.kernel.setUserMemoryRegion2(vm: vm, region) } == SimExpectedErrno.inval, "\(region)")
+            #expect(
+                simErrno { try setup.kernel.setUserMemoryRegion2(vm: vm, region) } == SimExpectedErrno.inval,
+                "\(region)")
         }
-        #expect(simErrno { try setup.kernel.setUserMemoryRegion2(vm: vm, SimSetup.gmemRegion(gmem: gmem, userspaceAddr: 0)) } == nil)
+        #expect(
+            simErrno {
+                try setup.kernel.setUserMemoryRegion2(vm: vm, SimSetup.gmemRegion(gmem: gmem, userspaceAddr: 0))
+            } == nil)
     }
 
-    @Test("slot id >= 32764 or address space >= 1 is EINVAL", arguments: [(UInt32(32764), true), (32763, false), (1 << 16, true), (0xffff, true)])
+    @Test(
+        "slot id >= 32764 or address space >= 1 is EINVAL",
+        arguments: [(UInt32(32764), true), (32763, false), (1 << 16, true), (0xffff, true)])
     func slotLimits(slot: UInt32, fails: Bool) throws {
         let (setup, vm, gmem) = try pvmWithGmem()
-        let result = simErrno { try setup.kernel.setUserMemoryRegion2(vm: vm, SimSetup.gmemRegion(slot: slot, gmem: gmem)) }
+        let result = simErrno {
+            try setup.kernel.setUserMemoryRegion2(vm: vm, SimSetup.gmemRegion(slot: slot, gmem: gmem))
+        }
         #expect(result == (fails ? SimExpectedErrno.inval : nil))
     }
 
@@ -88,8 +107,10 @@ struct SimulatedKernelMemslotTests {
     @Test("a new slot overlapping another GPA range is EEXIST, checked before the binding (EBADF)")
     func overlap() throws {
         let (setup, vm, gmem) = try pvmWithGmem()
-        try setup.kernel.setUserMemoryRegion2(vm: vm, SimSetup.gmemRegion(slot: 0, gpa: 0, size: 4 * simPage, gmem: gmem))
-        let overlapping = SimSetup.gmemRegion(slot: 1, gpa: 3 * simPage, size: 4 * simPage, gmem: gmem, offset: 4 * simPage)
+        try setup.kernel.setUserMemoryRegion2(
+            vm: vm, SimSetup.gmemRegion(slot: 0, gpa: 0, size: 4 * simPage, gmem: gmem))
+        let overlapping = SimSetup.gmemRegion(
+            slot: 1, gpa: 3 * simPage, size: 4 * simPage, gmem: gmem, offset: 4 * simPage)
         #expect(simErrno { try setup.kernel.setUserMemoryRegion2(vm: vm, overlapping) } == SimExpectedErrno.exist)
         var badFd = overlapping
         badFd.guestMemfd = 4242
@@ -98,7 +119,8 @@ struct SimulatedKernelMemslotTests {
         var badSlot = overlapping
         badSlot.slot = 40000
         #expect(simErrno { try setup.kernel.setUserMemoryRegion2(vm: vm, badSlot) } == SimExpectedErrno.inval)
-        let adjacent = SimSetup.gmemRegion(slot: 1, gpa: 4 * simPage, size: 4 * simPage, gmem: gmem, offset: 4 * simPage)
+        let adjacent = SimSetup.gmemRegion(
+            slot: 1, gpa: 4 * simPage, size: 4 * simPage, gmem: gmem, offset: 4 * simPage)
         #expect(simErrno { try setup.kernel.setUserMemoryRegion2(vm: vm, adjacent) } == nil)
     }
 
@@ -107,9 +129,13 @@ struct SimulatedKernelMemslotTests {
         let (setup, vm, _) = try pvmWithGmem()
         let (_, foreignGmem) = try setup.gmem(flags: 0)
         let memfd = try setup.kernel.createMemfd(name: "shared", size: 16 * simPage, hugePageSize: nil)
-        #expect(simErrno { try setup.kernel.setUserMemoryRegion2(vm: vm, SimSetup.gmemRegion(gmem: 4242)) } == SimExpectedErrno.badf)
+        #expect(
+            simErrno { try setup.kernel.setUserMemoryRegion2(vm: vm, SimSetup.gmemRegion(gmem: 4242)) }
+                == SimExpectedErrno.badf)
         for target in [memfd, vm, foreignGmem, setup.kernel.deviceDescriptor] {
-            #expect(simErrno { try setup.kernel.setUserMemoryRegion2(vm: vm, SimSetup.gmemRegion(gmem: target)) } == SimExpectedErrno.inval)
+            #expect(
+                simErrno { try setup.kernel.setUserMemoryRegion2(vm: vm, SimSetup.gmemRegion(gmem: target)) }
+                    == SimExpectedErrno.inval)
         }
     }
 
@@ -131,8 +157,9 @@ struct SimulatedKernelMemslotTests {
     @Test("pads and a gmem fd without the GUEST_MEMFD flag are ignored")
     func ignoredFields() throws {
         let (setup, vm, _) = try pvmWithGmem()
-        let plain = MemoryRegion2(slot: 0, flags: 0, guestPhysAddr: 0, memorySize: simPage, userspaceAddr: 0x10_0000,
-                                  guestMemfdOffset: 3, guestMemfd: 4242)
+        let plain = MemoryRegion2(
+            slot: 0, flags: 0, guestPhysAddr: 0, memorySize: simPage, userspaceAddr: 0x10_0000,
+            guestMemfdOffset: 3, guestMemfd: 4242)
         #expect(simErrno { try setup.kernel.setUserMemoryRegion2(vm: vm, plain) } == nil)
     }
 
@@ -157,7 +184,8 @@ struct SimulatedKernelMemslotTests {
         let setup = SimSetup(Profiles.linux618PVM)
         let vm = try setup.vm()
         let base = MemoryRegion2(slot: 0, flags: 0, guestPhysAddr: 0, memorySize: 4 * simPage, userspaceAddr: 0x10_0000)
-        let other = MemoryRegion2(slot: 1, flags: 0, guestPhysAddr: 1 << 32, memorySize: 4 * simPage, userspaceAddr: 0x20_0000)
+        let other = MemoryRegion2(
+            slot: 1, flags: 0, guestPhysAddr: 1 << 32, memorySize: 4 * simPage, userspaceAddr: 0x20_0000)
         try setup.kernel.setUserMemoryRegion2(vm: vm, base)
         try setup.kernel.setUserMemoryRegion2(vm: vm, other)
         #expect(simErrno { try setup.kernel.setUserMemoryRegion2(vm: vm, base) } == nil)

@@ -1,7 +1,8 @@
 import Config
+import Testing
+
 @testable import GmemCore
 @testable import GmemSimulator
-import Testing
 
 /// Short names for the errno values the simulated kernel tests expect (values from the one `Errno` table).
 enum SimExpectedErrno {
@@ -11,7 +12,9 @@ enum SimExpectedErrno {
 }
 
 /// The error a kernel call threw, or nil when it succeeded (any other error is recorded as an issue).
-func simKernelError<Result>(_ body: () throws -> Result, sourceLocation: SourceLocation = #_sourceLocation) -> KernelError? {
+func simKernelError<Result>(
+    _ body: () throws -> Result, sourceLocation: SourceLocation = #_sourceLocation
+) -> KernelError? {
     do {
         _ = try body()
         return nil
@@ -24,7 +27,9 @@ func simKernelError<Result>(_ body: () throws -> Result, sourceLocation: SourceL
 }
 
 /// The failure of a kernel call, or nil when it succeeded.
-func simFailure<Result>(_ body: () throws -> Result, sourceLocation: SourceLocation = #_sourceLocation) -> KernelError.Failure? {
+func simFailure<Result>(
+    _ body: () throws -> Result, sourceLocation: SourceLocation = #_sourceLocation
+) -> KernelError.Failure? {
     simKernelError(body, sourceLocation: sourceLocation)?.failure
 }
 
@@ -54,23 +59,29 @@ struct SimSetup {
     func vm(_ type: VMType = .default) throws -> Int32 { try kernel.createVM(type: type.kvmValue) }
 
     /// A guest_memfd of `size` on a new VM of `type`.
-    func gmem(_ type: VMType = .default, size: UInt64 = 16 * simPage, flags: UInt64) throws -> (vm: Int32, gmem: Int32) {
+    func gmem(_ type: VMType = .default, size: UInt64 = 16 * simPage, flags: UInt64) throws -> (vm: Int32, gmem: Int32)
+    {
         let vm = try vm(type)
         return (vm, try kernel.createGuestMemfd(vm: vm, size: size, flags: flags))
     }
 
     /// An mmap-ed guest_memfd (MAP_SHARED) of `size`.
-    func mappedGmem(_ type: VMType = .default, size: UInt64 = 16 * simPage, flags: UInt64) throws -> (vm: Int32, gmem: Int32, address: UInt64) {
+    func mappedGmem(
+        _ type: VMType = .default, size: UInt64 = 16 * simPage, flags: UInt64
+    ) throws -> (vm: Int32, gmem: Int32, address: UInt64) {
         let (vm, gmem) = try gmem(type, size: size, flags: flags)
         let address = try kernel.mmap(fd: gmem, length: size, offset: 0, shared: true, hugePageSize: nil)
         return (vm, gmem, address)
     }
 
     /// A gmem slot of `size` at `gpa` bound to `gmem` at `offset`.
-    static func gmemRegion(slot: UInt32 = 0, gpa: UInt64 = 0, size: UInt64 = 16 * simPage, gmem: Int32, offset: UInt64 = 0,
-                           flags: UInt32 = KVMConstants.memGuestMemfd, userspaceAddr: UInt64 = 0) -> MemoryRegion2 {
-        MemoryRegion2(slot: slot, flags: flags, guestPhysAddr: gpa, memorySize: size, userspaceAddr: userspaceAddr,
-                      guestMemfdOffset: offset, guestMemfd: UInt32(bitPattern: gmem))
+    static func gmemRegion(
+        slot: UInt32 = 0, gpa: UInt64 = 0, size: UInt64 = 16 * simPage, gmem: Int32, offset: UInt64 = 0,
+        flags: UInt32 = KVMConstants.memGuestMemfd, userspaceAddr: UInt64 = 0
+    ) -> MemoryRegion2 {
+        MemoryRegion2(
+            slot: slot, flags: flags, guestPhysAddr: gpa, memorySize: size, userspaceAddr: userspaceAddr,
+            guestMemfdOffset: offset, guestMemfd: UInt32(bitPattern: gmem))
     }
 }
 

@@ -1,6 +1,7 @@
 import Config
 import Foundation
 import Testing
+
 @testable import GmemCore
 @testable import GmemSimulator
 
@@ -19,20 +20,20 @@ import Testing
     }
 
     static let manifestText = """
-    apiVersion: gmemctl/v1
-    kind: GuestMemory
-    metadata: { name: g }
-    spec:
-      vm: { type: tdx }
-      blocks:
-        - { name: ram, size: 64MiB, backend: { type: in-place } }
-      mappings:
-        - { block: ram, offset: 0, size: 32MiB, gpa: 0 }
-        - { block: ram, offset: 32MiB, size: 32MiB, gpa: 0x100000000 }
-      layout:
-        default: private
-        shared: [ "0x100000-0x1FFFFF" ]
-    """
+        apiVersion: gmemctl/v1
+        kind: GuestMemory
+        metadata: { name: g }
+        spec:
+          vm: { type: tdx }
+          blocks:
+            - { name: ram, size: 64MiB, backend: { type: in-place } }
+          mappings:
+            - { block: ram, offset: 0, size: 32MiB, gpa: 0 }
+            - { block: ram, offset: 32MiB, size: 32MiB, gpa: 0x100000000 }
+          layout:
+            default: private
+            shared: [ "0x100000-0x1FFFFF" ]
+        """
 
     /// Replaces one number of the JSON text with a hostile one, flips a byte, or cuts the text.
     static func mutate(_ text: [UInt8], _ random: inout SplitMix) -> [UInt8] {
@@ -45,8 +46,10 @@ import Testing
             guard let at = digits.randomElement(using: &random) else { return bytes }
             var end = at
             while end < bytes.count, (0x30...0x39).contains(bytes[end]) { end += 1 }
-            let values = ["0", "1", "4095", "9223372036854775807", "9223372036854775808", "18446744073709551615",
-                          "144115188075855872", "999999", "-1"]
+            let values = [
+                "0", "1", "4095", "9223372036854775807", "9223372036854775808", "18446744073709551615",
+                "144115188075855872", "999999", "-1",
+            ]
             bytes.replaceSubrange(at..<end, with: Array(values[Int(random.next() % UInt64(values.count))].utf8))
         case 1:
             let at = Int(random.next() % UInt64(bytes.count))
@@ -62,7 +65,8 @@ import Testing
     }
 
     @Test func mutatedStateFilesAreRefusedOrServed() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gmemctl-statefuzz-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "gmemctl-statefuzz-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("sim.json").path

@@ -1,12 +1,13 @@
+import Foundation
+import GmemConformance
 import GmemCore
 import GmemKVM
 import GmemSimulator
-import Foundation
+import Testing
+
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
-import GmemConformance
-import Testing
 
 /// `gmemctl conformance`: the catalogue, the runs on the simulator and on /dev/kvm, the report formats.
 @Suite struct ConformanceCatalogue {
@@ -20,15 +21,18 @@ import Testing
 
     /// Each of the selftest's 18 cases is either ported (a case named after it) or listed as not modelled.
     @Test func theSelftestIsPortedCaseByCase() {
-        let ported = Set(SelftestCases.all.compactMap { testCase -> String? in
-            if case .selftest(_, let name) = testCase.source { return name } else { return nil }
-        })
+        let ported = Set(
+            SelftestCases.all.compactMap { testCase -> String? in
+                if case .selftest(_, let name) = testCase.source { return name } else { return nil }
+            })
         let notModelled = Set(SelftestCases.notModelled.map(\.testCase))
         #expect(ported.isDisjoint(with: notModelled))
         #expect(ported.count + notModelled.count == 19, "18 selftest cases plus the test_guest_memfd driver")
-        for name in ["test_guest_memfd_flags", "test_create_guest_memfd_multiple", "test_create_guest_memfd_invalid_sizes",
-                     "test_mmap_supported", "test_fault_overflow", "test_fault_private", "test_mmap_cow",
-                     "test_mmap_not_supported", "test_fallocate", "test_invalid_punch_hole", "test_collapse"] {
+        for name in [
+            "test_guest_memfd_flags", "test_create_guest_memfd_multiple", "test_create_guest_memfd_invalid_sizes",
+            "test_mmap_supported", "test_fault_overflow", "test_fault_private", "test_mmap_cow",
+            "test_mmap_not_supported", "test_fallocate", "test_invalid_punch_hole", "test_collapse",
+        ] {
             #expect(ported.contains(name), "\(name) is ported")
         }
     }
@@ -38,8 +42,9 @@ import Testing
     @Test(arguments: Profiles.names)
     func theSimulatorOfEachProfilePassesItsCases(_ profile: String) throws {
         let opened = try ConformanceSuite.open(host: "sim:\(profile)", profile: nil)
-        let run = ConformanceSuite.run(ConformanceCatalog.cases(for: profile), on: opened.target, profile: opened.profile,
-                                       pinned: opened.pinned)
+        let run = ConformanceSuite.run(
+            ConformanceCatalog.cases(for: profile), on: opened.target, profile: opened.profile,
+            pinned: opened.pinned)
         for result in run.results {
             if case .notOK = result.status { Issue.record("\(ConformanceSuite.table(result))") }
         }
@@ -91,7 +96,10 @@ import Testing
         let wrong = ConformanceCase(
             id: "test/wrong-errno", rule: "a guest_memfd of 4095 bytes is ENOTTY (deliberately wrong: it is EINVAL)",
             source: .kernel(file: "virt/kvm/guest_memfd.c", function: "kvm_gmem_create"), profiles: ["linux-6.18-pvm"],
-            steps: [.createVM(0, type: 0).expecting(.ok), .createGmem(0, vm: .vm(0), size: 4095, flags: 0).expecting(.enotty)])
+            steps: [
+                .createVM(0, type: 0).expecting(.ok),
+                .createGmem(0, vm: .vm(0), size: 4095, flags: 0).expecting(.enotty),
+            ])
         let opened = try ConformanceSuite.open(host: "sim:linux-6.18-pvm", profile: nil)
         let run = ConformanceSuite.run([wrong], on: opened.target, profile: opened.profile, pinned: false)
         #expect(!run.succeeded)
@@ -127,7 +135,9 @@ import Testing
         for (name, run) in zip(names, runs) {
             #expect(run.results.contains { $0.testCase.id.hasPrefix("in-place/") }, "\(name) runs no in-place/* case")
             #expect(run.results.contains { $0.testCase.id.hasPrefix("selftest/") }, "\(name) runs no selftest case")
-            #expect(run.results.allSatisfy { $0.status == .ok }, "\(name): \(run.results.filter { $0.status != .ok }.map(\.testCase.id))")
+            #expect(
+                run.results.allSatisfy { $0.status == .ok },
+                "\(name): \(run.results.filter { $0.status != .ok }.map(\.testCase.id))")
             #expect(run.succeeded)
         }
     }
@@ -152,15 +162,21 @@ import Testing
     /// This development host (6.18 PVM) without guest_memfd deviates from linux-6.8 and linux-6.18-pvm in four
     /// ways each; its kernel release picks the 6.18 one (the first in the list used to win).
     @Test func aTieIsBrokenByTheKernelRelease() throws {
-        let types = [VMTypeCapabilities(vmType: .default, guestMemfdFlags: 0, guestMemfd: false, memoryAttributes: 0, conversion: .none)]
+        let types = [
+            VMTypeCapabilities(
+                vmType: .default, guestMemfdFlags: 0, guestMemfd: false, memoryAttributes: 0, conversion: .none)
+        ]
         let host = Capabilities(
             name: "kvm", summary: "a 6.18 PVM host without guest_memfd", guestMemfdFlagSet: .none, vmTypes: types,
-            systemExtensions: [KVMConstants.capUserMemory2: 1, KVMConstants.capMemoryFaultInfo: 1, KVMConstants.capMemoryAttributes: 0,
-                               KVMConstants.capGuestMemfd: 0, KVMConstants.capVMTypes: 1, KVMConstants.capPreFaultMemory: 0,
-                               KVMConstants.capGuestMemfdFlags: 0, KVMConstants.capNrMemslots: 32764],
+            systemExtensions: [
+                KVMConstants.capUserMemory2: 1, KVMConstants.capMemoryFaultInfo: 1, KVMConstants.capMemoryAttributes: 0,
+                KVMConstants.capGuestMemfd: 0, KVMConstants.capVMTypes: 1, KVMConstants.capPreFaultMemory: 0,
+                KVMConstants.capGuestMemfdFlags: 0, KVMConstants.capNrMemslots: 32764,
+            ],
             hugePageSizes: [2 << 20], preFault: false)
         for (release, expected) in [("6.18.44-fc-v1272", "linux-6.18-pvm"), ("6.8.0-45-generic", "linux-6.8")] {
-            let probed = try CapabilityProbe.probe(SimulatedKernel(capabilities: host), hostFacts: HostFacts(kernelRelease: release))
+            let probed = try CapabilityProbe.probe(
+                SimulatedKernel(capabilities: host), hostFacts: HostFacts(kernelRelease: release))
             #expect(ProfileDeviation.between(host: probed, profile: Profiles.linux68).count == 4)
             #expect(ProfileDeviation.between(host: probed, profile: Profiles.linux618PVM).count == 4)
             #expect(ConformanceSuite.nearestProfile(to: probed)?.name == expected, "\(release)")
@@ -177,8 +193,9 @@ import Testing
 
     static func run(host: String, profile: String? = nil) throws -> ConformanceRun {
         let opened = try ConformanceSuite.open(host: host, profile: profile)
-        return ConformanceSuite.run(ConformanceCatalog.cases(for: opened.profile.name), on: opened.target,
-                                    profile: opened.profile, pinned: opened.pinned)
+        return ConformanceSuite.run(
+            ConformanceCatalog.cases(for: opened.profile.name), on: opened.target,
+            profile: opened.profile, pinned: opened.pinned)
     }
 }
 

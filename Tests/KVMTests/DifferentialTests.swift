@@ -1,7 +1,7 @@
+import GmemConformance
 import GmemCore
 import GmemKVM
 import GmemSimulator
-import GmemConformance
 import Testing
 
 extension KVMIntegration {
@@ -16,12 +16,15 @@ extension KVMIntegration {
         static func target() throws -> ConformanceTarget {
             let kernel = try KVMKernel()
             let capabilities = try CapabilityProbe.probe(kernel, hugepageDirectory: HugepagePools.defaultDirectory)
-            return ConformanceTarget(label: "kvm", kernel: kernel, deviceFd: kernel.systemFd, capabilities: capabilities)
+            return ConformanceTarget(
+                label: "kvm", kernel: kernel, deviceFd: kernel.systemFd, capabilities: capabilities)
         }
 
         @Test func thereAreEnoughCases() {
             #expect(DifferentialCases.all.count == 41)
-            #expect(Self.cases.count == DifferentialCases.all.count, "every differential case applies to this machine's profile")
+            #expect(
+                Self.cases.count == DifferentialCases.all.count,
+                "every differential case applies to this machine's profile")
             #expect(Set(ConformanceCatalog.all.map(\.id)).count == ConformanceCatalog.all.count, "case ids are unique")
         }
 
@@ -29,14 +32,17 @@ extension KVMIntegration {
         func kernelAndSimulatorAgree(_ testCase: ConformanceCase) throws {
             let target = try Self.target()
             let matches = ProfileDeviation.between(host: target.capabilities, profile: Self.profile).isEmpty
-            let result = ConformanceSuite.run(testCase, on: target, reference: ConformanceSuite.reference(Self.profile, host: target.capabilities),
-                                              hostMatchesProfile: matches)
+            let result = ConformanceSuite.run(
+                testCase, on: target, reference: ConformanceSuite.reference(Self.profile, host: target.capabilities),
+                hostMatchesProfile: matches)
             let table = ConformanceSuite.table(id: testCase.id, steps: result.steps)
             if case .skip(let reason) = result.status {
                 // A case skips only for what the host lacks, and names it: guest_memfd, a huge page, the
                 // profile's capability values.
-                #expect(reason.hasPrefix("guest_memfd absent") || reason.contains("pool") || reason.contains("capability values"),
-                        "\(testCase.id) skipped: \(reason)")
+                #expect(
+                    reason.hasPrefix("guest_memfd absent") || reason.contains("pool")
+                        || reason.contains("capability values"),
+                    "\(testCase.id) skipped: \(reason)")
                 return
             }
             #expect(result.steps.allSatisfy { $0.matchesSimulator }, "kernel and simulator differ:\n\(table)")
@@ -48,7 +54,9 @@ extension KVMIntegration {
             let target = try Self.target()
             let reference = ConformanceSuite.reference(Self.profile, host: target.capabilities)
             let before = try openKVMRelatedFds()
-            for testCase in Self.cases.prefix(12) { _ = ConformanceSuite.run(testCase, on: target, reference: reference) }
+            for testCase in Self.cases.prefix(12) {
+                _ = ConformanceSuite.run(testCase, on: target, reference: reference)
+            }
             #expect(try openKVMRelatedFds() == before)
         }
     }

@@ -6,23 +6,26 @@ import Testing
 extension KVMIntegration {
     /// A real vCPU reads and writes guest memory backed by guest_memfd (in place) and by legacy backings.
     @Suite struct GuestAccess {
-        static let lowGPA: UInt64 = 0x4_0000          // below 1 MiB, clear of the runner's scratch at 0x10000
+        static let lowGPA: UInt64 = 0x4_0000  // below 1 MiB, clear of the runner's scratch at 0x10000
         static let lowSize: UInt64 = 0x4_0000
-        static let highGPA: UInt64 = 0x1_0000_0000    // 4 GiB
+        static let highGPA: UInt64 = 0x1_0000_0000  // 4 GiB
         static let highSize: UInt64 = 0x20_0000
 
         /// One in-place block (MMAP|INIT_SHARED) mapped twice, as x86 splits RAM: offset 0 below 1 MiB and the
         /// rest at 4 GiB. The host's bytes reach the guest and the guest's markers reach the host, both ways
         /// through the same pages.
-        @Test(.enabled(if: KVMAvailability.guestMemfd, KVMAvailability.guestMemfdReason)) func inPlaceSharedBlockIsOneMemoryForHostAndGuest() throws {
+        @Test(.enabled(if: KVMAvailability.guestMemfd, KVMAvailability.guestMemfdReason))
+        func inPlaceSharedBlockIsOneMemoryForHostAndGuest() throws {
             let fixture = try KVMFixture()
             let blockSize = Self.lowSize + Self.highSize
             let gmem = try fixture.guestMemfd(size: blockSize, flags: GuestMemfdFlag.mmap | GuestMemfdFlag.initShared)
             let host = try fixture.mapShared(fd: gmem, length: blockSize)
             // Shadow paging (PVM): bind with the host mapping, not 0, or the guest triple-faults.
-            try fixture.bindGuestMemfd(slot: 0, gpa: Self.lowGPA, size: Self.lowSize, gmem: gmem, offset: 0, userspaceAddr: host)
-            try fixture.bindGuestMemfd(slot: 1, gpa: Self.highGPA, size: Self.highSize, gmem: gmem, offset: Self.lowSize,
-                                       userspaceAddr: host + Self.lowSize)
+            try fixture.bindGuestMemfd(
+                slot: 0, gpa: Self.lowGPA, size: Self.lowSize, gmem: gmem, offset: 0, userspaceAddr: host)
+            try fixture.bindGuestMemfd(
+                slot: 1, gpa: Self.highGPA, size: Self.highSize, gmem: gmem, offset: Self.lowSize,
+                userspaceAddr: host + Self.lowSize)
 
             let cases: [(offset: UInt64, gpa: UInt64, hostByte: UInt8, marker: UInt8)] = [
                 (0, Self.lowGPA, 0x11, 0xA1),
@@ -40,18 +43,22 @@ extension KVMIntegration {
             }
 
             // A second run on the same vCPU sees the first run's markers, and an untouched byte reads zero.
-            let again = try runner.probe([GuestProbeTarget(gpa: Self.highGPA), GuestProbeTarget(gpa: Self.highGPA + 0x1000)])
+            let again = try runner.probe([
+                GuestProbeTarget(gpa: Self.highGPA), GuestProbeTarget(gpa: Self.highGPA + 0x1000),
+            ])
             #expect(again == [0xA3, 0x00])
         }
 
         /// Legacy block on a default VM: guest_memfd with flags 0 bound with a memfd as shared backing. No
         /// gfn is private on this VM, so the guest is served from the memfd the host wrote.
-        @Test(.enabled(if: KVMAvailability.guestMemfd, KVMAvailability.guestMemfdReason)) func legacyBlockServesTheGuestFromItsSharedBacking() throws {
+        @Test(.enabled(if: KVMAvailability.guestMemfd, KVMAvailability.guestMemfdReason))
+        func legacyBlockServesTheGuestFromItsSharedBacking() throws {
             let fixture = try KVMFixture()
             let gmem = try fixture.guestMemfd(size: Self.highSize, flags: 0)
             let backing = try fixture.memfd(size: Self.highSize)
             let host = try fixture.mapShared(fd: backing, length: Self.highSize)
-            try fixture.bindGuestMemfd(slot: 0, gpa: Self.highGPA, size: Self.highSize, gmem: gmem, offset: 0, userspaceAddr: host)
+            try fixture.bindGuestMemfd(
+                slot: 0, gpa: Self.highGPA, size: Self.highSize, gmem: gmem, offset: 0, userspaceAddr: host)
             try fixture.kernel.write(address: host + 0x800, bytes: [0x5C])
 
             let runner = try fixture.makeRunner()
@@ -60,16 +67,20 @@ extension KVMIntegration {
             #expect(try fixture.kernel.read(address: host + 0x800, count: 1) == [0xC5])
         }
 
-        @Test(.enabled(if: KVMAvailability.guestMemfd, KVMAvailability.guestMemfdReason)) func punchedGuestMemfdPageReadsZeroInTheGuest() throws {
+        @Test(.enabled(if: KVMAvailability.guestMemfd, KVMAvailability.guestMemfdReason))
+        func punchedGuestMemfdPageReadsZeroInTheGuest() throws {
             let fixture = try KVMFixture()
-            let gmem = try fixture.guestMemfd(size: Self.highSize, flags: GuestMemfdFlag.mmap | GuestMemfdFlag.initShared)
+            let gmem = try fixture.guestMemfd(
+                size: Self.highSize, flags: GuestMemfdFlag.mmap | GuestMemfdFlag.initShared)
             let host = try fixture.mapShared(fd: gmem, length: Self.highSize)
-            try fixture.bindGuestMemfd(slot: 0, gpa: Self.highGPA, size: Self.highSize, gmem: gmem, offset: 0, userspaceAddr: host)
+            try fixture.bindGuestMemfd(
+                slot: 0, gpa: Self.highGPA, size: Self.highSize, gmem: gmem, offset: 0, userspaceAddr: host)
             try fixture.kernel.write(address: host, bytes: [0x77])
             let runner = try fixture.makeRunner()
             #expect(try runner.probe([GuestProbeTarget(gpa: Self.highGPA)]) == [0x77])
-            try fixture.kernel.fallocate(fd: gmem, mode: GuestMemfdFlag.fallocKeepSize | GuestMemfdFlag.fallocPunchHole,
-                                         offset: 0, length: 0x1000)
+            try fixture.kernel.fallocate(
+                fd: gmem, mode: GuestMemfdFlag.fallocKeepSize | GuestMemfdFlag.fallocPunchHole,
+                offset: 0, length: 0x1000)
             #expect(try runner.probe([GuestProbeTarget(gpa: Self.highGPA)]) == [0x00])
         }
 
@@ -95,11 +106,14 @@ extension KVMIntegration {
         /// gmem-only slot bound with `userspace_addr = 0` (as the upstream selftest does) is not reachable
         /// through the host address KVM uses, and the guest's access stops with a named exit instead of reading
         /// the page.
-        @Test(.enabled(if: KVMAvailability.guestMemfd, KVMAvailability.guestMemfdReason)) func gmemOnlySlotWithoutHostAddressFailsOnShadowPaging() throws {
+        @Test(.enabled(if: KVMAvailability.guestMemfd, KVMAvailability.guestMemfdReason))
+        func gmemOnlySlotWithoutHostAddressFailsOnShadowPaging() throws {
             let fixture = try KVMFixture()
             let shadowPaging = try fixture.kernel.checkExtension(236, vm: nil) == 0
-            let gmem = try fixture.guestMemfd(size: Self.highSize, flags: GuestMemfdFlag.mmap | GuestMemfdFlag.initShared)
-            try fixture.bindGuestMemfd(slot: 0, gpa: Self.highGPA, size: Self.highSize, gmem: gmem, offset: 0, userspaceAddr: 0)
+            let gmem = try fixture.guestMemfd(
+                size: Self.highSize, flags: GuestMemfdFlag.mmap | GuestMemfdFlag.initShared)
+            try fixture.bindGuestMemfd(
+                slot: 0, gpa: Self.highGPA, size: Self.highSize, gmem: gmem, offset: 0, userspaceAddr: 0)
             let runner = try fixture.makeRunner()
             do {
                 let seen = try runner.probe([GuestProbeTarget(gpa: Self.highGPA)])
@@ -118,21 +132,27 @@ extension KVMIntegration {
         @Test func targetsInsideTheScratchAreRefused() throws {
             let fixture = try KVMFixture()
             let runner = try fixture.makeRunner()
-            #expect(throws: GuestRunError.self) { try runner.probe([GuestProbeTarget(gpa: GuestRunner.defaultScratchGPA + 8)]) }
+            #expect(throws: GuestRunError.self) {
+                try runner.probe([GuestProbeTarget(gpa: GuestRunner.defaultScratchGPA + 8)])
+            }
         }
 
         /// Everything a block's life opens (VM, guest_memfd, memfd, vCPU, runner) is closed again.
-        @Test(.enabled(if: KVMAvailability.guestMemfd, KVMAvailability.guestMemfdReason)) func noFileDescriptorLeaks() throws {
+        @Test(.enabled(if: KVMAvailability.guestMemfd, KVMAvailability.guestMemfdReason)) func noFileDescriptorLeaks()
+            throws
+        {
             let before = try openKVMRelatedFds()
             do {
                 let fixture = try KVMFixture()
-                let gmem = try fixture.guestMemfd(size: Self.highSize, flags: GuestMemfdFlag.mmap | GuestMemfdFlag.initShared)
+                let gmem = try fixture.guestMemfd(
+                    size: Self.highSize, flags: GuestMemfdFlag.mmap | GuestMemfdFlag.initShared)
                 let host = try fixture.mapShared(fd: gmem, length: Self.highSize)
                 _ = try fixture.memfd(size: 0x1000)
-                try fixture.bindGuestMemfd(slot: 0, gpa: Self.highGPA, size: Self.highSize, gmem: gmem, offset: 0, userspaceAddr: host)
+                try fixture.bindGuestMemfd(
+                    slot: 0, gpa: Self.highGPA, size: Self.highSize, gmem: gmem, offset: 0, userspaceAddr: host)
                 let runner = try fixture.makeRunner()
                 _ = try runner.probe([GuestProbeTarget(gpa: Self.highGPA, writeMarker: 1)])
-                #expect(try openKVMRelatedFds() >= before + 5) // /dev/kvm, VM, gmem, memfd, vCPU
+                #expect(try openKVMRelatedFds() >= before + 5)  // /dev/kvm, VM, gmem, memfd, vCPU
             }
             #expect(try openKVMRelatedFds() == before)
         }

@@ -51,9 +51,16 @@ extension KVMIntegration {
         @Test func fallocateWithoutKeepSizeIsEOPNOTSUPP() throws {
             let fixture = try KVMFixture()
             let gmem = try fixture.guestMemfd(size: 2 * Self.page, flags: 0)
-            #expect(errnoOf { try fixture.kernel.fallocate(fd: gmem, mode: 0, offset: 0, length: Self.page) } == Errno.eopnotsupp)
-            #expect(errnoOf { try fixture.kernel.fallocate(fd: gmem, mode: GuestMemfdFlag.fallocPunchHole, offset: 0, length: Self.page) } == Errno.eopnotsupp)
-            try fixture.kernel.fallocate(fd: gmem, mode: GuestMemfdFlag.fallocKeepSize, offset: 0, length: 2 * Self.page)
+            #expect(
+                errnoOf { try fixture.kernel.fallocate(fd: gmem, mode: 0, offset: 0, length: Self.page) }
+                    == Errno.eopnotsupp)
+            #expect(
+                errnoOf {
+                    try fixture.kernel.fallocate(
+                        fd: gmem, mode: GuestMemfdFlag.fallocPunchHole, offset: 0, length: Self.page)
+                } == Errno.eopnotsupp)
+            try fixture.kernel.fallocate(
+                fd: gmem, mode: GuestMemfdFlag.fallocKeepSize, offset: 0, length: 2 * Self.page)
         }
 
         @Test func punchedHoleReadsBackZeros() throws {
@@ -62,8 +69,9 @@ extension KVMIntegration {
             let gmem = try fixture.guestMemfd(size: size, flags: GuestMemfdFlag.mmap | GuestMemfdFlag.initShared)
             let host = try fixture.mapShared(fd: gmem, length: size)
             try fixture.kernel.write(address: host, bytes: [UInt8](repeating: 0xAA, count: Int(size)))
-            try fixture.kernel.fallocate(fd: gmem, mode: GuestMemfdFlag.fallocKeepSize | GuestMemfdFlag.fallocPunchHole,
-                                         offset: 0, length: Self.page)
+            try fixture.kernel.fallocate(
+                fd: gmem, mode: GuestMemfdFlag.fallocKeepSize | GuestMemfdFlag.fallocPunchHole,
+                offset: 0, length: Self.page)
             #expect(try fixture.kernel.read(address: host, count: Int(Self.page)).allSatisfy { $0 == 0 })
             #expect(try fixture.kernel.read(address: host + Self.page, count: Int(Self.page)).allSatisfy { $0 == 0xAA })
         }
@@ -89,7 +97,8 @@ extension KVMIntegration {
 
         @Test func unmappedHostAddressIsEFAULT() throws {
             let fixture = try KVMFixture()
-            let address = try fixture.kernel.mmap(fd: nil, length: Self.page, offset: 0, shared: false, hugePageSize: nil)
+            let address = try fixture.kernel.mmap(
+                fd: nil, length: Self.page, offset: 0, shared: false, hugePageSize: nil)
             try fixture.kernel.munmap(address: address, length: Self.page)
             #expect(errnoOf { _ = try fixture.kernel.read(address: address, count: 8) } == Errno.efault)
         }
@@ -97,14 +106,26 @@ extension KVMIntegration {
         @Test func conversionIoctlsOnAGuestMemfdAreENOTTY() throws {
             let fixture = try KVMFixture()
             let gmem = try fixture.guestMemfd(size: Self.page, flags: GuestMemfdFlag.mmap | GuestMemfdFlag.initShared)
-            #expect(errnoOf { try fixture.kernel.gmemConvert(gmem: gmem, offset: 0, size: Self.page, toPrivate: true) } == Errno.enotty)
-            #expect(errnoOf { try fixture.kernel.gmemConvert(gmem: gmem, offset: 0, size: Self.page, toPrivate: false) } == Errno.enotty)
-            #expect(errnoOf { try fixture.kernel.setMemoryAttributes2(gmem: gmem, offset: 0, size: Self.page, attributes: 8, flags: 0) } == Errno.enotty)
+            #expect(
+                errnoOf { try fixture.kernel.gmemConvert(gmem: gmem, offset: 0, size: Self.page, toPrivate: true) }
+                    == Errno.enotty)
+            #expect(
+                errnoOf { try fixture.kernel.gmemConvert(gmem: gmem, offset: 0, size: Self.page, toPrivate: false) }
+                    == Errno.enotty)
+            #expect(
+                errnoOf {
+                    try fixture.kernel.setMemoryAttributes2(
+                        gmem: gmem, offset: 0, size: Self.page, attributes: 8, flags: 0)
+                } == Errno.enotty)
         }
 
         @Test func vmMemoryAttributesAreNotBuiltHere() throws {
             let fixture = try KVMFixture()
-            #expect(errnoOf { try fixture.kernel.setMemoryAttributes(vm: fixture.vm, address: 0, size: Self.page, attributes: 8, flags: 0) } == Errno.enotty)
+            #expect(
+                errnoOf {
+                    try fixture.kernel.setMemoryAttributes(
+                        vm: fixture.vm, address: 0, size: Self.page, attributes: 8, flags: 0)
+                } == Errno.enotty)
         }
 
         @Test func residentPagesRiseAfterTouching() throws {
@@ -125,11 +146,15 @@ extension KVMIntegration {
             // A memfd: the figure is about the host mapping, whatever file backs it.
             let memfd = try fixture.memfd(size: size)
             let host = try fixture.mapShared(fd: memfd, length: size)
-            #expect(try fixture.kernel.residentBytes(address: host, length: size) == ResidentReading(bytes: 0, source: .pagemapScan))
+            #expect(
+                try fixture.kernel.residentBytes(address: host, length: size)
+                    == ResidentReading(bytes: 0, source: .pagemapScan))
             for offset in [UInt64(0), 1 << 30, size - Self.page] {
                 try fixture.kernel.write(address: host + offset, bytes: [0x5A])
             }
-            #expect(try fixture.kernel.residentBytes(address: host, length: size) == ResidentReading(bytes: 3 * Self.page, source: .pagemapScan))
+            #expect(
+                try fixture.kernel.residentBytes(address: host, length: size)
+                    == ResidentReading(bytes: 3 * Self.page, source: .pagemapScan))
         }
     }
 }

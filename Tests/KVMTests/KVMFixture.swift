@@ -1,7 +1,7 @@
+import Foundation
 import GmemCore
 import GmemKVM
 import GmemSimulator
-import Foundation
 import Testing
 
 /// Whether these tests can reach a real kernel; the reason is shown when they are skipped.
@@ -59,10 +59,14 @@ final class KVMFixture {
     }
 
     /// Binds `[offset, offset+size)` of a guest_memfd at `gpa`, with `userspaceAddr` as the host view.
-    func bindGuestMemfd(slot: UInt32, gpa: UInt64, size: UInt64, gmem: Int32, offset: UInt64, userspaceAddr: UInt64) throws(KernelError) {
-        try kernel.setUserMemoryRegion2(vm: vm, MemoryRegion2(
-            slot: slot, flags: GuestMemfdFlag.memslotGuestMemfd, guestPhysAddr: gpa, memorySize: size,
-            userspaceAddr: userspaceAddr, guestMemfdOffset: offset, guestMemfd: UInt32(gmem)))
+    func bindGuestMemfd(
+        slot: UInt32, gpa: UInt64, size: UInt64, gmem: Int32, offset: UInt64, userspaceAddr: UInt64
+    ) throws(KernelError) {
+        try kernel.setUserMemoryRegion2(
+            vm: vm,
+            MemoryRegion2(
+                slot: slot, flags: GuestMemfdFlag.memslotGuestMemfd, guestPhysAddr: gpa, memorySize: size,
+                userspaceAddr: userspaceAddr, guestMemfdOffset: offset, guestMemfd: UInt32(gmem)))
     }
 
     func makeRunner() throws(GuestRunError) -> GuestRunner {
@@ -95,7 +99,9 @@ func errnoOf(_ body: () throws -> Void) -> Errno? {
 func openKVMRelatedFds() throws -> Int {
     let entries = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")
     return entries.filter { entry in
-        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(entry)") else { return false }
+        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(entry)") else {
+            return false
+        }
         return target.contains("kvm") || target.contains("gmemctl-kvmtests")
     }.count
 }

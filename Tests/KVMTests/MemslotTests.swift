@@ -10,12 +10,15 @@ extension KVMIntegration {
 
         @Test func overlappingGuestRangesAreEEXIST() throws {
             let fixture = try KVMFixture()
-            let gmem = try fixture.guestMemfd(size: 2 * Self.size, flags: GuestMemfdFlag.mmap | GuestMemfdFlag.initShared)
+            let gmem = try fixture.guestMemfd(
+                size: 2 * Self.size, flags: GuestMemfdFlag.mmap | GuestMemfdFlag.initShared)
             let host = try fixture.mapShared(fd: gmem, length: 2 * Self.size)
-            try fixture.bindGuestMemfd(slot: 0, gpa: 0x1_0000_0000, size: Self.size, gmem: gmem, offset: 0, userspaceAddr: host)
+            try fixture.bindGuestMemfd(
+                slot: 0, gpa: 0x1_0000_0000, size: Self.size, gmem: gmem, offset: 0, userspaceAddr: host)
             let result = errnoOf {
-                try fixture.bindGuestMemfd(slot: 1, gpa: 0x1_0010_0000, size: Self.size, gmem: gmem, offset: Self.size,
-                                           userspaceAddr: host + Self.size)
+                try fixture.bindGuestMemfd(
+                    slot: 1, gpa: 0x1_0010_0000, size: Self.size, gmem: gmem, offset: Self.size,
+                    userspaceAddr: host + Self.size)
             }
             #expect(result == Errno.eexist)
         }
@@ -24,9 +27,11 @@ extension KVMIntegration {
             let fixture = try KVMFixture()
             let gmem = try fixture.guestMemfd(size: Self.size, flags: GuestMemfdFlag.mmap | GuestMemfdFlag.initShared)
             let host = try fixture.mapShared(fd: gmem, length: Self.size)
-            try fixture.bindGuestMemfd(slot: 0, gpa: 0x1_0000_0000, size: Self.size, gmem: gmem, offset: 0, userspaceAddr: host)
+            try fixture.bindGuestMemfd(
+                slot: 0, gpa: 0x1_0000_0000, size: Self.size, gmem: gmem, offset: 0, userspaceAddr: host)
             let result = errnoOf {
-                try fixture.bindGuestMemfd(slot: 1, gpa: 0x2_0000_0000, size: Self.size, gmem: gmem, offset: 0, userspaceAddr: host)
+                try fixture.bindGuestMemfd(
+                    slot: 1, gpa: 0x2_0000_0000, size: Self.size, gmem: gmem, offset: 0, userspaceAddr: host)
             }
             #expect(result == Errno.einval)
         }
@@ -35,10 +40,15 @@ extension KVMIntegration {
             let fixture = try KVMFixture()
             let gmem = try fixture.guestMemfd(size: Self.size, flags: GuestMemfdFlag.mmap | GuestMemfdFlag.initShared)
             let host = try fixture.mapShared(fd: gmem, length: Self.size)
-            try fixture.bindGuestMemfd(slot: 0, gpa: 0x1_0000_0000, size: Self.size, gmem: gmem, offset: 0, userspaceAddr: host)
-            try fixture.kernel.setUserMemoryRegion2(vm: fixture.vm, MemoryRegion2(slot: 0, flags: 0, guestPhysAddr: 0x1_0000_0000,
-                                                                                  memorySize: 0, userspaceAddr: 0))
-            try fixture.bindGuestMemfd(slot: 1, gpa: 0x2_0000_0000, size: Self.size, gmem: gmem, offset: 0, userspaceAddr: host)
+            try fixture.bindGuestMemfd(
+                slot: 0, gpa: 0x1_0000_0000, size: Self.size, gmem: gmem, offset: 0, userspaceAddr: host)
+            try fixture.kernel.setUserMemoryRegion2(
+                vm: fixture.vm,
+                MemoryRegion2(
+                    slot: 0, flags: 0, guestPhysAddr: 0x1_0000_0000,
+                    memorySize: 0, userspaceAddr: 0))
+            try fixture.bindGuestMemfd(
+                slot: 1, gpa: 0x2_0000_0000, size: Self.size, gmem: gmem, offset: 0, userspaceAddr: host)
         }
 
         @Test func errorsRenderTheRegionReadably() throws {

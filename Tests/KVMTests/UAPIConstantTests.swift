@@ -1,6 +1,7 @@
 import CKVM
 import GmemCore
 import Testing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -51,7 +52,8 @@ import Glibc
         ]
         for (value, c) in expected { #expect(value.rawValue == c, "\(value.name)") }
         #expect(Errno.named.count == expected.count, "every named errno is checked")
-        #expect(Errno(parsing: "EINVAL") == .einval && Errno(parsing: "12") == .enomem && Errno(parsing: "EBOGUS") == nil)
+        #expect(
+            Errno(parsing: "EINVAL") == .einval && Errno(parsing: "12") == .enomem && Errno(parsing: "EBOGUS") == nil)
         #expect(Errno(rawValue: 200).name == "errno 200")
     }
 }

@@ -19,8 +19,10 @@ public enum GmemctlBinary {
             candidates.append(URL(fileURLWithPath: override))
         }
         let runner = URL(fileURLWithPath: CommandLine.arguments.first ?? "").deletingLastPathComponent()
-        for directory in [runner, runner.deletingLastPathComponent(), Bundle.main.bundleURL,
-                          Bundle.main.bundleURL.deletingLastPathComponent()] {
+        for directory in [
+            runner, runner.deletingLastPathComponent(), Bundle.main.bundleURL,
+            Bundle.main.bundleURL.deletingLastPathComponent(),
+        ] {
             candidates.append(directory.appendingPathComponent("gmemctl"))
         }
         guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {

@@ -15,8 +15,10 @@ public enum ProcessRunner {
         public var description: String { "\(command) did not finish in \(seconds) s" }
     }
 
-    public static func run(_ executable: URL, _ arguments: [String], environment: [String: String],
-                           directory: URL, timeout: Double) throws -> Output {
+    public static func run(
+        _ executable: URL, _ arguments: [String], environment: [String: String],
+        directory: URL, timeout: Double
+    ) throws -> Output {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
@@ -40,13 +42,15 @@ public enum ProcessRunner {
         if exited.wait(timeout: .now() + timeout) == .timedOut {
             process.terminate()
             process.waitUntilExit()
-            throw TimedOut(command: ([executable.lastPathComponent] + arguments).joined(separator: " "), seconds: timeout)
+            throw TimedOut(
+                command: ([executable.lastPathComponent] + arguments).joined(separator: " "), seconds: timeout)
         }
         process.waitUntilExit()
         try out.close()
         try err.close()
-        return Output(exitCode: process.terminationStatus,
-                      stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
-                      stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
+        return Output(
+            exitCode: process.terminationStatus,
+            stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
+            stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
     }
 }

@@ -1,10 +1,11 @@
 import Config
 import Foundation
 import GmemCore
-@testable import GmemSimulator
 
 // Foundation has a `Host` too; this one is meant.
 import protocol GmemCore.Host
+
+@testable import GmemSimulator
 
 /// libFuzzer entry: any bytes are decoded as a simulator state file. Nothing may trap. A state the decoder
 /// accepts is served as the CLI would serve it: every guest observed (`get`), planned, diffed and applied
@@ -13,13 +14,15 @@ import protocol GmemCore.Host
 public func fuzzState(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
     guard let saved = try? SimulatedHost.decode(bytes, file: "fuzz.json"),
-          let profile = Profiles.named(saved.profile) else { return 0 }
+        let profile = Profiles.named(saved.profile)
+    else { return 0 }
     // The host reads its state from a file (and locks it): a scratch directory per accepted input.
     guard let directory = try? Scratch.make() else { return 0 }
     defer { try? FileManager.default.removeItem(at: directory) }
     let path = directory.appendingPathComponent("sim.json").path
     guard FileManager.default.createFile(atPath: path, contents: Data(bytes)),
-          let host = try? SimulatedHost(profile: profile, stateFile: path) else { return 0 }
+        let host = try? SimulatedHost(profile: profile, stateFile: path)
+    else { return 0 }
     let provisioner = Provisioner(host: host, executor: Executor(maxRetries: 1, retryDelayMicroseconds: 1))
     for name in host.guestNames() {
         _ = Observer.observe(host.guest(named: name), kernel: host.kernel)
@@ -48,7 +51,8 @@ enum Scratch {
 enum Seeds {
     static let manifests: [Manifest] = {
         guard let directory = ProcessInfo.processInfo.environment["FUZZ_STATE_MANIFESTS"],
-              let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return [] }
+            let names = try? FileManager.default.contentsOfDirectory(atPath: directory)
+        else { return [] }
         return names.filter { $0.hasSuffix(".yaml") }.sorted().compactMap { name in
             let result = ManifestLoader.load(file: "\(directory)/\(name)")
             return result.isValid ? result.manifest : nil
@@ -82,7 +86,8 @@ enum Seeds {
 
     private static func apply(_ manifest: Manifest, profile: Capabilities, stateFile: String) -> Bool {
         guard let host = try? SimulatedHost(profile: profile, stateFile: stateFile),
-              let (_, report) = try? Provisioner(host: host).apply(manifest) else { return false }
+            let (_, report) = try? Provisioner(host: host).apply(manifest)
+        else { return false }
         return report.succeeded
     }
 }
@@ -90,9 +95,11 @@ enum Seeds {
 // SwiftPM links an executable's entry point under this name; hand control to libFuzzer's driver, or with
 // `FUZZ_STATE_SEEDS=DIR` write the seed corpus there and stop.
 @_silgen_name("LLVMFuzzerRunDriver")
-func runDriver(_ argc: UnsafeMutablePointer<Int32>,
-               _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-               _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> Int32) -> Int32
+func runDriver(
+    _ argc: UnsafeMutablePointer<Int32>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> Int32
+) -> Int32
 
 @_cdecl("fuzz_state_main")
 func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {

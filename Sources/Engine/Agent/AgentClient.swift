@@ -1,5 +1,6 @@
 import Foundation
 import GmemCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -21,7 +22,9 @@ public final class AgentClient {
     deinit { Glibc.close(fd) }
 
     /// Sends `request` (its id set by the client) and returns the decoded result, or the agent's error.
-    public func call<R: Codable & Sendable>(_ request: AgentRequest, as type: R.Type = R.self) throws(AgentClientError) -> R {
+    public func call<R: Codable & Sendable>(
+        _ request: AgentRequest, as type: R.Type = R.self
+    ) throws(AgentClientError) -> R {
         var request = request
         if request.id == nil {
             request.id = .number(nextID)
@@ -31,8 +34,10 @@ public final class AgentClient {
             try send(AgentLine.encode(request))
         } catch {
             // The agent may have answered and closed already (a refused peer): its last word explains.
-            if let line = try? readLine(), let refusal = try? JSONDecoder().decode(AgentResponse<AgentNoResult>.self, from: Data(line)),
-               let body = refusal.error {
+            if let line = try? readLine(),
+                let refusal = try? JSONDecoder().decode(AgentResponse<AgentNoResult>.self, from: Data(line)),
+                let body = refusal.error
+            {
                 throw .agent(body)
             }
             throw error
@@ -40,8 +45,12 @@ public final class AgentClient {
         while true {
             let line = try readLine()
             // Lines that are not this request's response (listener events, follow streams) are not ours here.
-            guard let response = try? JSONDecoder().decode(AgentResponse<R>.self, from: Data(line)), response.id == request.id || response.id == nil else {
-                if let error = try? JSONDecoder().decode(AgentResponse<AgentNoResult>.self, from: Data(line)), !error.ok, error.id == request.id || error.id == nil, let body = error.error {
+            guard let response = try? JSONDecoder().decode(AgentResponse<R>.self, from: Data(line)),
+                response.id == request.id || response.id == nil
+            else {
+                if let error = try? JSONDecoder().decode(AgentResponse<AgentNoResult>.self, from: Data(line)),
+                    !error.ok, error.id == request.id || error.id == nil, let body = error.error
+                {
                     throw .agent(body)
                 }
                 continue
@@ -55,7 +64,9 @@ public final class AgentClient {
     public func send(_ bytes: [UInt8]) throws(AgentClientError) {
         var offset = 0
         while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            let written = bytes[offset...].withUnsafeBytes {
+                Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+            }
             if written < 0 {
                 if errno == EINTR { continue }
                 // The agent went away (a stop, a restart): the same as reading its end of stream.
@@ -151,7 +162,9 @@ enum AgentSocket {
         address.sun_family = sa_family_t(AF_UNIX)
         let pathBytes = Array(path.utf8)
         let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard pathBytes.count < capacity else { throw .unavailable("socket path \(path) is longer than \(capacity - 1) bytes") }
+        guard pathBytes.count < capacity else {
+            throw .unavailable("socket path \(path) is longer than \(capacity - 1) bytes")
+        }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             raw.copyBytes(from: pathBytes)
             raw[pathBytes.count] = 0
@@ -159,7 +172,9 @@ enum AgentSocket {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .io("socket(AF_UNIX): \(String(cString: strerror(errno)))") }
         let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         guard result == 0 else {
             let reason = String(cString: strerror(errno))

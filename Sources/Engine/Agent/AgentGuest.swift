@@ -65,7 +65,8 @@ final class AgentGuest: @unchecked Sendable {
                 dropped += 1
             }
             for follower in followers.values {
-                follower.connection.send(AgentLine.encode(AgentEventLine(id: follower.requestID, guest: name, event: event)))
+                follower.connection.send(
+                    AgentLine.encode(AgentEventLine(id: follower.requestID, guest: name, event: event)))
             }
         }
     }

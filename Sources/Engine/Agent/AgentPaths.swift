@@ -1,5 +1,6 @@
 import Foundation
 import GmemCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -22,25 +23,31 @@ public enum AgentPaths {
         if !created && errno != EEXIST {
             // Parents may be missing (a custom --socket path); create them, the last one private.
             do {
-                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                        attributes: [.posixPermissions: 0o700])
+                try FileManager.default.createDirectory(
+                    atPath: directory, withIntermediateDirectories: true,
+                    attributes: [.posixPermissions: 0o700])
                 created = true
             } catch {
                 throw AgentSetupError("cannot create \(directory): \(error.localizedDescription)")
             }
         }
         var status = stat()
-        guard lstat(directory, &status) == 0 else { throw AgentSetupError("cannot inspect \(directory): \(String(cString: strerror(errno)))") }
+        guard lstat(directory, &status) == 0 else {
+            throw AgentSetupError("cannot inspect \(directory): \(String(cString: strerror(errno)))")
+        }
         guard (status.st_mode & S_IFMT) == S_IFDIR else { throw AgentSetupError("\(directory) is not a directory") }
         guard status.st_uid == getuid() else {
-            throw AgentSetupError("\(directory) belongs to uid \(status.st_uid), not to us (uid \(getuid())); choose another --socket")
+            throw AgentSetupError(
+                "\(directory) belongs to uid \(status.st_uid), not to us (uid \(getuid())); choose another --socket")
         }
         if created || isDefaultRuntimeDirectory(directory) {
             if status.st_mode & 0o777 != 0o700 && chmod(directory, 0o700) != 0 {
                 throw AgentSetupError("cannot make \(directory) private (chmod 0700)")
             }
         } else if status.st_mode & 0o022 != 0 && status.st_mode & S_ISVTX == 0 {
-            throw AgentSetupError("\(directory) is writable by others (mode \(String(status.st_mode & 0o7777, radix: 8))): another user could replace the socket; make it 0700 or choose another --socket")
+            throw AgentSetupError(
+                "\(directory) is writable by others (mode \(String(status.st_mode & 0o7777, radix: 8))): another user could replace the socket; make it 0700 or choose another --socket"
+            )
         }
     }
 

@@ -174,8 +174,10 @@ public struct HelloResult: Sendable, Codable {
     /// The state file a simulator agent serves (`--state`), so a client restarting it can do so alike.
     public var stateFile: String?
 
-    public init(protocolVersion: Int, instance: String, host: String, hostLabel: String, flagSet: GuestMemfdFlagSet,
-                pid: Int32, startedAt: String, guests: [String], stateFile: String? = nil) {
+    public init(
+        protocolVersion: Int, instance: String, host: String, hostLabel: String, flagSet: GuestMemfdFlagSet,
+        pid: Int32, startedAt: String, guests: [String], stateFile: String? = nil
+    ) {
         self.protocolVersion = protocolVersion
         self.instance = instance
         self.host = host
@@ -215,8 +217,10 @@ public struct ApplyResult: Sendable, Codable {
     public var guest: GuestView
     public var verification: VerificationReport?
 
-    public init(hostLabel: String, plan: Plan, report: ApplyReport, guest: GuestView,
-                verification: VerificationReport?) {
+    public init(
+        hostLabel: String, plan: Plan, report: ApplyReport, guest: GuestView,
+        verification: VerificationReport?
+    ) {
         self.hostLabel = hostLabel
         self.plan = plan
         self.report = report
@@ -268,7 +272,8 @@ public struct EventsResult: Sendable, Codable {
     /// How many events per guest the agent keeps.
     public var kept: Int?
 
-    public init(guest: String, events: [ListenerEvent], following: Bool, droppedBefore: UInt64? = nil, kept: Int? = nil) {
+    public init(guest: String, events: [ListenerEvent], following: Bool, droppedBefore: UInt64? = nil, kept: Int? = nil)
+    {
         self.guest = guest
         self.events = events
         self.following = following
@@ -301,7 +306,8 @@ public enum AgentLine {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         guard let data = try? encoder.encode(value) else {
-            return Array(#"{"v":1,"ok":false,"error":{"code":"failed","message":"response could not be encoded"}}"#.utf8) + [10]
+            return Array(
+                #"{"v":1,"ok":false,"error":{"code":"failed","message":"response could not be encoded"}}"#.utf8) + [10]
         }
         return Array(data) + [10]
     }

@@ -1,10 +1,11 @@
 import Foundation
+import GmemCore
+import GmemProtocol
 import Logging
 import NIOCore
 import NIOPosix
 import Synchronization
-import GmemCore
-import GmemProtocol
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -49,14 +50,16 @@ public final class AgentServer: @unchecked Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFramer()))
-                    try channel.pipeline.syncOperations.addHandler(AgentChannelHandler(service: service, logger: logger, agentUID: agentUID))
+                    try channel.pipeline.syncOperations.addHandler(
+                        AgentChannelHandler(service: service, logger: logger, agentUID: agentUID))
                 }
             }
         if let inherited {
             do {
                 serverChannel = try bootstrap.withBoundSocket(inherited).wait()
             } catch {
-                throw AgentSetupError("cannot serve the socket handed over by the service manager (fd \(inherited)): \(error)")
+                throw AgentSetupError(
+                    "cannot serve the socket handed over by the service manager (fd \(inherited)): \(error)")
             }
             return
         }
@@ -64,7 +67,9 @@ public final class AgentServer: @unchecked Sendable {
         try AgentPaths.preparePrivateDirectory(directory.isEmpty ? "." : directory)
         switch AgentProbe.state(of: socketPath) {
         case .live:
-            throw AgentSetupError("another agent is already running on \(socketPath); stop it with `gmemctl agent stop --socket \(socketPath)` or choose another --socket")
+            throw AgentSetupError(
+                "another agent is already running on \(socketPath); stop it with `gmemctl agent stop --socket \(socketPath)` or choose another --socket"
+            )
         case .stale:
             logger.notice("replacing stale socket", metadata: ["socket": "\(socketPath)"])
             unlink(socketPath)
@@ -125,23 +130,28 @@ final class AgentChannelHandler: ChannelInboundHandler, @unchecked Sendable {
         let channel = context.channel
         let agentUID = self.agentUID
         // On the channel's own loop the option is read at once and the future is already complete.
-        let peer: EventLoopFuture<PeerCredentials> = (channel as? SocketOptionProvider)?
+        let peer: EventLoopFuture<PeerCredentials> =
+            (channel as? SocketOptionProvider)?
             .unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
             ?? channel.eventLoop.makeFailedFuture(ChannelError.operationUnsupported)
         peer.whenComplete { result in
             let credentials = try? result.get()
-            let refusal = credentials.map { PeerPolicy.refusal(peer: $0, agentUID: agentUID) } ?? "peer credentials unreadable"
+            let refusal =
+                credentials.map { PeerPolicy.refusal(peer: $0, agentUID: agentUID) } ?? "peer credentials unreadable"
             if let refusal {
                 self.refused = true
                 self.logger.warning("connection refused", metadata: ["connection": "\(id)", "reason": "\(refusal)"])
-                let line = AgentLine.encode(AgentResponse<AgentNoResult>(id: nil, error: AgentErrorBody(.forbidden, "refused: \(refusal)")))
+                let line = AgentLine.encode(
+                    AgentResponse<AgentNoResult>(id: nil, error: AgentErrorBody(.forbidden, "refused: \(refusal)")))
                 var buffer = channel.allocator.buffer(capacity: line.count)
                 buffer.writeBytes(line)
                 channel.writeAndFlush(buffer).whenComplete { _ in channel.close(promise: nil) }
                 return
             }
             self.connection = ChannelConnection(connectionID: id, channel: channel, logger: self.logger)
-            self.logger.debug("connection", metadata: ["connection": "\(id)", "pid": "\(credentials?.pid ?? 0)", "uid": "\(credentials?.uid ?? 0)"])
+            self.logger.debug(
+                "connection",
+                metadata: ["connection": "\(id)", "pid": "\(credentials?.pid ?? 0)", "uid": "\(credentials?.uid ?? 0)"])
         }
         context.fireChannelActive()
     }
@@ -151,7 +161,7 @@ final class AgentChannelHandler: ChannelInboundHandler, @unchecked Sendable {
         switch unwrapInboundIn(data) {
         case .line(let buffer):
             let bytes = Array(buffer.readableBytesView)
-            if bytes.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 13 }) { return } // blank lines are keep-alives
+            if bytes.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 13 }) { return }  // blank lines are keep-alives
             connection.lineArrived()
             service.receive(bytes, from: connection)
         case .tooLong(let bytes):
@@ -230,9 +240,11 @@ final class ChannelConnection: AgentConnection, @unchecked Sendable {
             if settles { self.outstanding -= 1 }
             // A client that reads nothing while events stream to it would make the agent buffer without end.
             guard self.bufferedBytes + line.count <= AgentServer.maxBufferedBytes else {
-                self.logger.warning("closing a connection that does not read", metadata: [
-                    "connection": "\(self.connectionID)", "buffered": "\(self.bufferedBytes)",
-                ])
+                self.logger.warning(
+                    "closing a connection that does not read",
+                    metadata: [
+                        "connection": "\(self.connectionID)", "buffered": "\(self.bufferedBytes)",
+                    ])
                 channel.close(promise: nil)
                 return
             }

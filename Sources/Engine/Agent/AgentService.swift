@@ -1,11 +1,13 @@
 import Config
 import Foundation
-import Logging
 import GmemCore
+import GmemProtocol
+import Logging
+import Synchronization
+
 // Foundation has a `Host` too; this one is meant.
 import protocol GmemCore.Host
-import GmemProtocol
-import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -47,10 +49,11 @@ public final class AgentService: @unchecked Sendable {
         links = ListenerRegistry(timeout: options.listenerTimeout)
         self.logger = logger
         let formatter = ISO8601DateFormatter()
-        hello = HelloResult(protocolVersion: AgentProtocol.version, instance: AgentService.randomInstanceID(),
-                            host: hostSpec, hostLabel: host.label, flagSet: host.capabilities.guestMemfdFlagSet,
-                            pid: getpid(), startedAt: formatter.string(from: Date()), guests: [],
-                            stateFile: options.stateFile)
+        hello = HelloResult(
+            protocolVersion: AgentProtocol.version, instance: AgentService.randomInstanceID(),
+            host: hostSpec, hostLabel: host.label, flagSet: host.capabilities.guestMemfdFlagSet,
+            pid: getpid(), startedAt: formatter.string(from: Date()), guests: [],
+            stateFile: options.stateFile)
         // Event numbers continue across destroy and re-create: the guest's ring remembers the last one.
         // Called on the guest's queue, where its ring is kept.
         provisioner.eventSequenceFloor = { [unowned self] name in self.slot(name).lastSequence }
@@ -87,18 +90,31 @@ public final class AgentService: @unchecked Sendable {
             return
         }
         guard request.v == AgentProtocol.version else {
-            reply(connection, id: request.id, error: AgentErrorBody(.unsupportedVersion, "protocol version \(request.v) is not served; this agent speaks v\(AgentProtocol.version)"))
+            reply(
+                connection, id: request.id,
+                error: AgentErrorBody(
+                    .unsupportedVersion,
+                    "protocol version \(request.v) is not served; this agent speaks v\(AgentProtocol.version)"))
             return
         }
         guard let op = AgentOp(rawValue: request.op) else {
-            reply(connection, id: request.id, error: AgentErrorBody(.unknownOp, "unknown op \(request.op); known: \(AgentOp.allCases.map(\.rawValue).joined(separator: ", "))"))
+            reply(
+                connection, id: request.id,
+                error: AgentErrorBody(
+                    .unknownOp,
+                    "unknown op \(request.op); known: \(AgentOp.allCases.map(\.rawValue).joined(separator: ", "))"))
             return
         }
         if lock.withLock({ stopping }) && op != .hello {
             reply(connection, id: request.id, error: AgentErrorBody(.stopping, "the agent is stopping"))
             return
         }
-        logger.debug("request", metadata: ["op": "\(op.rawValue)", "id": "\(request.id?.description ?? "-")", "connection": "\(connection.connectionID)"])
+        logger.debug(
+            "request",
+            metadata: [
+                "op": "\(op.rawValue)", "id": "\(request.id?.description ?? "-")",
+                "connection": "\(connection.connectionID)",
+            ])
         dispatch(op, request, from: connection)
     }
 
@@ -109,7 +125,12 @@ public final class AgentService: @unchecked Sendable {
 
     private func tooLong(bytes: Int, from connection: AgentConnection) {
         logger.warning("line too long", metadata: ["bytes": "\(bytes)", "connection": "\(connection.connectionID)"])
-        reply(connection, id: nil, error: AgentErrorBody(.lineTooLong, "a request line of \(bytes) bytes exceeds the limit of \(AgentProtocol.maxLineBytes) bytes; it was skipped"))
+        reply(
+            connection, id: nil,
+            error: AgentErrorBody(
+                .lineTooLong,
+                "a request line of \(bytes) bytes exceeds the limit of \(AgentProtocol.maxLineBytes) bytes; it was skipped"
+            ))
     }
 
     public func disconnected(_ connection: AgentConnection) {
@@ -160,16 +181,24 @@ public final class AgentService: @unchecked Sendable {
         onGuest(name, call) { slot in
             switch call.op {
             case .plan:
-                self.answer(call, PlanResult(hostLabel: self.host.label, plan: try self.provisioner.plan(manifest, prefault: prefault)))
+                self.answer(
+                    call,
+                    PlanResult(
+                        hostLabel: self.host.label, plan: try self.provisioner.plan(manifest, prefault: prefault)))
             case .diff:
                 self.answer(call, DiffResult(hostLabel: self.host.label, diff: try self.provisioner.diff(manifest)))
             default:
-                let run = try self.provisioner.apply(manifest, prefault: prefault, delivery: self.links.delivery(for: name))
+                let run = try self.provisioner.apply(
+                    manifest, prefault: prefault, delivery: self.links.delivery(for: name))
                 self.record(run, call, slot)
-                let inspection = self.provisioner.inspect(run.finalState, after: run.report, verify: call.request.verify ?? false)
+                let inspection = self.provisioner.inspect(
+                    run.finalState, after: run.report, verify: call.request.verify ?? false)
                 let guest = GuestView(live: run.finalState, observation: inspection.observation)
-                self.answer(call, ApplyResult(hostLabel: self.host.label, plan: run.plan, report: run.report, guest: guest,
-                                              verification: inspection.verification))
+                self.answer(
+                    call,
+                    ApplyResult(
+                        hostLabel: self.host.label, plan: run.plan, report: run.report, guest: guest,
+                        verification: inspection.verification))
             }
         }
     }
@@ -178,7 +207,9 @@ public final class AgentService: @unchecked Sendable {
         guard let name = call.request.name else {
             // Every guest, each read on its own queue (after the work queued for it).
             DispatchQueue.global().async {
-                let views = self.host.guestNames().map { name in self.slot(name).queue.sync { self.view(self.host.guest(named: name)) } }
+                let views = self.host.guestNames().map { name in
+                    self.slot(name).queue.sync { self.view(self.host.guest(named: name)) }
+                }
                 self.answer(call, GetResult(hostLabel: self.host.label, guests: views))
             }
             return
@@ -191,14 +222,16 @@ public final class AgentService: @unchecked Sendable {
     private func convert(_ call: Call) {
         let request = call.request
         guard let name = required(request.name, "name", call), let gpa = required(request.gpa, "gpa", call),
-              let size = required(request.size, "size", call), let to = required(request.to, "to", call) else { return }
+            let size = required(request.size, "size", call), let to = required(request.to, "to", call)
+        else { return }
         guard size > 0, !gpa.addingReportingOverflow(size).overflow else {
             fail(call, AgentErrorBody(.badRequest, "gpa + size must be a non-empty range without overflow"))
             return
         }
         onGuest(name, call) { slot in
             guard self.host.guest(named: name).exists else { throw self.notFound(name) }
-            let run = try self.provisioner.convert(guest: name, gpa: gpa..<(gpa + size), to: to, delivery: self.links.delivery(for: name))
+            let run = try self.provisioner.convert(
+                guest: name, gpa: gpa..<(gpa + size), to: to, delivery: self.links.delivery(for: name))
             self.record(run, call, slot)
             self.answer(call, RunResult(hostLabel: self.host.label, plan: run.plan, report: run.report))
         }
@@ -220,8 +253,11 @@ public final class AgentService: @unchecked Sendable {
         onGuest(name, call) { slot in
             if slot.isEmpty && !self.host.guest(named: name).exists && !follow { throw self.notFound(name) }
             let (events, droppedBefore) = slot.events(since: call.request.since ?? 0)
-            self.answer(call, EventsResult(guest: name, events: events, following: follow, droppedBefore: droppedBefore,
-                                           kept: self.options.eventHistory))
+            self.answer(
+                call,
+                EventsResult(
+                    guest: name, events: events, following: follow, droppedBefore: droppedBefore,
+                    kept: self.options.eventHistory))
             if follow { slot.follow(call.connection, requestID: call.id) }
         }
     }
@@ -230,17 +266,24 @@ public final class AgentService: @unchecked Sendable {
     /// a later apply's events go to the wrong place.
     private func listen(_ call: Call) {
         guard let name = required(call.request.name, "name", call),
-              let listener = required(call.request.listener, "listener", call) else { return }
+            let listener = required(call.request.listener, "listener", call)
+        else { return }
         let live = host.guest(named: name)
         guard live.exists else { return fail(call, notFound(name)) }
         guard live.listeners.contains(listener) else {
-            let declared = live.listeners.isEmpty ? "it declares none" : "it declares " + live.listeners.joined(separator: ", ")
-            return fail(call, AgentErrorBody(.notFound, "guest \(name) has no listener \(listener) (\(declared) in spec.listeners)"))
+            let declared =
+                live.listeners.isEmpty ? "it declares none" : "it declares " + live.listeners.joined(separator: ", ")
+            return fail(
+                call,
+                AgentErrorBody(.notFound, "guest \(name) has no listener \(listener) (\(declared) in spec.listeners)"))
         }
         guard links.register(guest: name, listener: listener, connection: call.connection) else {
-            return fail(call, AgentErrorBody(.listenerTaken, "listener \(listener) of guest \(name) is already connected"))
+            return fail(
+                call, AgentErrorBody(.listenerTaken, "listener \(listener) of guest \(name) is already connected"))
         }
-        logger.info("listener connected", metadata: ["guest": "\(name)", "listener": "\(listener)", "connection": "\(call.connection.connectionID)"])
+        logger.info(
+            "listener connected",
+            metadata: ["guest": "\(name)", "listener": "\(listener)", "connection": "\(call.connection.connectionID)"])
         answer(call, ListenResult(guest: name, listener: listener))
     }
 
@@ -294,7 +337,8 @@ public final class AgentService: @unchecked Sendable {
                     let run = try self.provisioner.destroy(guest: name, delivery: self.links.delivery(for: name))
                     slot.record(run.events, lastSequence: run.finalState.lastEventSequence)
                     if let failure = run.report.failure { failures.append("\(name): \(failure)") }
-                    self.logger.info("guest destroyed", metadata: ["guest": "\(name)", "ok": "\(run.report.succeeded)"])
+                    self.logger.info(
+                        "guest destroyed", metadata: ["guest": "\(name)", "ok": "\(run.report.succeeded)"])
                 } catch {
                     failures.append("\(name): \(error)")
                 }
@@ -333,7 +377,10 @@ public final class AgentService: @unchecked Sendable {
             } catch let error as AgentErrorBody {
                 self.fail(call, error)
             } catch let error as ProvisionError {
-                self.fail(call, AgentErrorBody(.failed, error.message, diagnostics: error.diagnostics.isEmpty ? nil : error.diagnostics))
+                self.fail(
+                    call,
+                    AgentErrorBody(
+                        .failed, error.message, diagnostics: error.diagnostics.isEmpty ? nil : error.diagnostics))
             } catch {
                 self.fail(call, AgentErrorBody(.failed, "\(error)"))
             }
@@ -345,7 +392,9 @@ public final class AgentService: @unchecked Sendable {
         let file = call.request.file ?? "<manifest>"
         let loaded = ManifestLoader.load(yaml: text, file: file, pageSize: host.kernel.pageSize)
         guard loaded.isValid, let manifest = loaded.manifest else {
-            fail(call, AgentErrorBody(.invalidManifest, "\(file) is not a valid manifest", diagnostics: loaded.diagnostics))
+            fail(
+                call,
+                AgentErrorBody(.invalidManifest, "\(file) is not a valid manifest", diagnostics: loaded.diagnostics))
             return nil
         }
         return manifest
@@ -356,7 +405,8 @@ public final class AgentService: @unchecked Sendable {
     static func requestProblem(_ request: AgentRequest) -> String? {
         for (field, value) in [("name", request.name), ("listener", request.listener)] {
             if let value, let problem = NameRule.problem(value) {
-                return "field \"\(field)\" `\(NameRule.printable(value))` is not a valid name: \(problem) (names are \(NameRule.description))"
+                return
+                    "field \"\(field)\" `\(NameRule.printable(value))` is not a valid name: \(problem) (names are \(NameRule.description))"
             }
         }
         let (end, overflow) = (request.gpa ?? 0).addingReportingOverflow(request.size ?? 0)
@@ -372,7 +422,10 @@ public final class AgentService: @unchecked Sendable {
     }
 
     private func notFound(_ name: String) -> AgentErrorBody {
-        AgentErrorBody(.notFound, "guest \(name) does not exist on \(host.label) (agent instance \(hello.instance), started \(hello.startedAt))")
+        AgentErrorBody(
+            .notFound,
+            "guest \(name) does not exist on \(host.label) (agent instance \(hello.instance), started \(hello.startedAt))"
+        )
     }
 
     private func view(_ live: LiveState) -> GuestView {
@@ -380,7 +433,9 @@ public final class AgentService: @unchecked Sendable {
     }
 
     private func log(_ run: WorkflowRun, op: AgentOp) {
-        var metadata: Logger.Metadata = ["op": "\(op.rawValue)", "guest": "\(run.plan.guest)", "steps": "\(run.report.completed.count)"]
+        var metadata: Logger.Metadata = [
+            "op": "\(op.rawValue)", "guest": "\(run.plan.guest)", "steps": "\(run.report.completed.count)",
+        ]
         if let failure = run.report.failure {
             metadata["failure"] = "\(failure)"
             logger.warning("operation failed", metadata: metadata)

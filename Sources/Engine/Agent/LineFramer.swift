@@ -1,6 +1,7 @@
-import NIOCore
 import GmemCore
 import GmemProtocol
+import NIOCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -70,7 +71,8 @@ public struct LineFramer: ByteToMessageDecoder {
         let start = min(searched, buffer.readableBytes)
         let found: Int? = buffer.withUnsafeReadableBytes { bytes in
             guard start < bytes.count, let base = bytes.baseAddress,
-                  let hit = memchr(base + start, 0x0A, bytes.count - start) else { return nil }
+                let hit = memchr(base + start, 0x0A, bytes.count - start)
+            else { return nil }
             return base.distance(to: UnsafeRawPointer(hit))
         }
         guard let found else { return nil }
@@ -78,7 +80,9 @@ public struct LineFramer: ByteToMessageDecoder {
         return buffer.readerIndex + found
     }
 
-    public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+    public mutating func decodeLast(
+        context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool
+    ) throws -> DecodingState {
         // A truncated last request (no newline before EOF) gets no answer: nobody is left to read it.
         buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
         return .needMoreData

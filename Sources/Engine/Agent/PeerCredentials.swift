@@ -1,5 +1,6 @@
 import GmemCore
 import GmemProtocol
+
 #if canImport(Glibc)
 import Glibc
 #endif

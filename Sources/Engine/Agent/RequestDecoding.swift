@@ -22,7 +22,9 @@ enum RequestDecoding {
             return .request(try JSONDecoder().decode(AgentRequest.self, from: data))
         } catch {
             if let answer = try? JSONDecoder().decode(ListenerAnswer.self, from: data) { return .answer(answer) }
-            if let field = unrepresentableNumber(in: data) { return .invalid(id: id, problem: "not a request: \(field)") }
+            if let field = unrepresentableNumber(in: data) {
+                return .invalid(id: id, problem: "not a request: \(field)")
+            }
             return .invalid(id: id, problem: "not a request: \(describe(error))")
         }
     }
@@ -119,7 +121,9 @@ enum TopLevelKeys {
 
     /// A key with escapes (`"o\u0070"`) compares as what it means.
     private static func decodeString(_ quoted: [UInt8]) -> String? {
-        guard quoted.contains(UInt8(ascii: "\\")) else { return String(decoding: quoted.dropFirst().dropLast(), as: UTF8.self) }
+        guard quoted.contains(UInt8(ascii: "\\")) else {
+            return String(decoding: quoted.dropFirst().dropLast(), as: UTF8.self)
+        }
         return try? JSONDecoder().decode(String.self, from: Data(quoted))
     }
 }

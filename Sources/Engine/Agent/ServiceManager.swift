@@ -1,6 +1,7 @@
 import Foundation
 import GmemProtocol
 import Logging
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -15,7 +16,9 @@ public enum ServiceManager {
 
     /// The listening socket handed over by the manager, if this process was socket-activated. The
     /// variables are removed so that children (none today) do not take the socket for theirs.
-    public static func activatedSocket(environment: [String: String] = ProcessInfo.processInfo.environment) throws(AgentSetupError) -> Int32? {
+    public static func activatedSocket(
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(AgentSetupError) -> Int32? {
         guard let pid = environment["LISTEN_PID"], let count = environment["LISTEN_FDS"] else { return nil }
         guard Int32(pid) == getpid() else { return nil }
         unsetenv("LISTEN_PID")
@@ -23,7 +26,8 @@ public enum ServiceManager {
         unsetenv("LISTEN_FDNAMES")
         guard let number = Int(count), number >= 1 else { return nil }
         guard number == 1 else {
-            throw AgentSetupError("socket activation passed \(number) sockets; the agent serves exactly one (ListenStream= once)")
+            throw AgentSetupError(
+                "socket activation passed \(number) sockets; the agent serves exactly one (ListenStream= once)")
         }
         let fd = firstListenDescriptor
         var type: Int32 = 0
@@ -51,7 +55,9 @@ public enum ServiceManager {
     /// Sends `state` (newline-separated `KEY=VALUE` lines) to `$NOTIFY_SOCKET`, if set. Failures are
     /// returned for the log, never fatal: a manager that does not listen must not stop the agent.
     @discardableResult
-    public static func notify(_ state: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+    public static func notify(
+        _ state: String, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) -> String? {
         guard let path = environment["NOTIFY_SOCKET"], !path.isEmpty else { return nil }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
@@ -91,8 +97,10 @@ public struct JournalLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    public func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?,
-                    source: String, file: String, function: String, line: UInt) {
+    public func log(
+        level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?,
+        source: String, file: String, function: String, line: UInt
+    ) {
         let merged = metadata.merging(explicit ?? [:]) { $1 }
         let fields = merged.keys.sorted().map { "\($0)=\(merged[$0].map { "\($0)" } ?? "")" }.joined(separator: " ")
         let text = "<\(Self.priority(level))>\(message)" + (fields.isEmpty ? "" : " " + fields) + "\n"

@@ -1,9 +1,10 @@
 import Foundation
 import GmemCore
-// Foundation has a `Host` too; this one is meant.
-import protocol GmemCore.Host
 import GmemProtocol
 import Synchronization
+
+// Foundation has a `Host` too; this one is meant.
+import protocol GmemCore.Host
 
 /// A host shared by the agent's guest queues. Hosts were written for one command on one thread; here guests
 /// run in parallel. The guest table is read and written under a short lock. Kernel calls take that lock only
@@ -65,7 +66,7 @@ public final class SharedHost: Host, @unchecked Sendable {
             return pending == nil
         }
         lock.unlock()
-        guard isFirst else { return } // a write is queued already; it will take this newer state
+        guard isFirst else { return }  // a write is queued already; it will take this newer state
         writer.async { self.writePending() }
     }
 
@@ -113,10 +114,15 @@ final class SerializedKernel: KernelInterface, @unchecked Sendable {
         try locked { () throws(KernelError) in try inner.createGuestMemfd(vm: vm, size: size, flags: flags) }
     }
     func createMemfd(name: String, size: UInt64, hugePageSize: UInt64?) throws(KernelError) -> Int32 {
-        try locked { () throws(KernelError) in try inner.createMemfd(name: name, size: size, hugePageSize: hugePageSize) }
+        try locked { () throws(KernelError) in try inner.createMemfd(name: name, size: size, hugePageSize: hugePageSize)
+        }
     }
-    func mmap(fd: Int32?, length: UInt64, offset: UInt64, shared: Bool, hugePageSize: UInt64?) throws(KernelError) -> UInt64 {
-        try locked { () throws(KernelError) in try inner.mmap(fd: fd, length: length, offset: offset, shared: shared, hugePageSize: hugePageSize) }
+    func mmap(
+        fd: Int32?, length: UInt64, offset: UInt64, shared: Bool, hugePageSize: UInt64?
+    ) throws(KernelError) -> UInt64 {
+        try locked { () throws(KernelError) in
+            try inner.mmap(fd: fd, length: length, offset: offset, shared: shared, hugePageSize: hugePageSize)
+        }
     }
     func munmap(address: UInt64, length: UInt64) throws(KernelError) {
         try locked { () throws(KernelError) in try inner.munmap(address: address, length: length) }
@@ -124,14 +130,24 @@ final class SerializedKernel: KernelInterface, @unchecked Sendable {
     func setUserMemoryRegion2(vm: Int32, _ region: MemoryRegion2) throws(KernelError) {
         try locked { () throws(KernelError) in try inner.setUserMemoryRegion2(vm: vm, region) }
     }
-    func setMemoryAttributes(vm: Int32, address: UInt64, size: UInt64, attributes: UInt64, flags: UInt64) throws(KernelError) {
-        try locked { () throws(KernelError) in try inner.setMemoryAttributes(vm: vm, address: address, size: size, attributes: attributes, flags: flags) }
+    func setMemoryAttributes(
+        vm: Int32, address: UInt64, size: UInt64, attributes: UInt64, flags: UInt64
+    ) throws(KernelError) {
+        try locked { () throws(KernelError) in
+            try inner.setMemoryAttributes(vm: vm, address: address, size: size, attributes: attributes, flags: flags)
+        }
     }
     func gmemConvert(gmem: Int32, offset: UInt64, size: UInt64, toPrivate: Bool) throws(KernelError) {
-        try locked { () throws(KernelError) in try inner.gmemConvert(gmem: gmem, offset: offset, size: size, toPrivate: toPrivate) }
+        try locked { () throws(KernelError) in
+            try inner.gmemConvert(gmem: gmem, offset: offset, size: size, toPrivate: toPrivate)
+        }
     }
-    func setMemoryAttributes2(gmem: Int32, offset: UInt64, size: UInt64, attributes: UInt64, flags: UInt64) throws(KernelError) {
-        try locked { () throws(KernelError) in try inner.setMemoryAttributes2(gmem: gmem, offset: offset, size: size, attributes: attributes, flags: flags) }
+    func setMemoryAttributes2(
+        gmem: Int32, offset: UInt64, size: UInt64, attributes: UInt64, flags: UInt64
+    ) throws(KernelError) {
+        try locked { () throws(KernelError) in
+            try inner.setMemoryAttributes2(gmem: gmem, offset: offset, size: size, attributes: attributes, flags: flags)
+        }
     }
     func fallocate(fd: Int32, mode: Int32, offset: UInt64, length: UInt64) throws(KernelError) {
         try locked { () throws(KernelError) in try inner.fallocate(fd: fd, mode: mode, offset: offset, length: length) }

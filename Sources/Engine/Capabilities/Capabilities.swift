@@ -43,7 +43,9 @@ public struct VMTypeCapabilities: Sendable, Hashable, Codable {
     /// The conversion mechanism for such a VM.
     public var conversion: ConversionABI
 
-    public init(vmType: VMType, guestMemfdFlags: UInt64, guestMemfd: Bool, memoryAttributes: UInt64, conversion: ConversionABI) {
+    public init(
+        vmType: VMType, guestMemfdFlags: UInt64, guestMemfd: Bool, memoryAttributes: UInt64, conversion: ConversionABI
+    ) {
         self.vmType = vmType
         self.guestMemfdFlags = guestMemfdFlags
         self.guestMemfd = guestMemfd
@@ -86,11 +88,13 @@ public struct Capabilities: Sendable, Hashable, Codable {
     /// What a probe relied on, one line each ("ioctl", "module parameter", "capability"); empty for profiles.
     public var evidence: [String]
 
-    public init(name: String, summary: String, pageSize: UInt64 = 4096, guestMemfdFlagSet: GuestMemfdFlagSet,
-                vmTypes: [VMTypeCapabilities], systemExtensions: [UInt32: Int64], hugePageSizes: [UInt64] = [2 << 20, 1 << 30],
-                hugePagesFree: [UInt64: UInt64]? = nil, maxMemslots: Int = 32764, preFault: Bool,
-                gmemInPlaceConversion: Bool? = nil, physicalAddressBits: Int = 52, kernelRelease: String? = nil,
-                evidence: [String] = []) {
+    public init(
+        name: String, summary: String, pageSize: UInt64 = 4096, guestMemfdFlagSet: GuestMemfdFlagSet,
+        vmTypes: [VMTypeCapabilities], systemExtensions: [UInt32: Int64], hugePageSizes: [UInt64] = [2 << 20, 1 << 30],
+        hugePagesFree: [UInt64: UInt64]? = nil, maxMemslots: Int = 32764, preFault: Bool,
+        gmemInPlaceConversion: Bool? = nil, physicalAddressBits: Int = 52, kernelRelease: String? = nil,
+        evidence: [String] = []
+    ) {
         self.name = name
         self.summary = summary
         self.pageSize = pageSize
@@ -138,18 +142,20 @@ extension Capabilities {
     /// Decodes capabilities written before the in-place mode, address width and evidence were recorded.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(name: try c.decode(String.self, forKey: .name), summary: try c.decode(String.self, forKey: .summary),
-                  pageSize: try c.decode(UInt64.self, forKey: .pageSize),
-                  guestMemfdFlagSet: try c.decode(GuestMemfdFlagSet.self, forKey: .guestMemfdFlagSet),
-                  vmTypes: try c.decode([VMTypeCapabilities].self, forKey: .vmTypes),
-                  systemExtensions: try c.decode([UInt32: Int64].self, forKey: .systemExtensions),
-                  hugePageSizes: try c.decode([UInt64].self, forKey: .hugePageSizes),
-                  hugePagesFree: try c.decodeIfPresent([UInt64: UInt64].self, forKey: .hugePagesFree),
-                  maxMemslots: try c.decode(Int.self, forKey: .maxMemslots), preFault: try c.decode(Bool.self, forKey: .preFault),
-                  gmemInPlaceConversion: try c.decodeIfPresent(Bool.self, forKey: .gmemInPlaceConversion),
-                  physicalAddressBits: try c.decodeIfPresent(Int.self, forKey: .physicalAddressBits) ?? 52,
-                  kernelRelease: try c.decodeIfPresent(String.self, forKey: .kernelRelease),
-                  evidence: try c.decodeIfPresent([String].self, forKey: .evidence) ?? [])
+        self.init(
+            name: try c.decode(String.self, forKey: .name), summary: try c.decode(String.self, forKey: .summary),
+            pageSize: try c.decode(UInt64.self, forKey: .pageSize),
+            guestMemfdFlagSet: try c.decode(GuestMemfdFlagSet.self, forKey: .guestMemfdFlagSet),
+            vmTypes: try c.decode([VMTypeCapabilities].self, forKey: .vmTypes),
+            systemExtensions: try c.decode([UInt32: Int64].self, forKey: .systemExtensions),
+            hugePageSizes: try c.decode([UInt64].self, forKey: .hugePageSizes),
+            hugePagesFree: try c.decodeIfPresent([UInt64: UInt64].self, forKey: .hugePagesFree),
+            maxMemslots: try c.decode(Int.self, forKey: .maxMemslots),
+            preFault: try c.decode(Bool.self, forKey: .preFault),
+            gmemInPlaceConversion: try c.decodeIfPresent(Bool.self, forKey: .gmemInPlaceConversion),
+            physicalAddressBits: try c.decodeIfPresent(Int.self, forKey: .physicalAddressBits) ?? 52,
+            kernelRelease: try c.decodeIfPresent(String.self, forKey: .kernelRelease),
+            evidence: try c.decodeIfPresent([String].self, forKey: .evidence) ?? [])
     }
 }
 
@@ -218,8 +224,11 @@ public enum KVMConstants {
         switch set {
         case .none: names = []
         case .upstream: names = [(gmemFlagMmap, "MMAP"), (gmemFlagInitShared, "INIT_SHARED")]
-        case .poc2025: names = [(pocGmemFlagSupportShared, "SUPPORT_SHARED"), (pocGmemFlagInitPrivate, "INIT_PRIVATE"),
-                                (pocGmemFlagHugetlb, "HUGETLB")]
+        case .poc2025:
+            names = [
+                (pocGmemFlagSupportShared, "SUPPORT_SHARED"), (pocGmemFlagInitPrivate, "INIT_PRIVATE"),
+                (pocGmemFlagHugetlb, "HUGETLB"),
+            ]
         }
         var parts: [String] = []
         var rest = flags

@@ -1,4 +1,5 @@
 import Config
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -18,8 +19,10 @@ public struct HostFacts: Sendable, Hashable {
         self.kernelRelease = kernelRelease
     }
 
-    public static func read(parameter: String = KVMConstants.gmemInPlaceConversionParameter,
-                            cpuinfo: String = "/proc/cpuinfo") -> HostFacts {
+    public static func read(
+        parameter: String = KVMConstants.gmemInPlaceConversionParameter,
+        cpuinfo: String = "/proc/cpuinfo"
+    ) -> HostFacts {
         var facts = HostFacts(kernelRelease: runningRelease())
         if let text = HostFiles.firstLine(parameter, containing: nil) {
             facts.gmemInPlaceConversion = text.hasPrefix("Y") || text.hasPrefix("1")
@@ -44,7 +47,8 @@ public struct HostFacts: Sendable, Hashable {
     static func parsePhysicalBits(_ line: String) -> Int? {
         guard let colon = line.firstIndex(of: ":") else { return nil }
         let words = line[line.index(after: colon)...].split(separator: " ")
-        guard let index = words.firstIndex(where: { $0.hasPrefix("physical") }), index >= 2, words[index - 1] == "bits" else {
+        guard let index = words.firstIndex(where: { $0.hasPrefix("physical") }), index >= 2, words[index - 1] == "bits"
+        else {
             return nil
         }
         return Int(words[index - 2])
@@ -61,8 +65,10 @@ public struct HostFacts: Sendable, Hashable {
 /// The 2025 POC's capability numbers collide with released ARM ones, so it is looked for only on opt-in.
 /// `evidence` records what each answer rests on.
 public enum CapabilityProbe {
-    public static func probe(_ kernel: KernelInterface, optIn: ConversionABI? = nil,
-                             hugepageDirectory: String? = nil, hostFacts: HostFacts = HostFacts()) throws(KernelError) -> Capabilities {
+    public static func probe(
+        _ kernel: KernelInterface, optIn: ConversionABI? = nil,
+        hugepageDirectory: String? = nil, hostFacts: HostFacts = HostFacts()
+    ) throws(KernelError) -> Capabilities {
         let extensionNumbers: [UInt32] = [
             KVMConstants.capNrMemslots, KVMConstants.capUserMemory2, KVMConstants.capMemoryFaultInfo,
             KVMConstants.capMemoryAttributes, KVMConstants.capGuestMemfd, KVMConstants.capVMTypes,
@@ -74,7 +80,9 @@ public enum CapabilityProbe {
         }
         var evidence: [String] = []
         let typesMask = system[KVMConstants.capVMTypes] ?? 0
-        let flagSet: GuestMemfdFlagSet = optIn == .gmemConvertPOC ? .poc2025 : (system[KVMConstants.capGuestMemfdFlags] ?? 0) != 0 ? .upstream : .none
+        let flagSet: GuestMemfdFlagSet =
+            optIn == .gmemConvertPOC
+            ? .poc2025 : (system[KVMConstants.capGuestMemfdFlags] ?? 0) != 0 ? .upstream : .none
         var types: [VMTypeCapabilities] = []
         for type in VMType.allCases {
             let offered = typesMask == 0 ? type == .default : typesMask & (1 << Int64(type.kvmValue)) != 0
@@ -83,7 +91,9 @@ public enum CapabilityProbe {
         }
         if types.contains(where: { $0.conversion == .gmemAttributes2 }) {  // capability 233 confirms the mode
             let cap = system[KVMConstants.capMemoryAttributes] ?? 0
-            evidence.append("per-VM attributes (capability 233) report \(cap) at system scope\(cap == 0 ? ", as the in-place mode says" : "")")
+            evidence.append(
+                "per-VM attributes (capability 233) report \(cap) at system scope\(cap == 0 ? ", as the in-place mode says" : "")"
+            )
         }
         var hugeSizes: [UInt64] = []
         var hugeFree: [UInt64: UInt64]?
@@ -96,14 +106,17 @@ public enum CapabilityProbe {
         var inPlaceMode = hostFacts.gmemInPlaceConversion
         switch inPlaceMode {
         case .some(let value):
-            evidence.append("kvm.gmem_in_place_conversion = \(value ? "Y" : "N") (\(KVMConstants.gmemInPlaceConversionParameter))")
+            evidence.append(
+                "kvm.gmem_in_place_conversion = \(value ? "Y" : "N") (\(KVMConstants.gmemInPlaceConversionParameter))")
             if value != convertsByAttributes2 {
                 evidence.append("the parameter and the ioctl disagree; the ioctl's answer decides how memory converts")
             }
         case nil where convertsByAttributes2:
             // The ioctl only works in the in-place mode, so its success proves the mode.
             inPlaceMode = true
-            evidence.append("kvm.gmem_in_place_conversion: parameter unreadable; in-place mode deduced from KVM_SET_MEMORY_ATTRIBUTES2")
+            evidence.append(
+                "kvm.gmem_in_place_conversion: parameter unreadable; in-place mode deduced from KVM_SET_MEMORY_ATTRIBUTES2"
+            )
         case nil:
             evidence.append("kvm.gmem_in_place_conversion: no such parameter (before Linux 7.4, or no private memory)")
         }
@@ -112,7 +125,8 @@ public enum CapabilityProbe {
         let slots = Int(system[KVMConstants.capNrMemslots] ?? 0)
         if let release = hostFacts.kernelRelease { evidence.append("kernel release: \(release) (uname)") }
         return Capabilities(
-            name: "kvm", summary: "probed from the running kernel", pageSize: kernel.pageSize, guestMemfdFlagSet: flagSet,
+            name: "kvm", summary: "probed from the running kernel", pageSize: kernel.pageSize,
+            guestMemfdFlagSet: flagSet,
             vmTypes: types, systemExtensions: system, hugePageSizes: hugeSizes, hugePagesFree: hugeFree,
             maxMemslots: slots > 0 ? slots : 32764, preFault: preFault,
             gmemInPlaceConversion: inPlaceMode, physicalAddressBits: bits, kernelRelease: hostFacts.kernelRelease,
@@ -129,12 +143,15 @@ public enum CapabilityProbe {
             if let memory = try? kernel.mmap(fd: nil, length: page, offset: 0, shared: false, hugePageSize: nil) {
                 defer { try? kernel.munmap(address: memory, length: page) }
                 for bits in stride(from: 52, through: 32, by: -1) {
-                    var region = MemoryRegion2(slot: 0, flags: 0, guestPhysAddr: (1 << UInt64(bits)) - page, memorySize: page,
-                                               userspaceAddr: memory)
+                    var region = MemoryRegion2(
+                        slot: 0, flags: 0, guestPhysAddr: (1 << UInt64(bits)) - page, memorySize: page,
+                        userspaceAddr: memory)
                     guard (try? kernel.setUserMemoryRegion2(vm: vm, region)) != nil else { continue }
                     region.memorySize = 0
                     try? kernel.setUserMemoryRegion2(vm: vm, region)
-                    evidence.append("guest-physical limit: \(bits) bits (a one-page memslot ending at 2^\(bits) binds\(bits < 52 ? ", one bit higher is EINVAL" : ""))")
+                    evidence.append(
+                        "guest-physical limit: \(bits) bits (a one-page memslot ending at 2^\(bits) binds\(bits < 52 ? ", one bit higher is EINVAL" : ""))"
+                    )
                     return bits
                 }
             }
@@ -143,12 +160,15 @@ public enum CapabilityProbe {
             evidence.append("guest-physical limit: 52 bits (no memslot probe possible, no CPU address width known)")
             return 52
         }
-        evidence.append("guest-physical limit: \(cpu) bits (/proc/cpuinfo \"address sizes\"; no memslot probe possible)")
+        evidence.append(
+            "guest-physical limit: \(cpu) bits (/proc/cpuinfo \"address sizes\"; no memslot probe possible)")
         return cpu
     }
 
-    private static func probeVMType(_ type: VMType, kernel: KernelInterface, optIn: ConversionABI?,
-                                    flagSet: GuestMemfdFlagSet, evidence: inout [String]) throws(KernelError) -> VMTypeCapabilities {
+    private static func probeVMType(
+        _ type: VMType, kernel: KernelInterface, optIn: ConversionABI?,
+        flagSet: GuestMemfdFlagSet, evidence: inout [String]
+    ) throws(KernelError) -> VMTypeCapabilities {
         let vm = try kernel.createVM(type: type.kvmValue)
         defer { try? kernel.close(vm) }
         let flags = UInt64(max(0, try kernel.checkExtension(KVMConstants.capGuestMemfdFlags, vm: vm)))
@@ -173,7 +193,8 @@ public enum CapabilityProbe {
         }
         var acceptedFlags = flags
         if guestMemfd, type.hasPrivateMemory, optIn != .gmemConvertPOC,
-           try hasAttributes2(kernel: kernel, vm: vm, type: type, evidence: &evidence) {
+            try hasAttributes2(kernel: kernel, vm: vm, type: type, evidence: &evidence)
+        {
             conversion = .gmemAttributes2
         } else if guestMemfd, optIn == .gmemConvertPOC, try hasPOCConversion(kernel: kernel, vm: vm) {
             conversion = .gmemConvertPOC
@@ -182,16 +203,21 @@ public enum CapabilityProbe {
             if try kernel.checkExtension(KVMConstants.capPOCGmemHugetlb, vm: vm) != 0 {
                 acceptedFlags |= KVMConstants.pocGmemFlagHugetlb
             }
-            evidence.append("\(type.rawValue): KVM_GMEM_CONVERT_SHARED of size 0 on a guest_memfd works (opted in; capabilities 240-241 set)")
+            evidence.append(
+                "\(type.rawValue): KVM_GMEM_CONVERT_SHARED of size 0 on a guest_memfd works (opted in; capabilities 240-241 set)"
+            )
         }
-        return VMTypeCapabilities(vmType: type, guestMemfdFlags: acceptedFlags, guestMemfd: guestMemfd,
-                                  memoryAttributes: attributes, conversion: conversion)
+        return VMTypeCapabilities(
+            vmType: type, guestMemfdFlags: acceptedFlags, guestMemfd: guestMemfd,
+            memoryAttributes: attributes, conversion: conversion)
     }
 
     /// KVM_SET_MEMORY_ATTRIBUTES2 to PRIVATE on a fresh (private) guest_memfd page: a no-op where the ioctl
     /// works; ENOTTY where it does not exist; EINVAL where the VM has no private memory.
-    private static func hasAttributes2(kernel: KernelInterface, vm: Int32, type: VMType,
-                                       evidence: inout [String]) throws(KernelError) -> Bool {
+    private static func hasAttributes2(
+        kernel: KernelInterface, vm: Int32, type: VMType,
+        evidence: inout [String]
+    ) throws(KernelError) -> Bool {
         guard let gmem = try? kernel.createGuestMemfd(vm: vm, size: kernel.pageSize, flags: 0) else { return false }
         defer { try? kernel.close(gmem) }
         let cap = UInt64(max(0, try kernel.checkExtension(KVMConstants.capGuestMemfdMemoryAttributes, vm: vm)))
@@ -199,18 +225,27 @@ public enum CapabilityProbe {
         // 250 may only confirm what the ioctl showed: it is not final, and PowerPC wants the number too.
         func capText(ioctlWorks: Bool) -> String {
             let named = capPrivate ? "PRIVATE" : "\(cap)"
-            return capPrivate == ioctlWorks ? "capability 250 reports \(named), confirming"
+            return capPrivate == ioctlWorks
+                ? "capability 250 reports \(named), confirming"
                 : "capability 250 reports \(named), which is not taken as evidence"
         }
         do {
-            try kernel.setMemoryAttributes2(gmem: gmem, offset: 0, size: kernel.pageSize,
-                                            attributes: KVMConstants.memoryAttributePrivate, flags: 0)
-            evidence.append("\(type.rawValue): KVM_SET_MEMORY_ATTRIBUTES2 on a guest_memfd works (in-place conversion); \(capText(ioctlWorks: true))")
+            try kernel.setMemoryAttributes2(
+                gmem: gmem, offset: 0, size: kernel.pageSize,
+                attributes: KVMConstants.memoryAttributePrivate, flags: 0)
+            evidence.append(
+                "\(type.rawValue): KVM_SET_MEMORY_ATTRIBUTES2 on a guest_memfd works (in-place conversion); \(capText(ioctlWorks: true))"
+            )
             return true
         } catch {
-            let meaning = error.errno == .enotty ? "ENOTTY: no per-guest_memfd attributes"
-                : error.errno == .einval ? "EINVAL: this VM has no private memory in that ABI" : "\(error.errno ?? Errno(rawValue: 0))"
-            evidence.append("\(type.rawValue): KVM_SET_MEMORY_ATTRIBUTES2 on a guest_memfd: \(meaning); \(capText(ioctlWorks: false))")
+            let meaning =
+                error.errno == .enotty
+                ? "ENOTTY: no per-guest_memfd attributes"
+                : error.errno == .einval
+                    ? "EINVAL: this VM has no private memory in that ABI" : "\(error.errno ?? Errno(rawValue: 0))"
+            evidence.append(
+                "\(type.rawValue): KVM_SET_MEMORY_ATTRIBUTES2 on a guest_memfd: \(meaning); \(capText(ioctlWorks: false))"
+            )
             return false
         }
     }
@@ -221,9 +256,11 @@ public enum CapabilityProbe {
         let shared = try kernel.checkExtension(KVMConstants.capPOCGmemSharedMem, vm: vm)
         let convert = try kernel.checkExtension(KVMConstants.capPOCGmemConversion, vm: vm)
         guard shared != 0, convert != 0 else { return false }
-        guard let gmem = try? kernel.createGuestMemfd(
-            vm: vm, size: kernel.pageSize,
-            flags: KVMConstants.pocGmemFlagSupportShared | KVMConstants.pocGmemFlagInitPrivate) else { return false }
+        guard
+            let gmem = try? kernel.createGuestMemfd(
+                vm: vm, size: kernel.pageSize,
+                flags: KVMConstants.pocGmemFlagSupportShared | KVMConstants.pocGmemFlagInitPrivate)
+        else { return false }
         defer { try? kernel.close(gmem) }
         do {
             try kernel.gmemConvert(gmem: gmem, offset: 0, size: 0, toPrivate: false)
@@ -244,7 +281,9 @@ public enum CapabilityProbe {
             guard let release else { return (0, -generation.order) }
             return generation <= release ? (0, -generation.order) : (1, generation.order)
         }
-        let ranked = Profiles.all.enumerated().map { (index: $0.offset, profile: $0.element, distance: distance($0.element)) }
+        let ranked = Profiles.all.enumerated().map {
+            (index: $0.offset, profile: $0.element, distance: distance($0.element))
+        }
         return ranked.min { a, b in
             let (ra, rb) = (rank(a.profile), rank(b.profile))
             return (a.distance, ra.0, ra.1, a.index) < (b.distance, rb.0, rb.1, b.index)
@@ -278,7 +317,8 @@ public enum HugepagePools {
                 String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
             }
             guard name.hasPrefix("hugepages-"), name.hasSuffix("kB"),
-                  let kib = UInt64(name.dropFirst("hugepages-".count).dropLast(2)) else { continue }
+                let kib = UInt64(name.dropFirst("hugepages-".count).dropLast(2))
+            else { continue }
             let free = readNumber("\(directory)/\(name)/free_hugepages") ?? 0
             pools[kib * 1024] = free
         }
@@ -298,7 +338,8 @@ enum HostFiles {
         defer { fclose(file) }
         var buffer = [CChar](repeating: 0, count: 512)
         while fgets(&buffer, Int32(buffer.count), file) != nil {
-            let line = String(decoding: buffer.prefix { $0 != 0 && $0 != 10 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let line = String(
+                decoding: buffer.prefix { $0 != 0 && $0 != 10 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             if needle.map({ line.contains($0) }) ?? true { return line }
         }
         return nil

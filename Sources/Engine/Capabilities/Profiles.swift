@@ -59,10 +59,14 @@ public enum Profiles {
 
     /// 6.8-6.17: guest_memfd (flags 0) only for VMs with private memory, converted by per-VM attributes.
     private static func preMmapTypes(_ coco: [VMType]) -> [VMTypeCapabilities] {
-        [VMTypeCapabilities(vmType: .default, guestMemfdFlags: 0, guestMemfd: false, memoryAttributes: 0, conversion: .none)]
+        [
+            VMTypeCapabilities(
+                vmType: .default, guestMemfdFlags: 0, guestMemfd: false, memoryAttributes: 0, conversion: .none)
+        ]
             + coco.map {
-                VMTypeCapabilities(vmType: $0, guestMemfdFlags: 0, guestMemfd: true,
-                                   memoryAttributes: KVMConstants.memoryAttributePrivate, conversion: .vmAttributes)
+                VMTypeCapabilities(
+                    vmType: $0, guestMemfdFlags: 0, guestMemfd: true,
+                    memoryAttributes: KVMConstants.memoryAttributePrivate, conversion: .vmAttributes)
             }
     }
 
@@ -71,7 +75,8 @@ public enum Profiles {
         let types = preMmapTypes([.swProtected])
         return Capabilities(
             name: "linux-6.8",
-            summary: "Linux 6.8-6.10 x86 with CONFIG_KVM_SW_PROTECTED_VM: guest_memfd (flags 0) for private VMs, per-VM attributes, no pre-fault",
+            summary:
+                "Linux 6.8-6.10 x86 with CONFIG_KVM_SW_PROTECTED_VM: guest_memfd (flags 0) for private VMs, per-VM attributes, no pre-fault",
             guestMemfdFlagSet: .none, vmTypes: types,
             systemExtensions: extensions([KVMConstants.capMemoryAttributes: 8], types: types),
             preFault: false)
@@ -81,13 +86,16 @@ public enum Profiles {
         let types = preMmapTypes(coco)
         return Capabilities(
             name: name, summary: summary, guestMemfdFlagSet: .none, vmTypes: types,
-            systemExtensions: extensions([KVMConstants.capMemoryAttributes: 8, KVMConstants.capPreFaultMemory: 1], types: types),
+            systemExtensions: extensions(
+                [KVMConstants.capMemoryAttributes: 8, KVMConstants.capPreFaultMemory: 1], types: types),
             preFault: true)
     }
 
     public static let linux611 = makeLinux611(
         name: "linux-6.11", coco: [.swProtected, .sevSnp],
-        summary: "Linux 6.11-6.17 x86 with SW_PROTECTED and SEV-SNP: guest_memfd (flags 0) for private VMs, per-VM attributes, pre-fault (cap 236)")
+        summary:
+            "Linux 6.11-6.17 x86 with SW_PROTECTED and SEV-SNP: guest_memfd (flags 0) for private VMs, per-VM attributes, pre-fault (cap 236)"
+    )
 
     public static let linux611SevSnp = makeLinux611(
         name: "linux-6.11-sev-snp", coco: [.sevSnp],
@@ -95,43 +103,59 @@ public enum Profiles {
 
     public static let linux616TDX = makeLinux611(
         name: "linux-6.16-tdx", coco: [.tdx],
-        summary: "Linux 6.16-6.17 on an Intel TDX host (TDX VMs arrived in 6.16): default and TDX VMs, per-VM attributes")
+        summary:
+            "Linux 6.16-6.17 on an Intel TDX host (TDX VMs arrived in 6.16): default and TDX VMs, per-VM attributes")
 
     private static func linux618Types(_ coco: [VMType]) -> [VMTypeCapabilities] {
-        [VMTypeCapabilities(vmType: .default, guestMemfdFlags: KVMConstants.gmemFlagMmap | KVMConstants.gmemFlagInitShared,
-                            guestMemfd: true, memoryAttributes: 0, conversion: .sharedOnly)]
+        [
+            VMTypeCapabilities(
+                vmType: .default, guestMemfdFlags: KVMConstants.gmemFlagMmap | KVMConstants.gmemFlagInitShared,
+                guestMemfd: true, memoryAttributes: 0, conversion: .sharedOnly)
+        ]
             + coco.map {
-                VMTypeCapabilities(vmType: $0, guestMemfdFlags: KVMConstants.gmemFlagMmap, guestMemfd: true,
-                                   memoryAttributes: KVMConstants.memoryAttributePrivate, conversion: .vmAttributes)
+                VMTypeCapabilities(
+                    vmType: $0, guestMemfdFlags: KVMConstants.gmemFlagMmap, guestMemfd: true,
+                    memoryAttributes: KVMConstants.memoryAttributePrivate, conversion: .vmAttributes)
             }
     }
 
     /// A 6.18-7.3 x86 host (or 7.4 with `gmem_in_place_conversion=0`) offering default VMs plus the given
     /// CoCo VM types, converted by per-VM attributes.
-    private static func makeLinux618(name: String, coco: [VMType], inPlaceParameter: Bool? = nil,
-                                     summary: String) -> Capabilities {
+    private static func makeLinux618(
+        name: String, coco: [VMType], inPlaceParameter: Bool? = nil,
+        summary: String
+    ) -> Capabilities {
         let types = linux618Types(coco)
         return Capabilities(
             name: name, summary: summary, guestMemfdFlagSet: .upstream, vmTypes: types,
-            systemExtensions: extensions([KVMConstants.capMemoryAttributes: 8, KVMConstants.capPreFaultMemory: 1,
-                                          KVMConstants.capGuestMemfdFlags: 3], types: types),
+            systemExtensions: extensions(
+                [
+                    KVMConstants.capMemoryAttributes: 8, KVMConstants.capPreFaultMemory: 1,
+                    KVMConstants.capGuestMemfdFlags: 3,
+                ], types: types),
             preFault: true, gmemInPlaceConversion: inPlaceParameter)
     }
 
     /// Linux 6.18-7.3 generic x86: mmap-able shared guest_memfd for default VMs; CoCo VMs convert by VM attributes.
     public static let linux618 = makeLinux618(
         name: "linux-6.18", coco: [.swProtected, .sevSnp, .tdx],
-        summary: "Linux 6.18-7.3 x86 with SW_PROTECTED, SEV-SNP and TDX: MMAP|INIT_SHARED guest_memfd (shared only) for default VMs, VM attributes for CoCo VMs")
+        summary:
+            "Linux 6.18-7.3 x86 with SW_PROTECTED, SEV-SNP and TDX: MMAP|INIT_SHARED guest_memfd (shared only) for default VMs, VM attributes for CoCo VMs"
+    )
 
     /// Exactly the development machines: PVM, shadow paging, default VMs only, no attributes.
     public static let linux618PVM: Capabilities = {
         let types = linux618Types([])
         return Capabilities(
             name: "linux-6.18-pvm",
-            summary: "Linux 6.18 PVM (the development machines): default VMs only, MMAP|INIT_SHARED guest_memfd, no memory attributes, no TDP",
+            summary:
+                "Linux 6.18 PVM (the development machines): default VMs only, MMAP|INIT_SHARED guest_memfd, no memory attributes, no TDP",
             guestMemfdFlagSet: .upstream, vmTypes: types,
-            systemExtensions: extensions([KVMConstants.capMemoryAttributes: 0, KVMConstants.capPreFaultMemory: 0,
-                                          KVMConstants.capGuestMemfdFlags: 3], types: types),
+            systemExtensions: extensions(
+                [
+                    KVMConstants.capMemoryAttributes: 0, KVMConstants.capPreFaultMemory: 0,
+                    KVMConstants.capGuestMemfdFlags: 3,
+                ], types: types),
             hugePageSizes: [2 << 20],
             preFault: false)
     }()
@@ -148,7 +172,9 @@ public enum Profiles {
     /// 6.18; KVM_SET_MEMORY_ATTRIBUTES2 is ENOTTY and capability 250 reports 0.
     public static let linux74 = makeLinux618(
         name: "linux-7.4", coco: [.swProtected, .sevSnp, .tdx], inPlaceParameter: false,
-        summary: "Linux 7.4 x86, kvm.gmem_in_place_conversion=0: per-VM attributes as in 6.18, no KVM_SET_MEMORY_ATTRIBUTES2")
+        summary:
+            "Linux 7.4 x86, kvm.gmem_in_place_conversion=0: per-VM attributes as in 6.18, no KVM_SET_MEMORY_ATTRIBUTES2"
+    )
 
     public static let linux74SevSnp = makeLinux618(
         name: "linux-7.4-sev-snp", coco: [.sevSnp], inPlaceParameter: false,
@@ -161,32 +187,45 @@ public enum Profiles {
     /// The 2025 proof of concept (1G RFC v2 + QEMU POC): in-place conversion on the guest_memfd; VM
     /// attributes remain for legacy blocks.
     public static let gmemConvertPOC: Capabilities = {
-        let pocFlags = KVMConstants.pocGmemFlagSupportShared | KVMConstants.pocGmemFlagInitPrivate | KVMConstants.pocGmemFlagHugetlb
+        let pocFlags =
+            KVMConstants.pocGmemFlagSupportShared | KVMConstants.pocGmemFlagInitPrivate
+            | KVMConstants.pocGmemFlagHugetlb
         let types = [
-            VMTypeCapabilities(vmType: .default, guestMemfdFlags: 0, guestMemfd: false, memoryAttributes: 0, conversion: .none),
-            VMTypeCapabilities(vmType: .swProtected, guestMemfdFlags: pocFlags, guestMemfd: true,
-                               memoryAttributes: KVMConstants.memoryAttributePrivate, conversion: .gmemConvertPOC),
-            VMTypeCapabilities(vmType: .tdx, guestMemfdFlags: pocFlags, guestMemfd: true,
-                               memoryAttributes: KVMConstants.memoryAttributePrivate, conversion: .gmemConvertPOC),
+            VMTypeCapabilities(
+                vmType: .default, guestMemfdFlags: 0, guestMemfd: false, memoryAttributes: 0, conversion: .none),
+            VMTypeCapabilities(
+                vmType: .swProtected, guestMemfdFlags: pocFlags, guestMemfd: true,
+                memoryAttributes: KVMConstants.memoryAttributePrivate, conversion: .gmemConvertPOC),
+            VMTypeCapabilities(
+                vmType: .tdx, guestMemfdFlags: pocFlags, guestMemfd: true,
+                memoryAttributes: KVMConstants.memoryAttributePrivate, conversion: .gmemConvertPOC),
         ]
         return Capabilities(
             name: "gmem-convert-poc",
-            summary: "2025 guest_memfd conversion POC (RFC v2 + QEMU POC): KVM_GMEM_CONVERT_* on the guest_memfd, caps 240-242 (collide with upstream ARM caps; opt-in only)",
+            summary:
+                "2025 guest_memfd conversion POC (RFC v2 + QEMU POC): KVM_GMEM_CONVERT_* on the guest_memfd, caps 240-242 (collide with upstream ARM caps; opt-in only)",
             guestMemfdFlagSet: .poc2025, vmTypes: types,
-            systemExtensions: extensions([KVMConstants.capMemoryAttributes: 8, KVMConstants.capPreFaultMemory: 1,
-                                          KVMConstants.capPOCGmemSharedMem: 1, KVMConstants.capPOCGmemConversion: 1,
-                                          KVMConstants.capPOCGmemHugetlb: 1], types: types),
+            systemExtensions: extensions(
+                [
+                    KVMConstants.capMemoryAttributes: 8, KVMConstants.capPreFaultMemory: 1,
+                    KVMConstants.capPOCGmemSharedMem: 1, KVMConstants.capPOCGmemConversion: 1,
+                    KVMConstants.capPOCGmemHugetlb: 1,
+                ], types: types),
             preFault: true)
     }()
 
     /// In-place mode: INIT_SHARED is allowed for CoCo VMs too, per-VM attributes report 0, capability 250
     /// reports PRIVATE where the VM type has private memory.
     private static func inPlaceTypes(_ coco: [VMType]) -> [VMTypeCapabilities] {
-        [VMTypeCapabilities(vmType: .default, guestMemfdFlags: KVMConstants.gmemFlagMmap | KVMConstants.gmemFlagInitShared,
-                            guestMemfd: true, memoryAttributes: 0, conversion: .sharedOnly)]
+        [
+            VMTypeCapabilities(
+                vmType: .default, guestMemfdFlags: KVMConstants.gmemFlagMmap | KVMConstants.gmemFlagInitShared,
+                guestMemfd: true, memoryAttributes: 0, conversion: .sharedOnly)
+        ]
             + coco.map {
-                VMTypeCapabilities(vmType: $0, guestMemfdFlags: KVMConstants.gmemFlagMmap | KVMConstants.gmemFlagInitShared,
-                                   guestMemfd: true, memoryAttributes: 0, conversion: .gmemAttributes2)
+                VMTypeCapabilities(
+                    vmType: $0, guestMemfdFlags: KVMConstants.gmemFlagMmap | KVMConstants.gmemFlagInitShared,
+                    guestMemfd: true, memoryAttributes: 0, conversion: .gmemAttributes2)
             }
     }
 
@@ -196,15 +235,20 @@ public enum Profiles {
         let types = inPlaceTypes(coco)
         return Capabilities(
             name: name, summary: summary, guestMemfdFlagSet: .upstream, vmTypes: types,
-            systemExtensions: extensions([KVMConstants.capMemoryAttributes: 0, KVMConstants.capPreFaultMemory: 1,
-                                          KVMConstants.capGuestMemfdFlags: 3, KVMConstants.capGuestMemfdMemoryAttributes: 8],
-                                         types: types),
+            systemExtensions: extensions(
+                [
+                    KVMConstants.capMemoryAttributes: 0, KVMConstants.capPreFaultMemory: 1,
+                    KVMConstants.capGuestMemfdFlags: 3, KVMConstants.capGuestMemfdMemoryAttributes: 8,
+                ],
+                types: types),
             preFault: true, gmemInPlaceConversion: true)
     }
 
     public static let linux74InPlace = makeInPlace(
         name: "linux-7.4-in-place", coco: [.swProtected, .sevSnp, .tdx],
-        summary: "Linux 7.4 x86, kvm.gmem_in_place_conversion=1: KVM_SET_MEMORY_ATTRIBUTES2 on the guest_memfd, guest_memfd-only memslots (cap 250 unconfirmed)")
+        summary:
+            "Linux 7.4 x86, kvm.gmem_in_place_conversion=1: KVM_SET_MEMORY_ATTRIBUTES2 on the guest_memfd, guest_memfd-only memslots (cap 250 unconfirmed)"
+    )
 
     public static let linux74InPlaceSevSnp = makeInPlace(
         name: "linux-7.4-in-place-sev-snp", coco: [.sevSnp],

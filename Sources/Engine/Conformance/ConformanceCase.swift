@@ -62,8 +62,10 @@ public struct ConformanceCase: Sendable, CustomStringConvertible {
     public var requirements: [CaseRequirement]
     public var steps: [ConformanceStep]
 
-    public init(id: String, rule: String, source: RuleSource, profiles: Set<String>,
-                requirements: [CaseRequirement] = [], steps: [ConformanceStep]) {
+    public init(
+        id: String, rule: String, source: RuleSource, profiles: Set<String>,
+        requirements: [CaseRequirement] = [], steps: [ConformanceStep]
+    ) {
         self.id = id
         self.rule = rule
         self.source = source
@@ -75,13 +77,16 @@ public struct ConformanceCase: Sendable, CustomStringConvertible {
     public var description: String { id }
 
     /// How many steps carry a documented outcome.
-    public var expectationCount: Int { steps.filter { if case .expect = $0 { return true } else { return false } }.count }
+    public var expectationCount: Int {
+        steps.filter { if case .expect = $0 { return true } else { return false } }.count
+    }
 
     /// Why `host` cannot run this case, or nil when it can. Besides the declared requirements, a case that
     /// creates a guest_memfd needs a kernel with guest_memfd (derived from the steps; KVM_CREATE_GUEST_MEMFD is
     /// ENOTTY without it).
     public func skipReason(on host: Capabilities, hostMatchesProfile: Bool = true) -> String? {
-        let hasGuestMemfd = host.systemExtension(KVMConstants.capGuestMemfd) != 0 || host.vmTypes.contains { $0.guestMemfd }
+        let hasGuestMemfd =
+            host.systemExtension(KVMConstants.capGuestMemfd) != 0 || host.vmTypes.contains { $0.guestMemfd }
         let createsGuestMemfd = steps.contains { step in
             if case .createGmem = step { return true }
             if case .expect(.createGmem, _) = step { return true }
@@ -96,7 +101,9 @@ public struct ConformanceCase: Sendable, CustomStringConvertible {
                 let free = host.hugePagesFree?[size] ?? (host.hugePageSizes.contains(size) ? 1 : 0)
                 if free == 0 { return "hugetlb pool of \(size >> 20) MiB pages is empty" }
             case .profileCapabilities:
-                if !hostMatchesProfile { return "checks the profile's capability values; the host's differ (see the deviations)" }
+                if !hostMatchesProfile {
+                    return "checks the profile's capability values; the host's differ (see the deviations)"
+                }
             }
         }
         return nil
@@ -116,5 +123,7 @@ public enum ProfileGroup {
     /// Every built-in profile.
     public static var all: Set<String> { names { _ in true } }
 
-    static func names(_ predicate: (Capabilities) -> Bool) -> Set<String> { Set(Profiles.all.filter(predicate).map(\.name)) }
+    static func names(_ predicate: (Capabilities) -> Bool) -> Set<String> {
+        Set(Profiles.all.filter(predicate).map(\.name))
+    }
 }

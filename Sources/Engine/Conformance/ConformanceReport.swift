@@ -14,7 +14,9 @@ public enum ConformanceReport {
     /// Deviations from an unpinned profile: the host matches none, and this is the nearest.
     static func notes(_ run: ConformanceRun) -> [String] {
         guard !run.profilePinned, !run.deviations.isEmpty else { return [] }
-        return ["the host matches no built-in profile; checked against the nearest, \(run.profile), which it deviates from:"]
+        return [
+            "the host matches no built-in profile; checked against the nearest, \(run.profile), which it deviates from:"
+        ]
             + run.deviations.map { "  \($0)" }
     }
 
@@ -28,8 +30,11 @@ public enum ConformanceReport {
 
     public static func ktap(_ run: ConformanceRun) -> String {
         let profile = profileEntry(run)
-        var lines = ["KTAP version 1", "1..\(run.results.count + (profile == nil ? 0 : 1))",
-                     "# gmemctl conformance: host \(run.host), profile \(run.profile)"] + notes(run).map { "# \($0)" }
+        var lines =
+            [
+                "KTAP version 1", "1..\(run.results.count + (profile == nil ? 0 : 1))",
+                "# gmemctl conformance: host \(run.host), profile \(run.profile)",
+            ] + notes(run).map { "# \($0)" }
         var number = 0
         if let profile {
             number += 1
@@ -49,7 +54,9 @@ public enum ConformanceReport {
             }
         }
         let profileFailed = profile.map { $0.deviations.isEmpty ? 0 : 1 } ?? 0
-        lines.append("# Totals: pass:\(run.passed + (profile == nil ? 0 : 1 - profileFailed)) fail:\(run.failed + profileFailed) skip:\(run.skipped)")
+        lines.append(
+            "# Totals: pass:\(run.passed + (profile == nil ? 0 : 1 - profileFailed)) fail:\(run.failed + profileFailed) skip:\(run.skipped)"
+        )
         return lines.joined(separator: "\n")
     }
 
@@ -77,27 +84,32 @@ public enum ConformanceReport {
         let failures = run.failed + (profile.map { $0.deviations.isEmpty ? 0 : 1 } ?? 0)
         let tests = run.results.count + (profile == nil ? 0 : 1)
         let time = seconds(run.results.reduce(0) { $0 + $1.seconds })
-        var lines = [
-            #"<?xml version="1.0" encoding="UTF-8"?>"#,
-            #"<testsuites name="gmemctl conformance" tests="\#(tests)" failures="\#(failures)" errors="0" skipped="\#(run.skipped)" time="\#(time)">"#,
-            #"  <testsuite name="\#(xml("\(run.host) against \(run.profile)"))" tests="\#(tests)" failures="\#(failures)" errors="0" skipped="\#(run.skipped)" time="\#(time)">"#,
-            "    <properties>",
-            #"      <property name="host" value="\#(xml(run.host))"/>"#,
-            #"      <property name="profile" value="\#(xml(run.profile))"/>"#,
-        ] + run.deviations.map { #"      <property name="deviation" value="\#(xml($0))"/>"# } + [
-            "    </properties>",
-        ]
+        var lines =
+            [
+                #"<?xml version="1.0" encoding="UTF-8"?>"#,
+                #"<testsuites name="gmemctl conformance" tests="\#(tests)" failures="\#(failures)" errors="0" skipped="\#(run.skipped)" time="\#(time)">"#,
+                #"  <testsuite name="\#(xml("\(run.host) against \(run.profile)"))" tests="\#(tests)" failures="\#(failures)" errors="0" skipped="\#(run.skipped)" time="\#(time)">"#,
+                "    <properties>",
+                #"      <property name="host" value="\#(xml(run.host))"/>"#,
+                #"      <property name="profile" value="\#(xml(run.profile))"/>"#,
+            ] + run.deviations.map { #"      <property name="deviation" value="\#(xml($0))"/>"# } + [
+                "    </properties>"
+            ]
         if let profile {
             lines.append(#"    <testcase classname="profile" name="\#(xml(profile.name))" time="0.000">"#)
             if !profile.deviations.isEmpty {
                 let message = "the host deviates from \(run.profile) in \(profile.deviations.count) way(s)"
-                lines.append(#"      <failure type="deviation" message="\#(xml(message))">\#(xml(profile.deviations.joined(separator: "\n")))</failure>"#)
+                lines.append(
+                    #"      <failure type="deviation" message="\#(xml(message))">\#(xml(profile.deviations.joined(separator: "\n")))</failure>"#
+                )
             }
             lines.append("    </testcase>")
         }
         for result in run.results {
             let family = result.testCase.source.family
-            lines.append(#"    <testcase classname="\#(xml(family))" name="\#(xml(result.testCase.id))" time="\#(seconds(result.seconds))">"#)
+            lines.append(
+                #"    <testcase classname="\#(xml(family))" name="\#(xml(result.testCase.id))" time="\#(seconds(result.seconds))">"#
+            )
             switch result.status {
             case .ok:
                 break
@@ -105,7 +117,9 @@ public enum ConformanceReport {
                 lines.append(#"      <skipped message="\#(xml(reason))"/>"#)
             case .notOK(let failure):
                 let body = (failureLines(failure) + ["", ConformanceSuite.table(result)]).joined(separator: "\n")
-                lines.append(#"      <failure type="\#(failure.kind.rawValue)" message="\#(xml(failure.summary))">\#(xml(body))</failure>"#)
+                lines.append(
+                    #"      <failure type="\#(failure.kind.rawValue)" message="\#(xml(failure.summary))">\#(xml(body))</failure>"#
+                )
             }
             lines.append("    </testcase>")
         }
@@ -165,19 +179,23 @@ public enum ConformanceReport {
                 reason = why
             case .notOK(let broken):
                 status = "not ok"
-                failure = JSONFailure(kind: broken.kind.rawValue, step: broken.step, call: broken.label,
-                                      expected: broken.expected.description, observed: broken.observed.description,
-                                      otherDeviations: broken.otherDeviations)
+                failure = JSONFailure(
+                    kind: broken.kind.rawValue, step: broken.step, call: broken.label,
+                    expected: broken.expected.description, observed: broken.observed.description,
+                    otherDeviations: broken.otherDeviations)
             }
-            return JSONCase(id: result.testCase.id, rule: result.testCase.rule, source: result.testCase.source.description,
-                            sourceFamily: result.testCase.source.family, status: status, reason: reason, failure: failure,
-                            steps: result.testCase.steps.count, seconds: (result.seconds * 1000).rounded() / 1000)
+            return JSONCase(
+                id: result.testCase.id, rule: result.testCase.rule, source: result.testCase.source.description,
+                sourceFamily: result.testCase.source.family, status: status, reason: reason, failure: failure,
+                steps: result.testCase.steps.count, seconds: (result.seconds * 1000).rounded() / 1000)
         }
-        let document = JSONRun(host: run.host, profile: run.profile, profileMatchesHost: run.profileMatchesHost,
-                               profilePinned: run.profilePinned, deviations: run.deviations, succeeded: run.succeeded,
-                               summary: JSONSummary(total: run.results.count, passed: run.passed, failed: run.failed,
-                                                    skipped: run.skipped),
-                               cases: cases)
+        let document = JSONRun(
+            host: run.host, profile: run.profile, profileMatchesHost: run.profileMatchesHost,
+            profilePinned: run.profilePinned, deviations: run.deviations, succeeded: run.succeeded,
+            summary: JSONSummary(
+                total: run.results.count, passed: run.passed, failed: run.failed,
+                skipped: run.skipped),
+            cases: cases)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         return String(decoding: try encoder.encode(document), as: UTF8.self)
@@ -201,9 +219,11 @@ public enum ConformanceReport {
             }
         }
         let seconds = run.results.reduce(0) { $0 + $1.seconds }
-        lines.append("\(run.results.count) cases: \(run.passed) ok, \(run.failed) not ok, \(run.skipped) skipped"
-                     + (run.deviations.isEmpty || !run.profilePinned ? "" : ", \(run.deviations.count) deviation(s) from the profile")
-                     + String(format: " (%.1f s)", seconds))
+        lines.append(
+            "\(run.results.count) cases: \(run.passed) ok, \(run.failed) not ok, \(run.skipped) skipped"
+                + (run.deviations.isEmpty || !run.profilePinned
+                    ? "" : ", \(run.deviations.count) deviation(s) from the profile")
+                + String(format: " (%.1f s)", seconds))
         return lines.joined(separator: "\n")
     }
 }

@@ -49,11 +49,14 @@ public indirect enum ConformanceStep: Sendable, Hashable, CustomStringConvertibl
     case createGmem(Int, vm: ConformanceFd, size: UInt64, flags: UInt64)
     case createMemfd(Int, size: UInt64, hugePageSize: UInt64? = nil)
     /// `fd == nil`: anonymous memory.
-    case mmap(Int, fd: ConformanceFd?, length: UInt64, offset: UInt64 = 0, shared: Bool = true, hugePageSize: UInt64? = nil)
+    case mmap(
+        Int, fd: ConformanceFd?, length: UInt64, offset: UInt64 = 0, shared: Bool = true, hugePageSize: UInt64? = nil)
     case munmap(ConformanceAddress, length: UInt64)
     /// `KVM_SET_USER_MEMORY_REGION2`; `gmem` is written into `guest_memfd` (as its fd number).
-    case region(vm: Int, slot: UInt32, flags: UInt32, gpa: UInt64, size: UInt64, uaddr: ConformanceAddress, gmem: ConformanceFd? = nil,
-                offset: UInt64 = 0)
+    case region(
+        vm: Int, slot: UInt32, flags: UInt32, gpa: UInt64, size: UInt64, uaddr: ConformanceAddress,
+        gmem: ConformanceFd? = nil,
+        offset: UInt64 = 0)
     case fallocate(ConformanceFd, mode: Int32, offset: UInt64, length: UInt64)
     /// Writes `count` bytes of `byte`.
     case write(ConformanceAddress, byte: UInt8, count: Int)
@@ -74,15 +77,19 @@ public indirect enum ConformanceStep: Sendable, Hashable, CustomStringConvertibl
         switch self {
         case .checkExtension(let cap, let vm): return "CHECK_EXTENSION(\(cap)) on \(vm.map { "vm\($0)" } ?? "/dev/kvm")"
         case .createVM(let n, let type): return "vm\(n) = CREATE_VM(type \(type))"
-        case .createGmem(let n, let vm, let size, let flags): return "file\(n) = CREATE_GUEST_MEMFD(\(vm), size \(hex(size)), flags \(hex(flags)))"
+        case .createGmem(let n, let vm, let size, let flags):
+            return "file\(n) = CREATE_GUEST_MEMFD(\(vm), size \(hex(size)), flags \(hex(flags)))"
         case .createMemfd(let n, let size, let huge):
             return "file\(n) = memfd_create(size \(hex(size))\(huge.map { ", MFD_HUGETLB \(hex($0))" } ?? ""))"
         case .mmap(let n, let fd, let length, let offset, let shared, let huge):
-            return "map\(n) = mmap(\(fd.map(\.description) ?? "anon"), \(hex(length)), off \(hex(offset)), \(shared ? "SHARED" : "PRIVATE")\(huge.map { ", HUGETLB \(hex($0))" } ?? ""))"
+            return
+                "map\(n) = mmap(\(fd.map(\.description) ?? "anon"), \(hex(length)), off \(hex(offset)), \(shared ? "SHARED" : "PRIVATE")\(huge.map { ", HUGETLB \(hex($0))" } ?? ""))"
         case .munmap(let address, let length): return "munmap(\(address), \(hex(length)))"
         case .region(let vm, let slot, let flags, let gpa, let size, let uaddr, let gmem, let offset):
-            return "REGION2(vm\(vm), slot \(hex(UInt64(slot))), flags \(hex(UInt64(flags))), gpa \(hex(gpa)), size \(hex(size)), uaddr \(uaddr)\(gmem.map { ", gmem \($0)+\(hex(offset))" } ?? ""))"
-        case .fallocate(let fd, let mode, let offset, let length): return "fallocate(\(fd), mode \(hex(UInt64(mode))), \(hex(offset)), \(hex(length)))"
+            return
+                "REGION2(vm\(vm), slot \(hex(UInt64(slot))), flags \(hex(UInt64(flags))), gpa \(hex(gpa)), size \(hex(size)), uaddr \(uaddr)\(gmem.map { ", gmem \($0)+\(hex(offset))" } ?? ""))"
+        case .fallocate(let fd, let mode, let offset, let length):
+            return "fallocate(\(fd), mode \(hex(UInt64(mode))), \(hex(offset)), \(hex(length)))"
         case .write(let address, let byte, let count): return "write(\(address), \(count) x \(hex(UInt64(byte))))"
         case .read(let address, let count): return "read(\(address), \(count))"
         case .setAttributes(let vm, let address, let size, let attributes, let flags):
@@ -127,7 +134,9 @@ public enum ConformanceOutcome: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Pattern of a read that returns `count` bytes of `byte`.
-    public static func filled(_ byte: UInt8, _ count: Int) -> ConformanceOutcome { readBytes([UInt8](repeating: byte, count: count)) }
+    public static func filled(_ byte: UInt8, _ count: Int) -> ConformanceOutcome {
+        readBytes([UInt8](repeating: byte, count: count))
+    }
 
     public var description: String {
         switch self {
@@ -164,7 +173,10 @@ public final class StepRunner {
     public func run(_ steps: [ConformanceStep]) -> [(label: String, outcome: ConformanceOutcome)] {
         var results = steps.map { (label: $0.description, outcome: perform($0)) }
         for (index, mapping) in mappings.sorted(by: { $0.key < $1.key }) where !touchedMappings.contains(index) {
-            let outcome = capture { () throws(KernelError) in ConformanceOutcome.value(Int64(try kernel.residentPages(address: mapping.address, length: mapping.length))) }
+            let outcome = capture { () throws(KernelError) in
+                ConformanceOutcome.value(
+                    Int64(try kernel.residentPages(address: mapping.address, length: mapping.length)))
+            }
             results.append((label: "end: resident pages of map\(index)", outcome: outcome))
         }
         return results
@@ -210,7 +222,9 @@ public final class StepRunner {
         case .expect(let inner, _):
             return perform(inner)
         case .checkExtension(let cap, let vm):
-            return capture { () throws(KernelError) in .value(try kernel.checkExtension(cap, vm: vm.map { fd(.vm($0)) })) }
+            return capture { () throws(KernelError) in
+                .value(try kernel.checkExtension(cap, vm: vm.map { fd(.vm($0)) }))
+            }
         case .createVM(let n, let type):
             return capture { () throws(KernelError) in
                 vms[n] = opened(try kernel.createVM(type: type))
@@ -228,7 +242,8 @@ public final class StepRunner {
             }
         case .mmap(let n, let file, let length, let offset, let shared, let huge):
             return capture { () throws(KernelError) in
-                let address = try kernel.mmap(fd: file.map { fd($0) }, length: length, offset: offset, shared: shared, hugePageSize: huge)
+                let address = try kernel.mmap(
+                    fd: file.map { fd($0) }, length: length, offset: offset, shared: shared, hugePageSize: huge)
                 mappings[n] = (address, length)
                 return .ok
             }
@@ -239,8 +254,9 @@ public final class StepRunner {
                 return .ok
             }
         case .region(let vm, let slot, let flags, let gpa, let size, let uaddr, let gmem, let offset):
-            let region = MemoryRegion2(slot: slot, flags: flags, guestPhysAddr: gpa, memorySize: size, userspaceAddr: address(uaddr),
-                                       guestMemfdOffset: offset, guestMemfd: gmem.map { UInt32(bitPattern: fd($0)) } ?? 0)
+            let region = MemoryRegion2(
+                slot: slot, flags: flags, guestPhysAddr: gpa, memorySize: size, userspaceAddr: address(uaddr),
+                guestMemfdOffset: offset, guestMemfd: gmem.map { UInt32(bitPattern: fd($0)) } ?? 0)
             return capture { () throws(KernelError) in
                 try kernel.setUserMemoryRegion2(vm: fd(.vm(vm)), region)
                 return .ok
@@ -256,10 +272,13 @@ public final class StepRunner {
                 return .ok
             }
         case .read(let symbol, let count):
-            return capture { () throws(KernelError) in .readBytes(try kernel.read(address: address(symbol), count: count)) }
+            return capture { () throws(KernelError) in
+                .readBytes(try kernel.read(address: address(symbol), count: count))
+            }
         case .setAttributes(let vm, let at, let size, let attributes, let flags):
             return capture { () throws(KernelError) in
-                try kernel.setMemoryAttributes(vm: fd(vm), address: at, size: size, attributes: attributes, flags: flags)
+                try kernel.setMemoryAttributes(
+                    vm: fd(vm), address: at, size: size, attributes: attributes, flags: flags)
                 return .ok
             }
         case .gmemConvert(let file, let offset, let size, let toPrivate):
@@ -269,7 +288,8 @@ public final class StepRunner {
             }
         case .attributes2(let file, let offset, let size, let attributes, let flags):
             return capture { () throws(KernelError) in
-                try kernel.setMemoryAttributes2(gmem: fd(file), offset: offset, size: size, attributes: attributes, flags: flags)
+                try kernel.setMemoryAttributes2(
+                    gmem: fd(file), offset: offset, size: size, attributes: attributes, flags: flags)
                 return .ok
             }
         case .madvise(let symbol, let length, let advice):
@@ -278,7 +298,9 @@ public final class StepRunner {
                 return .ok
             }
         case .mincore(let symbol, let length):
-            return capture { () throws(KernelError) in .value(Int64(try kernel.residentPages(address: address(symbol), length: length))) }
+            return capture { () throws(KernelError) in
+                .value(Int64(try kernel.residentPages(address: address(symbol), length: length)))
+            }
         case .close(let symbol):
             let number = fd(symbol)
             return capture { () throws(KernelError) in
@@ -289,4 +311,3 @@ public final class StepRunner {
         }
     }
 }
-

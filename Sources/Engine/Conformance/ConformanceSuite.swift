@@ -2,6 +2,7 @@ import Config
 import GmemCore
 import GmemKVM
 import GmemSimulator
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -144,8 +145,10 @@ public enum ConformanceSuite {
         return reference
     }
 
-    public static func run(_ cases: [ConformanceCase], on target: ConformanceTarget, profile: Capabilities,
-                           pinned: Bool, clock: () -> Double = monotonicSeconds) -> ConformanceRun {
+    public static func run(
+        _ cases: [ConformanceCase], on target: ConformanceTarget, profile: Capabilities,
+        pinned: Bool, clock: () -> Double = monotonicSeconds
+    ) -> ConformanceRun {
         let reference = reference(profile, host: target.capabilities)
         let deviations = ProfileDeviation.between(host: target.capabilities, profile: profile)
         let results = cases.map { testCase in
@@ -153,14 +156,17 @@ public enum ConformanceSuite {
             let result = run(testCase, on: target, reference: reference, hostMatchesProfile: deviations.isEmpty)
             return CaseResult(testCase: testCase, status: result.status, steps: result.steps, seconds: clock() - start)
         }
-        return ConformanceRun(host: target.label, profile: profile.name, profileMatchesHost: deviations.isEmpty,
-                              profilePinned: pinned, deviations: deviations, results: results)
+        return ConformanceRun(
+            host: target.label, profile: profile.name, profileMatchesHost: deviations.isEmpty,
+            profilePinned: pinned, deviations: deviations, results: results)
     }
 
     /// One case: skipped when the host lacks what it needs, else run on both kernels, each in its own VM and
     /// files, all released afterwards.
-    public static func run(_ testCase: ConformanceCase, on target: ConformanceTarget, reference: Capabilities,
-                           hostMatchesProfile: Bool = true) -> (status: CaseStatus, steps: [StepResult]) {
+    public static func run(
+        _ testCase: ConformanceCase, on target: ConformanceTarget, reference: Capabilities,
+        hostMatchesProfile: Bool = true
+    ) -> (status: CaseStatus, steps: [StepResult]) {
         if let reason = testCase.skipReason(on: target.capabilities, hostMatchesProfile: hostMatchesProfile) {
             return (.skip(reason), [])
         }
@@ -179,10 +185,12 @@ public enum ConformanceSuite {
         for index in 0..<max(observed.count, simulated.count) {
             let host = index < observed.count ? observed[index] : nil
             let sim = index < simulated.count ? simulated[index] : nil
-            steps.append(StepResult(index: index + 1, label: host?.label ?? sim?.label ?? "?",
-                                    observed: host?.outcome ?? .bytes("(no step)"),
-                                    simulator: sim?.outcome ?? .bytes("(no step)"),
-                                    expected: index < documented.count ? documented[index] : nil))
+            steps.append(
+                StepResult(
+                    index: index + 1, label: host?.label ?? sim?.label ?? "?",
+                    observed: host?.outcome ?? .bytes("(no step)"),
+                    simulator: sim?.outcome ?? .bytes("(no step)"),
+                    expected: index < documented.count ? documented[index] : nil))
         }
         return (status(of: steps), steps)
     }
@@ -192,12 +200,16 @@ public enum ConformanceSuite {
         let differing = steps.filter { $0.meetsRule && !$0.matchesSimulator }
         let others = broken.count + differing.count - 1
         if let first = broken.first, let expected = first.expected {
-            return .notOK(CaseFailure(kind: .rule, step: first.index, label: first.label, expected: expected,
-                                      observed: first.observed, otherDeviations: others))
+            return .notOK(
+                CaseFailure(
+                    kind: .rule, step: first.index, label: first.label, expected: expected,
+                    observed: first.observed, otherDeviations: others))
         }
         if let first = differing.first {
-            return .notOK(CaseFailure(kind: .simulator, step: first.index, label: first.label, expected: first.simulator,
-                                      observed: first.observed, otherDeviations: others))
+            return .notOK(
+                CaseFailure(
+                    kind: .simulator, step: first.index, label: first.label, expected: first.simulator,
+                    observed: first.observed, otherDeviations: others))
         }
         return .ok
     }
@@ -210,12 +222,15 @@ public enum ConformanceSuite {
             text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
         }
         let labelWidth = min(100, steps.map(\.label.count).max() ?? 10)
-        var lines = ["case \(id):",
-                     "  #   \(pad("step", labelWidth))  \(pad("host", 22))  \(pad("simulator", 22))  documented"]
+        var lines = [
+            "case \(id):",
+            "  #   \(pad("step", labelWidth))  \(pad("host", 22))  \(pad("simulator", 22))  documented",
+        ]
         for step in steps {
             let marker = !step.meetsRule ? "<<< differs from the rule" : (!step.matchesSimulator ? "<<< MISMATCH" : "")
-            lines.append("  \(pad(String(step.index), 3)) \(pad(step.label, labelWidth))  \(pad(step.observed.description, 22))  "
-                         + "\(pad(step.simulator.description, 22))  \(pad(step.expected?.description ?? "", 10)) \(marker)")
+            lines.append(
+                "  \(pad(String(step.index), 3)) \(pad(step.label, labelWidth))  \(pad(step.observed.description, 22))  "
+                    + "\(pad(step.simulator.description, 22))  \(pad(step.expected?.description ?? "", 10)) \(marker)")
         }
         return lines.joined(separator: "\n")
     }
@@ -231,26 +246,36 @@ public enum ProfileDeviation {
                 continue
             }
             if offered.guestMemfd != type.guestMemfd {
-                deviations.append("guest_memfd on \(type.vmType.rawValue) VMs: profile \(type.guestMemfd ? "yes" : "no"), host \(offered.guestMemfd ? "yes" : "no")")
+                deviations.append(
+                    "guest_memfd on \(type.vmType.rawValue) VMs: profile \(type.guestMemfd ? "yes" : "no"), host \(offered.guestMemfd ? "yes" : "no")"
+                )
             }
             if offered.guestMemfdFlags != type.guestMemfdFlags {
-                deviations.append("KVM_CAP_GUEST_MEMFD_FLAGS on \(type.vmType.rawValue) VMs: profile \(type.guestMemfdFlags), host \(offered.guestMemfdFlags)")
+                deviations.append(
+                    "KVM_CAP_GUEST_MEMFD_FLAGS on \(type.vmType.rawValue) VMs: profile \(type.guestMemfdFlags), host \(offered.guestMemfdFlags)"
+                )
             }
             if offered.memoryAttributes != type.memoryAttributes {
-                deviations.append("KVM_CAP_MEMORY_ATTRIBUTES on \(type.vmType.rawValue) VMs: profile \(type.memoryAttributes), host \(offered.memoryAttributes)")
+                deviations.append(
+                    "KVM_CAP_MEMORY_ATTRIBUTES on \(type.vmType.rawValue) VMs: profile \(type.memoryAttributes), host \(offered.memoryAttributes)"
+                )
             }
         }
         for type in host.vmTypes where profile.vmType(type.vmType) == nil {
             deviations.append("VM type \(type.vmType.rawValue) present, the profile has none")
         }
         let named: [(UInt32, String)] = [
-            (KVMConstants.capUserMemory2, "KVM_CAP_USER_MEMORY2"), (KVMConstants.capMemoryAttributes, "KVM_CAP_MEMORY_ATTRIBUTES"),
+            (KVMConstants.capUserMemory2, "KVM_CAP_USER_MEMORY2"),
+            (KVMConstants.capMemoryAttributes, "KVM_CAP_MEMORY_ATTRIBUTES"),
             (KVMConstants.capGuestMemfd, "KVM_CAP_GUEST_MEMFD"), (KVMConstants.capVMTypes, "KVM_CAP_VM_TYPES"),
-            (KVMConstants.capPreFaultMemory, "KVM_CAP_PRE_FAULT_MEMORY"), (KVMConstants.capGuestMemfdFlags, "KVM_CAP_GUEST_MEMFD_FLAGS"),
+            (KVMConstants.capPreFaultMemory, "KVM_CAP_PRE_FAULT_MEMORY"),
+            (KVMConstants.capGuestMemfdFlags, "KVM_CAP_GUEST_MEMFD_FLAGS"),
             (KVMConstants.capNrMemslots, "KVM_CAP_NR_MEMSLOTS"),
         ]
         for (number, name) in named where host.systemExtension(number) != profile.systemExtension(number) {
-            deviations.append("\(name) (\(number)) at system scope: profile \(profile.systemExtension(number)), host \(host.systemExtension(number))")
+            deviations.append(
+                "\(name) (\(number)) at system scope: profile \(profile.systemExtension(number)), host \(host.systemExtension(number))"
+            )
         }
         return deviations
     }
@@ -273,9 +298,11 @@ public enum ConformanceError: Error, CustomStringConvertible {
     public var description: String {
         switch self {
         case .unknownHost(let text): return "--host takes kvm or sim:PROFILE, not \(text)"
-        case .unknownProfile(let name): return "unknown profile \(name); known: \(Profiles.names.joined(separator: ", "))"
+        case .unknownProfile(let name):
+            return "unknown profile \(name); known: \(Profiles.names.joined(separator: ", "))"
         case .kvmUnavailable(let error): return "cannot use /dev/kvm: \(error)"
-        case .noMatchingProfile: return "no built-in profile matches this host; name the one to check against with --profile"
+        case .noMatchingProfile:
+            return "no built-in profile matches this host; name the one to check against with --profile"
         }
     }
 }
@@ -284,8 +311,11 @@ extension ConformanceSuite {
     /// Opens the host of a run: `kvm` (probed, with this machine's hugetlb pools) or `sim:PROFILE`, and the
     /// profile it is checked against: `profile` (pinned), else the one the host matches, else the nearest one
     /// (fewest deviations).
-    public static func open(host: String, profile: String?) throws(ConformanceError)
-        -> (target: ConformanceTarget, profile: Capabilities, pinned: Bool) {
+    public static func open(
+        host: String, profile: String?
+    ) throws(ConformanceError)
+        -> (target: ConformanceTarget, profile: Capabilities, pinned: Bool)
+    {
         let target: ConformanceTarget
         let matched: Capabilities?
         if host == "kvm" {
@@ -293,20 +323,23 @@ extension ConformanceSuite {
             let capabilities: Capabilities
             do {
                 kernel = try KVMKernel()
-                capabilities = try CapabilityProbe.probe(kernel, hugepageDirectory: HugepagePools.defaultDirectory,
-                                                         hostFacts: HostFacts.read())
+                capabilities = try CapabilityProbe.probe(
+                    kernel, hugepageDirectory: HugepagePools.defaultDirectory,
+                    hostFacts: HostFacts.read())
             } catch {
                 throw .kvmUnavailable(error)
             }
-            target = ConformanceTarget(label: "kvm (\(kernel.devicePath))", kernel: kernel, deviceFd: kernel.systemFd,
-                                       capabilities: capabilities)
+            target = ConformanceTarget(
+                label: "kvm (\(kernel.devicePath))", kernel: kernel, deviceFd: kernel.systemFd,
+                capabilities: capabilities)
             matched = CapabilityProbe.matchingProfile(capabilities)
         } else if host.hasPrefix("sim:") {
             let name = String(host.dropFirst(4))
             guard let simulated = Profiles.named(name) else { throw .unknownProfile(name) }
             let kernel = SimulatedKernel(capabilities: simulated)
-            target = ConformanceTarget(label: "sim:\(name)", kernel: kernel, deviceFd: kernel.deviceDescriptor,
-                                       capabilities: simulated)
+            target = ConformanceTarget(
+                label: "sim:\(name)", kernel: kernel, deviceFd: kernel.deviceDescriptor,
+                capabilities: simulated)
             matched = simulated
         } else {
             throw .unknownHost(host)

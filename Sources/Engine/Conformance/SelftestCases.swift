@@ -65,26 +65,35 @@ public enum SelftestCases {
         let requirements: [CaseRequirement] = vmType == .default ? [] : [.vmType(vmType)]
         let vm: [ConformanceStep] = [.createVM(0, type: vmType.kvmValue).expecting(.ok)]
         func make(_ name: String, _ variant: String, _ rule: String, _ steps: [ConformanceStep]) -> ConformanceCase {
-            ConformanceCase(id: "selftest/guest_memfd_test/\(name)/\(vmType.rawValue)/\(variant)", rule: rule,
-                            source: .selftest(file: file, testCase: "test_\(name)"), profiles: [],
-                            requirements: requirements, steps: vm + steps)
+            ConformanceCase(
+                id: "selftest/guest_memfd_test/\(name)/\(vmType.rawValue)/\(variant)", rule: rule,
+                source: .selftest(file: file, testCase: "test_\(name)"), profiles: [],
+                requirements: requirements, steps: vm + steps)
         }
         var result = [
             // The driver: like the selftest's TEST_REQUIRE(KVM_CAP_GUEST_MEMFD), it needs a guest_memfd.
-            make("guest_memfd", "valid-\(validFlags)", "a VM of the type takes a guest_memfd and reports its guest_memfd flags",
-                 [.createGmem(0, vm: .vm(0), size: page, flags: 0).expecting(.ok),
-                  .checkExtension(KVMConstants.capGuestMemfdFlags, vm: 0).expecting(.value(Int64(validFlags)))]),
-            make("guest_memfd_flags", "valid-\(validFlags)",
-                 "KVM_CREATE_GUEST_MEMFD accepts each flag the VM reports and refuses every other bit with EINVAL",
-                 (0..<64).map { bit in
-                     let flag: UInt64 = 1 << UInt64(bit)
-                     return .createGmem(bit, vm: .vm(0), size: page, flags: flag)
-                         .expecting(flag & validFlags != 0 ? .ok : .einval)
-                 }),
-            make("create_guest_memfd_multiple", "flags-0", "two guest_memfds of one VM are created independently",
-                 [.createGmem(0, vm: .vm(0), size: page, flags: 0).expecting(.ok),
-                  .createGmem(1, vm: .vm(0), size: 2 * page, flags: 0).expecting(.ok),
-                  .close(.file(1)).expecting(.ok), .close(.file(0)).expecting(.ok)]),
+            make(
+                "guest_memfd", "valid-\(validFlags)",
+                "a VM of the type takes a guest_memfd and reports its guest_memfd flags",
+                [
+                    .createGmem(0, vm: .vm(0), size: page, flags: 0).expecting(.ok),
+                    .checkExtension(KVMConstants.capGuestMemfdFlags, vm: 0).expecting(.value(Int64(validFlags))),
+                ]),
+            make(
+                "guest_memfd_flags", "valid-\(validFlags)",
+                "KVM_CREATE_GUEST_MEMFD accepts each flag the VM reports and refuses every other bit with EINVAL",
+                (0..<64).map { bit in
+                    let flag: UInt64 = 1 << UInt64(bit)
+                    return .createGmem(bit, vm: .vm(0), size: page, flags: flag)
+                        .expecting(flag & validFlags != 0 ? .ok : .einval)
+                }),
+            make(
+                "create_guest_memfd_multiple", "flags-0", "two guest_memfds of one VM are created independently",
+                [
+                    .createGmem(0, vm: .vm(0), size: page, flags: 0).expecting(.ok),
+                    .createGmem(1, vm: .vm(0), size: 2 * page, flags: 0).expecting(.ok),
+                    .close(.file(1)).expecting(.ok), .close(.file(0)).expecting(.ok),
+                ]),
         ]
         var flagSets: [UInt64] = [0]
         if validFlags & KVMConstants.gmemFlagMmap != 0 { flagSets.append(KVMConstants.gmemFlagMmap) }
@@ -103,79 +112,114 @@ public enum SelftestCases {
         let mmap = flags & KVMConstants.gmemFlagMmap != 0
         let initShared = flags & KVMConstants.gmemFlagInitShared != 0
         var cases: [(name: String, rule: String, steps: [ConformanceStep])] = [
-            ("create_guest_memfd_invalid_sizes", "a size that is not a multiple of the page size is EINVAL",
-             (1..<Int(page)).map { .createGmem($0, vm: .vm(0), size: UInt64($0), flags: flags).expecting(.einval) }),
+            (
+                "create_guest_memfd_invalid_sizes", "a size that is not a multiple of the page size is EINVAL",
+                (1..<Int(page)).map { .createGmem($0, vm: .vm(0), size: UInt64($0), flags: flags).expecting(.einval) }
+            )
         ]
         if mmap {
             if initShared {
-                cases.append(("mmap_supported", "a shared mapping reads what was written; a punched page reads zeros", [
-                    gmem,
-                    .mmap(0, fd: .file(0), length: size).expecting(.ok),
-                    .write(.mapping(0, 0), byte: 0xaa, count: Int(size)).expecting(.ok),
-                    .read(.mapping(0, 0), count: Int(size)).expecting(.filled(0xaa, Int(size))),
-                    .fallocate(.file(0), mode: punch, offset: 0, length: page).expecting(.ok),
-                    .read(.mapping(0, 0), count: Int(page)).expecting(.filled(0, Int(page))),
-                    .read(.mapping(0, page), count: Int(size - page)).expecting(.filled(0xaa, Int(size - page))),
-                    .write(.mapping(0, 0), byte: 0xaa, count: Int(page)).expecting(.ok),
-                    .read(.mapping(0, 0), count: Int(size)).expecting(.filled(0xaa, Int(size))),
-                    .munmap(.mapping(0, 0), length: size).expecting(.ok),
-                ]))
-                cases.append(("fault_overflow", "an access beyond the end of the file is SIGBUS; the bytes before it stay", [
-                    gmem,
-                    .mmap(0, fd: .file(0), length: 4 * size).expecting(.ok),
-                    .write(.mapping(0, 0), byte: 0xaa, count: Int(4 * size)).expecting(.sigbus),
-                    .read(.mapping(0, size), count: 1).expecting(.sigbus),
-                    .read(.mapping(0, 0), count: Int(size)).expecting(.filled(0xaa, Int(size))),
-                    .munmap(.mapping(0, 0), length: 4 * size).expecting(.ok),
-                ]))
+                cases.append(
+                    (
+                        "mmap_supported", "a shared mapping reads what was written; a punched page reads zeros",
+                        [
+                            gmem,
+                            .mmap(0, fd: .file(0), length: size).expecting(.ok),
+                            .write(.mapping(0, 0), byte: 0xaa, count: Int(size)).expecting(.ok),
+                            .read(.mapping(0, 0), count: Int(size)).expecting(.filled(0xaa, Int(size))),
+                            .fallocate(.file(0), mode: punch, offset: 0, length: page).expecting(.ok),
+                            .read(.mapping(0, 0), count: Int(page)).expecting(.filled(0, Int(page))),
+                            .read(.mapping(0, page), count: Int(size - page)).expecting(
+                                .filled(0xaa, Int(size - page))),
+                            .write(.mapping(0, 0), byte: 0xaa, count: Int(page)).expecting(.ok),
+                            .read(.mapping(0, 0), count: Int(size)).expecting(.filled(0xaa, Int(size))),
+                            .munmap(.mapping(0, 0), length: size).expecting(.ok),
+                        ]
+                    ))
+                cases.append(
+                    (
+                        "fault_overflow", "an access beyond the end of the file is SIGBUS; the bytes before it stay",
+                        [
+                            gmem,
+                            .mmap(0, fd: .file(0), length: 4 * size).expecting(.ok),
+                            .write(.mapping(0, 0), byte: 0xaa, count: Int(4 * size)).expecting(.sigbus),
+                            .read(.mapping(0, size), count: 1).expecting(.sigbus),
+                            .read(.mapping(0, 0), count: Int(size)).expecting(.filled(0xaa, Int(size))),
+                            .munmap(.mapping(0, 0), length: 4 * size).expecting(.ok),
+                        ]
+                    ))
                 // The selftest aligns the mapping to the PMD size with MAP_FIXED; the kernel interface maps
                 // where the kernel chooses, which does not change the rule: MADV_COLLAPSE is refused.
-                cases.append(("collapse", "MADV_HUGEPAGE is accepted, MADV_COLLAPSE is EINVAL, a refault after DONTNEED works", [
-                    .createGmem(0, vm: .vm(0), size: pmdSize, flags: flags).expecting(.ok),
-                    .mmap(0, fd: .file(0), length: pmdSize).expecting(.ok),
-                    .read(.mapping(0, 0), count: Int(pmdSize)).expecting(.filled(0, Int(pmdSize))),
-                    .madvise(.mapping(0, 0), length: pmdSize, advice: madvHugepage).expecting(.ok),
-                    .madvise(.mapping(0, 0), length: pmdSize, advice: madvCollapse).expecting(.einval),
-                    .madvise(.mapping(0, 0), length: pmdSize, advice: madvDontneed).expecting(.ok),
-                    .read(.mapping(0, 0), count: 1).expecting(.filled(0, 1)),
-                    .munmap(.mapping(0, 0), length: pmdSize).expecting(.ok),
-                ]))
+                cases.append(
+                    (
+                        "collapse",
+                        "MADV_HUGEPAGE is accepted, MADV_COLLAPSE is EINVAL, a refault after DONTNEED works",
+                        [
+                            .createGmem(0, vm: .vm(0), size: pmdSize, flags: flags).expecting(.ok),
+                            .mmap(0, fd: .file(0), length: pmdSize).expecting(.ok),
+                            .read(.mapping(0, 0), count: Int(pmdSize)).expecting(.filled(0, Int(pmdSize))),
+                            .madvise(.mapping(0, 0), length: pmdSize, advice: madvHugepage).expecting(.ok),
+                            .madvise(.mapping(0, 0), length: pmdSize, advice: madvCollapse).expecting(.einval),
+                            .madvise(.mapping(0, 0), length: pmdSize, advice: madvDontneed).expecting(.ok),
+                            .read(.mapping(0, 0), count: 1).expecting(.filled(0, 1)),
+                            .munmap(.mapping(0, 0), length: pmdSize).expecting(.ok),
+                        ]
+                    ))
             } else {
-                cases.append(("fault_private", "without INIT_SHARED every page is private: any host access is SIGBUS", [
-                    gmem,
-                    .mmap(0, fd: .file(0), length: size).expecting(.ok),
-                    .write(.mapping(0, 0), byte: 0xaa, count: Int(size)).expecting(.sigbus),
-                    .read(.mapping(0, 0), count: 1).expecting(.sigbus),
-                    .munmap(.mapping(0, 0), length: size).expecting(.ok),
-                ]))
+                cases.append(
+                    (
+                        "fault_private", "without INIT_SHARED every page is private: any host access is SIGBUS",
+                        [
+                            gmem,
+                            .mmap(0, fd: .file(0), length: size).expecting(.ok),
+                            .write(.mapping(0, 0), byte: 0xaa, count: Int(size)).expecting(.sigbus),
+                            .read(.mapping(0, 0), count: 1).expecting(.sigbus),
+                            .munmap(.mapping(0, 0), length: size).expecting(.ok),
+                        ]
+                    ))
             }
-            cases.append(("mmap_cow", "a MAP_PRIVATE (copy-on-write) mapping is refused with EINVAL",
-                          [gmem, .mmap(0, fd: .file(0), length: size, shared: false).expecting(.einval)]))
+            cases.append(
+                (
+                    "mmap_cow", "a MAP_PRIVATE (copy-on-write) mapping is refused with EINVAL",
+                    [gmem, .mmap(0, fd: .file(0), length: size, shared: false).expecting(.einval)]
+                ))
         } else {
-            cases.append(("mmap_not_supported", "a guest_memfd without MMAP cannot be mapped: ENODEV", [
-                gmem,
-                .mmap(0, fd: .file(0), length: page).expecting(.enodev),
-                .mmap(1, fd: .file(0), length: size).expecting(.enodev),
-            ]))
+            cases.append(
+                (
+                    "mmap_not_supported", "a guest_memfd without MMAP cannot be mapped: ENODEV",
+                    [
+                        gmem,
+                        .mmap(0, fd: .file(0), length: page).expecting(.enodev),
+                        .mmap(1, fd: .file(0), length: size).expecting(.enodev),
+                    ]
+                ))
         }
-        cases.append(("fallocate", "fallocate allocates inside the file only; punching at or beyond EOF succeeds", [
-            gmem,
-            .fallocate(.file(0), mode: keep, offset: 0, length: size).expecting(.ok),
-            .fallocate(.file(0), mode: punch, offset: page - 1, length: page).expecting(.einval),
-            .fallocate(.file(0), mode: keep, offset: size, length: page).expecting(.einval),
-            .fallocate(.file(0), mode: keep, offset: size + page, length: page).expecting(.einval),
-            .fallocate(.file(0), mode: punch, offset: size, length: page).expecting(.ok),
-            .fallocate(.file(0), mode: punch, offset: size + page, length: page).expecting(.ok),
-            .fallocate(.file(0), mode: punch, offset: page, length: page - 1).expecting(.einval),
-            .fallocate(.file(0), mode: punch, offset: page, length: page).expecting(.ok),
-            .fallocate(.file(0), mode: keep, offset: page, length: page).expecting(.ok),
-        ]))
+        cases.append(
+            (
+                "fallocate", "fallocate allocates inside the file only; punching at or beyond EOF succeeds",
+                [
+                    gmem,
+                    .fallocate(.file(0), mode: keep, offset: 0, length: size).expecting(.ok),
+                    .fallocate(.file(0), mode: punch, offset: page - 1, length: page).expecting(.einval),
+                    .fallocate(.file(0), mode: keep, offset: size, length: page).expecting(.einval),
+                    .fallocate(.file(0), mode: keep, offset: size + page, length: page).expecting(.einval),
+                    .fallocate(.file(0), mode: punch, offset: size, length: page).expecting(.ok),
+                    .fallocate(.file(0), mode: punch, offset: size + page, length: page).expecting(.ok),
+                    .fallocate(.file(0), mode: punch, offset: page, length: page - 1).expecting(.einval),
+                    .fallocate(.file(0), mode: punch, offset: page, length: page).expecting(.ok),
+                    .fallocate(.file(0), mode: keep, offset: page, length: page).expecting(.ok),
+                ]
+            ))
         let punches: [(UInt64, UInt64)] = [
             (0, 1), (0, page - 1), (0, page + 1), (1, 1), (1, page - 1), (1, page), (1, page + 1),
             (page, 1), (page, page - 1), (page, page + 1),
         ]
-        cases.append(("invalid_punch_hole", "PUNCH_HOLE with an offset or length that is not page aligned is EINVAL",
-                      [gmem] + punches.map { .fallocate(.file(0), mode: punch, offset: $0.0, length: $0.1).expecting(.einval) }))
+        cases.append(
+            (
+                "invalid_punch_hole", "PUNCH_HOLE with an offset or length that is not page aligned is EINVAL",
+                [gmem]
+                    + punches.map { .fallocate(.file(0), mode: punch, offset: $0.0, length: $0.1).expecting(.einval) }
+            ))
         return cases
     }
 }

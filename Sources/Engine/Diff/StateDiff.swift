@@ -24,7 +24,10 @@ public struct DiffEntry: Sendable, Hashable, Codable {
     /// For ranges: guest-physical windows where the difference is visible.
     public var gpaRanges: [String]
 
-    public init(change: Change, kind: Kind, name: String, expected: String? = nil, actual: String? = nil, gpaRanges: [String] = []) {
+    public init(
+        change: Change, kind: Kind, name: String, expected: String? = nil, actual: String? = nil,
+        gpaRanges: [String] = []
+    ) {
         self.change = change
         self.kind = kind
         self.name = name
@@ -47,15 +50,21 @@ public struct StateDiff: Sendable, Hashable, Codable {
         guest = desired.name
         entries = []
         guard observed.exists else {
-            entries.append(DiffEntry(change: .missing, kind: .vm, name: desired.name, expected: desired.vmType.rawValue))
+            entries.append(
+                DiffEntry(change: .missing, kind: .vm, name: desired.name, expected: desired.vmType.rawValue))
             for block in desired.blocks {
                 entries.append(DiffEntry(change: .missing, kind: .block, name: block.name, expected: describe(block)))
             }
             return
         }
-        replacements = observed.blocks.compactMap { BlockReplacement.needed(live: $0, observed: observed, desired: desired) }
+        replacements = observed.blocks.compactMap {
+            BlockReplacement.needed(live: $0, observed: observed, desired: desired)
+        }
         if let type = observed.vmType, type != desired.vmType {
-            entries.append(DiffEntry(change: .changed, kind: .vm, name: desired.name, expected: desired.vmType.rawValue, actual: type.rawValue))
+            entries.append(
+                DiffEntry(
+                    change: .changed, kind: .vm, name: desired.name, expected: desired.vmType.rawValue,
+                    actual: type.rawValue))
         }
         let addressMap = observed.addressMap
         for block in desired.blocks {
@@ -64,25 +73,37 @@ public struct StateDiff: Sendable, Hashable, Codable {
                 continue
             }
             if !Planner.sameObjects(live: live, desired: block, conversion: desired.conversion) {
-                entries.append(DiffEntry(change: .changed, kind: .block, name: block.name, expected: describe(block), actual: describe(live)))
+                entries.append(
+                    DiffEntry(
+                        change: .changed, kind: .block, name: block.name, expected: describe(block),
+                        actual: describe(live)))
                 continue
             }
             let wanted = Set(desired.mappings.filter { $0.block == block.name })
             let present = Set(observed.memslots.map(\.mapping).filter { $0.block == block.name })
             for mapping in desired.mappings where mapping.block == block.name && !present.contains(mapping) {
-                entries.append(DiffEntry(change: .missing, kind: .mapping, name: block.name, expected: describe(mapping)))
+                entries.append(
+                    DiffEntry(change: .missing, kind: .mapping, name: block.name, expected: describe(mapping)))
             }
-            for memslot in observed.memslots where memslot.mapping.block == block.name && !wanted.contains(memslot.mapping) {
-                entries.append(DiffEntry(change: .extra, kind: .mapping, name: block.name, actual: "slot \(memslot.slot): " + describe(memslot.mapping)))
+            for memslot in observed.memslots
+            where memslot.mapping.block == block.name && !wanted.contains(memslot.mapping) {
+                entries.append(
+                    DiffEntry(
+                        change: .extra, kind: .mapping, name: block.name,
+                        actual: "slot \(memslot.slot): " + describe(memslot.mapping)))
             }
             guard wanted == present, let target = desired.blockLayouts[block.name] else { continue }
             for transition in Layout.transitions(from: live.layout, to: target) {
                 let windows = addressMap.gpaRanges(block: block.name, offsets: transition.range)
                     .map { "\(hex($0.gpaRange.lowerBound))-\(hex($0.gpaRange.upperBound - 1))" }
-                entries.append(DiffEntry(change: .changed, kind: .range,
-                                         name: "\(block.name)[\(hex(transition.range.lowerBound))-\(hex(transition.range.upperBound - 1))]",
-                                         expected: transition.to?.rawValue ?? "unmapped", actual: transition.from?.rawValue ?? "unmapped",
-                                         gpaRanges: windows))
+                entries.append(
+                    DiffEntry(
+                        change: .changed, kind: .range,
+                        name:
+                            "\(block.name)[\(hex(transition.range.lowerBound))-\(hex(transition.range.upperBound - 1))]",
+                        expected: transition.to?.rawValue ?? "unmapped",
+                        actual: transition.from?.rawValue ?? "unmapped",
+                        gpaRanges: windows))
             }
         }
         let desiredNames = Set(desired.blocks.map(\.name))

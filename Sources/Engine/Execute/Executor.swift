@@ -1,4 +1,5 @@
 import Config
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -25,8 +26,10 @@ public struct Executor {
     public var retryDelayMicroseconds: UInt32
     public var progress: (@Sendable (_ done: Int, _ total: Int, _ operation: PlanOperation) -> Void)?
 
-    public init(maxRetries: Int = 5, retryDelayMicroseconds: UInt32 = 1_000,
-                progress: (@Sendable (Int, Int, PlanOperation) -> Void)? = nil) {
+    public init(
+        maxRetries: Int = 5, retryDelayMicroseconds: UInt32 = 1_000,
+        progress: (@Sendable (Int, Int, PlanOperation) -> Void)? = nil
+    ) {
         self.maxRetries = maxRetries
         self.retryDelayMicroseconds = retryDelayMicroseconds
         self.progress = progress
@@ -73,7 +76,9 @@ public struct Executor {
         return report
     }
 
-    private func performWithRetry(_ operation: PlanOperation, on runtime: GuestRuntime, report: inout ApplyReport) throws(ExecutionError) {
+    private func performWithRetry(
+        _ operation: PlanOperation, on runtime: GuestRuntime, report: inout ApplyReport
+    ) throws(ExecutionError) {
         var attempt = 0
         while true {
             do {

@@ -58,14 +58,17 @@ public final class GuestRuntime {
         } catch let error as ExecutionError {
             throw error
         } catch let error as KernelError {
-            throw ExecutionError(operation: operation, kernelError: error, message: KernelErrorExplainer.explain(operation, error))
+            throw ExecutionError(
+                operation: operation, kernelError: error, message: KernelErrorExplainer.explain(operation, error))
         } catch {
             throw ExecutionError(operation: operation, message: "\(operation.call) failed: \(error)")
         }
     }
 
     private func vmFD(for operation: PlanOperation) throws -> Int32 {
-        guard let fd = state.vmFD else { throw ExecutionError(operation: operation, message: "no VM exists for guest \(state.name)") }
+        guard let fd = state.vmFD else {
+            throw ExecutionError(operation: operation, message: "no VM exists for guest \(state.name)")
+        }
         return fd
     }
 
@@ -113,13 +116,16 @@ public final class GuestRuntime {
         var block = LiveBlock(name: name, size: size, backend: .legacy(backing), guestMemfdFlags: 0)
         if backing.source != .anonymous {
             let hugePage = backing.source == .hugetlb ? backing.pageSize : nil
-            block.sharedFD = try kernel.createMemfd(name: "gmemctl:\(state.name):\(name)", size: size, hugePageSize: hugePage)
+            block.sharedFD = try kernel.createMemfd(
+                name: "gmemctl:\(state.name):\(name)", size: size, hugePageSize: hugePage)
         }
         state.blocks.append(block)
     }
 
-    private func createGuestMemfd(_ name: String, size: UInt64, flags: UInt64, backend: ResolvedBackend,
-                                  for operation: PlanOperation) throws {
+    private func createGuestMemfd(
+        _ name: String, size: UInt64, flags: UInt64, backend: ResolvedBackend,
+        for operation: PlanOperation
+    ) throws {
         let fd = try kernel.createGuestMemfd(vm: try vmFD(for: operation), size: size, flags: flags)
         if state.block(named: name) == nil {
             state.blocks.append(LiveBlock(name: name, size: size, backend: backend, guestMemfdFlags: flags))
@@ -134,29 +140,38 @@ public final class GuestRuntime {
         let block = try liveBlock(name, for: operation)
         switch memory {
         case .guestMemfd:
-            guard let fd = block.guestMemfd else { throw ExecutionError(operation: operation, message: "block \(name) has no guest_memfd") }
+            guard let fd = block.guestMemfd else {
+                throw ExecutionError(operation: operation, message: "block \(name) has no guest_memfd")
+            }
             let address = try kernel.mmap(fd: fd, length: size, offset: 0, shared: true, hugePageSize: nil)
             state.updateBlock(name) { $0.guestMemfdAddress = address }
         case .sharedBacking:
             // Anonymous backings are private anonymous memory, as QEMU's default RAM.
-            let address = try kernel.mmap(fd: block.sharedFD, length: size, offset: 0, shared: block.sharedFD != nil, hugePageSize: nil)
+            let address = try kernel.mmap(
+                fd: block.sharedFD, length: size, offset: 0, shared: block.sharedFD != nil, hugePageSize: nil)
             state.updateBlock(name) { $0.sharedAddress = address }
         }
     }
 
-    private func bindMemslot(_ slot: UInt32, mapping: Mapping, memory: HostMemory,
-                             for operation: PlanOperation) throws {
+    private func bindMemslot(
+        _ slot: UInt32, mapping: Mapping, memory: HostMemory,
+        for operation: PlanOperation
+    ) throws {
         let block = try liveBlock(mapping.block, for: operation)
         guard let gmem = block.guestMemfd else {
             throw ExecutionError(operation: operation, message: "block \(mapping.block) has no guest_memfd")
         }
         let base = memory == .guestMemfd ? block.guestMemfdAddress : block.sharedAddress
-        guard let base else { throw ExecutionError(operation: operation, message: "block \(mapping.block) has no host mapping") }
-        let region = MemoryRegion2(slot: slot, flags: KVMConstants.memGuestMemfd, guestPhysAddr: mapping.gpa,
-                                   memorySize: mapping.size, userspaceAddr: base + mapping.offset,
-                                   guestMemfdOffset: mapping.offset, guestMemfd: UInt32(bitPattern: gmem))
+        guard let base else {
+            throw ExecutionError(operation: operation, message: "block \(mapping.block) has no host mapping")
+        }
+        let region = MemoryRegion2(
+            slot: slot, flags: KVMConstants.memGuestMemfd, guestPhysAddr: mapping.gpa,
+            memorySize: mapping.size, userspaceAddr: base + mapping.offset,
+            guestMemfdOffset: mapping.offset, guestMemfd: UInt32(bitPattern: gmem))
         try kernel.setUserMemoryRegion2(vm: try vmFD(for: operation), region)
-        state.memslots.append(LiveMemslot(slot: slot, mapping: mapping, flags: region.flags, userspaceAddress: region.userspaceAddr))
+        state.memslots.append(
+            LiveMemslot(slot: slot, mapping: mapping, flags: region.flags, userspaceAddress: region.userspaceAddr))
         // What a fresh slot holds: the guest_memfd's own state for in-place blocks; for legacy blocks the
         // kernel's per-VM default (shared) until attributes say otherwise. Per-gmem attributes (2026) start
         // private unless INIT_SHARED.
@@ -165,56 +180,71 @@ public final class GuestRuntime {
     }
 
     private func deleteMemslot(_ slot: UInt32, mapping: Mapping, for operation: PlanOperation) throws {
-        let region = MemoryRegion2(slot: slot, flags: KVMConstants.memGuestMemfd, guestPhysAddr: mapping.gpa,
-                                   memorySize: 0, userspaceAddr: 0)
+        let region = MemoryRegion2(
+            slot: slot, flags: KVMConstants.memGuestMemfd, guestPhysAddr: mapping.gpa,
+            memorySize: 0, userspaceAddr: 0)
         try kernel.setUserMemoryRegion2(vm: try vmFD(for: operation), region)
         state.memslots.removeAll { $0.slot == slot }
-        let stillVisible = state.memslots.contains { $0.mapping.block == mapping.block && $0.mapping.offsetRange.overlaps(mapping.offsetRange) }
+        let stillVisible = state.memslots.contains {
+            $0.mapping.block == mapping.block && $0.mapping.offsetRange.overlaps(mapping.offsetRange)
+        }
         if !stillVisible { state.updateBlock(mapping.block) { $0.layout.remove(mapping.offsetRange) } }
     }
 
     private func setVMAttributes(_ gpa: UInt64, size: UInt64, to: MemoryState, for operation: PlanOperation) throws {
-        try kernel.setMemoryAttributes(vm: try vmFD(for: operation), address: gpa, size: size,
-                                       attributes: to == .private ? KVMConstants.memoryAttributePrivate : 0, flags: 0)
+        try kernel.setMemoryAttributes(
+            vm: try vmFD(for: operation), address: gpa, size: size,
+            attributes: to == .private ? KVMConstants.memoryAttributePrivate : 0, flags: 0)
         for slice in state.addressMap.blockRanges(forGPA: gpa..<(gpa + size)) {
             state.updateBlock(slice.block) { $0.layout.assign(to, to: slice.offsets) }
         }
     }
 
-    private func convertGuestMemfd(_ name: String, offset: UInt64, size: UInt64, to: MemoryState, abi: ConversionABI,
-                                   for operation: PlanOperation) throws {
+    private func convertGuestMemfd(
+        _ name: String, offset: UInt64, size: UInt64, to: MemoryState, abi: ConversionABI,
+        for operation: PlanOperation
+    ) throws {
         let block = try liveBlock(name, for: operation)
-        guard let gmem = block.guestMemfd else { throw ExecutionError(operation: operation, message: "block \(name) has no guest_memfd") }
+        guard let gmem = block.guestMemfd else {
+            throw ExecutionError(operation: operation, message: "block \(name) has no guest_memfd")
+        }
         switch abi {
         case .gmemConvertPOC:
             try kernel.gmemConvert(gmem: gmem, offset: offset, size: size, toPrivate: to == .private)
         default:
-            try kernel.setMemoryAttributes2(gmem: gmem, offset: offset, size: size,
-                                            attributes: to == .private ? KVMConstants.memoryAttributePrivate : 0, flags: 0)
+            try kernel.setMemoryAttributes2(
+                gmem: gmem, offset: offset, size: size,
+                attributes: to == .private ? KVMConstants.memoryAttributePrivate : 0, flags: 0)
         }
         state.updateBlock(name) { live in
             for run in live.layout.runs(in: offset..<(offset + size)) { live.layout.assign(to, to: run.range) }
         }
     }
 
-    private func discard(_ name: String, memory: HostMemory, offset: UInt64, size: UInt64, method: DiscardMethod,
-                         for operation: PlanOperation) throws {
+    private func discard(
+        _ name: String, memory: HostMemory, offset: UInt64, size: UInt64, method: DiscardMethod,
+        for operation: PlanOperation
+    ) throws {
         let block = try liveBlock(name, for: operation)
         switch (memory, method) {
         case (.guestMemfd, _):
             guard let fd = block.guestMemfd else { return }
-            try kernel.fallocate(fd: fd, mode: KVMConstants.fallocPunchHole | KVMConstants.fallocKeepSize, offset: offset, length: size)
+            try kernel.fallocate(
+                fd: fd, mode: KVMConstants.fallocPunchHole | KVMConstants.fallocKeepSize, offset: offset, length: size)
         case (.sharedBacking, .punchHole):
             guard let fd = block.sharedFD else { return }
-            try kernel.fallocate(fd: fd, mode: KVMConstants.fallocPunchHole | KVMConstants.fallocKeepSize, offset: offset, length: size)
+            try kernel.fallocate(
+                fd: fd, mode: KVMConstants.fallocPunchHole | KVMConstants.fallocKeepSize, offset: offset, length: size)
         case (.sharedBacking, .madviseDontneed):
             guard let address = block.sharedAddress else { return }
             try kernel.madvise(address: address + offset, length: size, advice: KVMConstants.madvDontneed)
         }
     }
 
-    private func populate(_ name: String, memory: HostMemory, offset: UInt64, size: UInt64,
-                          for operation: PlanOperation) throws {
+    private func populate(
+        _ name: String, memory: HostMemory, offset: UInt64, size: UInt64,
+        for operation: PlanOperation
+    ) throws {
         let block = try liveBlock(name, for: operation)
         // In steps, so that a large populate can show progress; the kernel does the same work either way.
         var done: UInt64 = 0
@@ -226,20 +256,26 @@ public final class GuestRuntime {
                 try kernel.fallocate(fd: fd, mode: KVMConstants.fallocKeepSize, offset: offset + done, length: step)
             case .sharedBacking:
                 guard let address = block.sharedAddress else { return }
-                try kernel.madvise(address: address + offset + done, length: step, advice: KVMConstants.madvPopulateWrite)
+                try kernel.madvise(
+                    address: address + offset + done, length: step, advice: KVMConstants.madvPopulateWrite)
             }
             done += step
             populateProgress?(name, done, size)
         }
     }
 
-    private func notify(_ listener: String, kind: ListenerEventKind, gpa: UInt64, size: UInt64,
-                        for operation: PlanOperation) throws {
+    private func notify(
+        _ listener: String, kind: ListenerEventKind, gpa: UInt64, size: UInt64,
+        for operation: PlanOperation
+    ) throws {
         // The number is taken before asking, so a rejected event's number is never handed out again.
-        let event = ListenerEvent(sequence: state.nextEventSequence, listener: listener, kind: kind, gpa: gpa, size: size)
+        let event = ListenerEvent(
+            sequence: state.nextEventSequence, listener: listener, kind: kind, gpa: gpa, size: size)
         state.lastEventSequence = event.sequence
         if let rejection = delivery?(event) {
-            throw ExecutionError(operation: operation, message: "listener \(listener) rejected \(kind.rawValue) of \(hex(gpa))+\(hex(size)): \(rejection)")
+            throw ExecutionError(
+                operation: operation,
+                message: "listener \(listener) rejected \(kind.rawValue) of \(hex(gpa))+\(hex(size)): \(rejection)")
         }
         state.events.append(event)
         if state.events.count > LiveState.recentEventLimit {
@@ -252,7 +288,9 @@ public final class GuestRuntime {
         guard let block = state.block(named: name) else { return }
         // Release everything even if one step fails, then report the first failure.
         var firstError: Error?
-        func attempt(_ body: () throws -> Void) { do { try body() } catch { if firstError == nil { firstError = error } } }
+        func attempt(_ body: () throws -> Void) {
+            do { try body() } catch { if firstError == nil { firstError = error } }
+        }
         if let address = block.guestMemfdAddress { attempt { try kernel.munmap(address: address, length: block.size) } }
         if let address = block.sharedAddress { attempt { try kernel.munmap(address: address, length: block.size) } }
         if let fd = block.guestMemfd { attempt { try kernel.close(fd) } }
@@ -272,7 +310,8 @@ public final class GuestRuntime {
     private func initialState(of block: LiveBlock) -> MemoryState {
         switch block.backend {
         case .inPlace:
-            let shared: UInt64 = capabilities.guestMemfdFlagSet == .poc2025
+            let shared: UInt64 =
+                capabilities.guestMemfdFlagSet == .poc2025
                 ? (block.guestMemfdFlags & KVMConstants.pocGmemFlagInitPrivate == 0 ? 1 : 0)
                 : block.guestMemfdFlags & KVMConstants.gmemFlagInitShared
             return shared != 0 ? .shared : .private

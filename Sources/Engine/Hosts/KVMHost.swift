@@ -10,8 +10,9 @@ public final class KVMHost: Host {
 
     public init(devicePath: String = KVMKernel.defaultDevicePath, optIn: ConversionABI? = nil) throws(KernelError) {
         kvm = try KVMKernel(devicePath: devicePath)
-        var probed = try CapabilityProbe.probe(kvm, optIn: optIn, hugepageDirectory: HugepagePools.defaultDirectory,
-                                               hostFacts: HostFacts.read())
+        var probed = try CapabilityProbe.probe(
+            kvm, optIn: optIn, hugepageDirectory: HugepagePools.defaultDirectory,
+            hostFacts: HostFacts.read())
         if let profile = CapabilityProbe.matchingProfile(probed) {
             probed.summary = "probed from \(devicePath); matches profile \(profile.name)"
         } else {

@@ -1,6 +1,7 @@
 import Config
 import Foundation
 import GmemCore
+
 // Foundation has a `Host` too; this one is meant.
 import protocol GmemCore.Host
 
@@ -46,7 +47,9 @@ public final class SimulatedHost: Host {
         }
         let saved = try Self.decode(bytes, file: stateFile)
         guard saved.profile == profile.name else {
-            throw HostError("simulator state \(stateFile) belongs to profile \(saved.profile), not \(profile.name); use --host sim:\(saved.profile) or another --state file")
+            throw HostError(
+                "simulator state \(stateFile) belongs to profile \(saved.profile), not \(profile.name); use --host sim:\(saved.profile) or another --state file"
+            )
         }
         simulator = SimulatedKernel(state: saved.kernel)
         guests = saved.guests
@@ -67,8 +70,9 @@ public final class SimulatedHost: Host {
         }
         guard let number = version.formatVersion, stateFormatVersions.contains(number) else {
             let found = version.formatVersion.map { "format version \($0)" } ?? "no format version"
-            throw HostError("simulator state \(file) has \(found); this gmemctl reads format version "
-                            + stateFormatVersions.map(String.init).joined(separator: ", ") + "; \(way)")
+            throw HostError(
+                "simulator state \(file) has \(found); this gmemctl reads format version "
+                    + stateFormatVersions.map(String.init).joined(separator: ", ") + "; \(way)")
         }
         let saved: StateFile
         do {
@@ -88,7 +92,8 @@ public final class SimulatedHost: Host {
         func check(_ fd: Int32?, is kinds: [SimulatedDescriptorKind], _ what: String) -> String? {
             guard let fd else { return nil }
             guard let kind = kernel.kind(of: fd) else { return "\(what) is descriptor \(fd), which is not open" }
-            return kinds.contains(kind) ? nil : "\(what) is descriptor \(fd), which is \(kind.rawValue), not \(kinds[0].rawValue)"
+            return kinds.contains(kind)
+                ? nil : "\(what) is descriptor \(fd), which is \(kind.rawValue), not \(kinds[0].rawValue)"
         }
         for (name, guest) in saved.guests {
             guard guest.name == name else { return "guest `\(name)` is filed under another name (`\(guest.name)`)" }
@@ -96,20 +101,28 @@ public final class SimulatedHost: Host {
             var sizes: [String: UInt64] = [:]
             for block in guest.blocks {
                 let what = "block `\(block.name)` of guest `\(name)`"
-                guard block.size <= Manifest.guestAddressLimit else { return "\(what) is larger than \(Manifest.guestAddressLimitName)" }
+                guard block.size <= Manifest.guestAddressLimit else {
+                    return "\(what) is larger than \(Manifest.guestAddressLimitName)"
+                }
                 guard sizes.updateValue(block.size, forKey: block.name) == nil else { return "\(what) appears twice" }
                 if let last = block.layout.runs.last, last.range.upperBound > block.size {
                     return "\(what) tracks state up to offset \(last.range.upperBound), past its size \(block.size)"
                 }
                 if let problem = check(block.guestMemfd, is: [.guestMemfd], "the guest_memfd of \(what)")
-                    ?? check(block.sharedFD, is: [.file], "the shared memfd of \(what)") { return problem }
+                    ?? check(block.sharedFD, is: [.file], "the shared memfd of \(what)")
+                {
+                    return problem
+                }
             }
             for memslot in guest.memslots {
                 let mapping = memslot.mapping
                 let what = "memslot \(memslot.slot) of guest `\(name)`"
-                guard let size = sizes[mapping.block] else { return "\(what) maps block `\(mapping.block)`, which the guest does not have" }
+                guard let size = sizes[mapping.block] else {
+                    return "\(what) maps block `\(mapping.block)`, which the guest does not have"
+                }
                 guard SimulatedKernelState.fits(mapping.gpa, mapping.size, Manifest.guestAddressLimit),
-                      SimulatedKernelState.fits(mapping.offset, mapping.size, size) else {
+                    SimulatedKernelState.fits(mapping.offset, mapping.size, size)
+                else {
                     return "\(what) runs past its block or the guest address space"
                 }
             }
@@ -125,7 +138,8 @@ public final class SimulatedHost: Host {
             return path.isEmpty ? context.debugDescription : "\(context.debugDescription) at \(path)"
         }
         switch error {
-        case .dataCorrupted(let context), .typeMismatch(_, let context), .valueNotFound(_, let context), .keyNotFound(_, let context):
+        case .dataCorrupted(let context), .typeMismatch(_, let context), .valueNotFound(_, let context),
+            .keyNotFound(_, let context):
             return at(context)
         @unknown default:
             return "\(error)"
@@ -148,7 +162,9 @@ public final class SimulatedHost: Host {
     public func prepareCommit() throws(HostError) -> HostCommit? {
         guard let stateFile, let store else { return nil }
         // Values only (copy-on-write): capturing is cheap, encoding and writing happen in `write`.
-        let file = StateFile(formatVersion: Self.stateFormatVersions[0], profile: capabilities.name, kernel: simulator.snapshot(), guests: guests)
+        let file = StateFile(
+            formatVersion: Self.stateFormatVersions[0], profile: capabilities.name, kernel: simulator.snapshot(),
+            guests: guests)
         let target = UncheckedStore(store)
         return HostCommit { () throws(HostError) in
             let data: Data
@@ -164,7 +180,8 @@ public final class SimulatedHost: Host {
     /// Default state file: `$XDG_STATE_HOME/gmemctl/sim-PROFILE.json`, else `~/.local/state/gmemctl/...`.
     public static func defaultStateFile(profile: String) -> String {
         let environment = ProcessInfo.processInfo.environment
-        let base = environment["XDG_STATE_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+        let base =
+            environment["XDG_STATE_HOME"].flatMap { $0.isEmpty ? nil : $0 }
             ?? ((environment["HOME"] ?? NSTemporaryDirectory()) + "/.local/state")
         return "\(base)/gmemctl/sim-\(profile).json"
     }

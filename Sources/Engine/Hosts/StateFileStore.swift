@@ -1,4 +1,5 @@
 import GmemCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -36,7 +37,9 @@ public final class StateFileStore {
         let fd = open(lockPath, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             let code = errno
-            if code == ELOOP { throw HostError("refusing the state lock \(lockPath): it is a symbolic link; remove it") }
+            if code == ELOOP {
+                throw HostError("refusing the state lock \(lockPath): it is a symbolic link; remove it")
+            }
             throw HostError("cannot open the state lock \(lockPath): \(Self.describe(code))")
         }
         lockDescriptor = fd
@@ -64,18 +67,28 @@ public final class StateFileStore {
         guard fd >= 0 else {
             let code = errno
             if code == ENOENT { return nil }
-            if code == ELOOP { throw HostError("refusing the state file \(path): it is a symbolic link; remove it or use another --state") }
+            if code == ELOOP {
+                throw HostError(
+                    "refusing the state file \(path): it is a symbolic link; remove it or use another --state")
+            }
             throw HostError("cannot read the state file \(path): \(Self.describe(code))")
         }
         defer { close(fd) }
         var info = stat()
-        guard fstat(fd, &info) == 0 else { throw HostError("cannot read the state file \(path): \(Self.describe(errno))") }
-        guard (info.st_mode & S_IFMT) == S_IFREG else { throw HostError("refusing the state file \(path): not a regular file") }
+        guard fstat(fd, &info) == 0 else {
+            throw HostError("cannot read the state file \(path): \(Self.describe(errno))")
+        }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            throw HostError("refusing the state file \(path): not a regular file")
+        }
         guard info.st_uid == geteuid() else {
-            throw HostError("refusing the state file \(path): it belongs to uid \(info.st_uid), not to you (uid \(geteuid()))")
+            throw HostError(
+                "refusing the state file \(path): it belongs to uid \(info.st_uid), not to you (uid \(geteuid()))")
         }
         guard Int(info.st_size) <= Self.maxBytes else {
-            throw HostError("refusing the state file \(path): \(info.st_size) bytes is more than the \(Self.maxBytes >> 20) MiB a state file may hold")
+            throw HostError(
+                "refusing the state file \(path): \(info.st_size) bytes is more than the \(Self.maxBytes >> 20) MiB a state file may hold"
+            )
         }
         var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
         var done = 0
@@ -96,7 +109,8 @@ public final class StateFileStore {
     public func save(_ bytes: [UInt8]) throws(HostError) {
         var info = stat()
         if lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFLNK {
-            throw HostError("refusing to write the state file \(path): it is a symbolic link; remove it or use another --state")
+            throw HostError(
+                "refusing to write the state file \(path): it is a symbolic link; remove it or use another --state")
         }
         var temporary = ""
         var fd: Int32 = -1
@@ -106,7 +120,9 @@ public final class StateFileStore {
             fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
             if fd >= 0 || errno != EEXIST { break }
         }
-        guard fd >= 0 else { throw HostError("cannot create a temporary state file next to \(path): \(Self.describe(errno))") }
+        guard fd >= 0 else {
+            throw HostError("cannot create a temporary state file next to \(path): \(Self.describe(errno))")
+        }
         var written = 0
         while written < bytes.count {
             let count = bytes.withUnsafeBytes { buffer -> Int in
@@ -160,8 +176,9 @@ public final class StateFileStore {
             clock_gettime(CLOCK_MONOTONIC, &clock)
             if clock.tv_sec >= deadline {
                 release()
-                throw HostError("the state file \(path) stayed locked for \(Self.lockTimeoutSeconds) s by another gmemctl "
-                                + "(a running command, or an agent started with this --state); stop it, or use another --state")
+                throw HostError(
+                    "the state file \(path) stayed locked for \(Self.lockTimeoutSeconds) s by another gmemctl "
+                        + "(a running command, or an agent started with this --state); stop it, or use another --state")
             }
             var pause = timespec(tv_sec: 0, tv_nsec: 5_000_000)
             nanosleep(&pause, nil)
@@ -173,7 +190,9 @@ public final class StateFileStore {
     static func prepareDirectory(_ directory: String) throws(HostError) {
         var info = stat()
         if stat(directory, &info) != 0 {
-            guard errno == ENOENT else { throw HostError("cannot use the state directory \(directory): \(describe(errno))") }
+            guard errno == ENOENT else {
+                throw HostError("cannot use the state directory \(directory): \(describe(errno))")
+            }
             var prefix = directory.hasPrefix("/") ? "" : "."
             for component in directory.split(separator: "/") {
                 prefix += "/" + component
@@ -181,15 +200,23 @@ public final class StateFileStore {
                     throw HostError("cannot create the state directory \(prefix): \(describe(errno))")
                 }
             }
-            guard stat(directory, &info) == 0 else { throw HostError("cannot use the state directory \(directory): \(describe(errno))") }
+            guard stat(directory, &info) == 0 else {
+                throw HostError("cannot use the state directory \(directory): \(describe(errno))")
+            }
         }
-        guard (info.st_mode & S_IFMT) == S_IFDIR else { throw HostError("the state directory \(directory) is not a directory") }
+        guard (info.st_mode & S_IFMT) == S_IFDIR else {
+            throw HostError("the state directory \(directory) is not a directory")
+        }
         guard info.st_uid == geteuid() || info.st_uid == 0 else {
-            throw HostError("refusing the state directory \(directory): it belongs to uid \(info.st_uid), not to you (uid \(geteuid())) or root")
+            throw HostError(
+                "refusing the state directory \(directory): it belongs to uid \(info.st_uid), not to you (uid \(geteuid())) or root"
+            )
         }
         let othersWrite = info.st_mode & (S_IWGRP | S_IWOTH) != 0
         guard !othersWrite || info.st_mode & S_ISVTX != 0 else {
-            throw HostError("refusing the state directory \(directory): other users can write it and it is not sticky; use a directory of your own")
+            throw HostError(
+                "refusing the state directory \(directory): other users can write it and it is not sticky; use a directory of your own"
+            )
         }
     }
 

@@ -50,8 +50,8 @@ struct GuestLongModeImage {
     /// GDT and the PML4 entry: written once, before any page directory.
     func basePatches() -> [Patch] {
         let nullDescriptor: UInt64 = 0
-        let code64: UInt64 = 0x00AF_9A00_0000_FFFF // P, DPL 0, S, execute/read, L = 1, G
-        let data: UInt64 = 0x00CF_9200_0000_FFFF   // P, DPL 0, S, read/write, D/B = 1, G
+        let code64: UInt64 = 0x00AF_9A00_0000_FFFF  // P, DPL 0, S, execute/read, L = 1, G
+        let data: UInt64 = 0x00CF_9200_0000_FFFF  // P, DPL 0, S, read/write, D/B = 1, G
         let presentWritable: UInt64 = 0x3
         return [
             Patch(offset: Self.gdtOffset, bytes: littleEndian([nullDescriptor, code64, data])),
@@ -67,11 +67,13 @@ struct GuestLongModeImage {
         for region in regions where pageDirectories[region] == nil {
             guard pageDirectories.count < pageDirectoryCapacity else { return (patches, true) }
             let directoryOffset = Self.pageDirectoryPoolOffset + UInt64(pageDirectories.count) * 0x1000
-            let largePresentWritable: UInt64 = 0x83 // P | RW | PS (2 MiB)
+            let largePresentWritable: UInt64 = 0x83  // P | RW | PS (2 MiB)
             let entries = (0..<UInt64(512)).map { ((region << 30) | ($0 << 21)) | largePresentWritable }
             patches.append(Patch(offset: directoryOffset, bytes: littleEndian(entries)))
-            patches.append(Patch(offset: Self.pdptOffset + region * 8,
-                                 bytes: littleEndian([(scratchGPA + directoryOffset) | 0x3])))
+            patches.append(
+                Patch(
+                    offset: Self.pdptOffset + region * 8,
+                    bytes: littleEndian([(scratchGPA + directoryOffset) | 0x3])))
             pageDirectories[region] = directoryOffset
         }
         return (patches, false)
@@ -81,14 +83,14 @@ struct GuestLongModeImage {
     static func code(for targets: [GuestProbeTarget]) -> [UInt8] {
         var code: [UInt8] = []
         for target in targets {
-            code += [0x48, 0xBB] + littleEndian([target.gpa]) // mov rbx, imm64
-            code += [0x8A, 0x03]                              // mov al, [rbx]
-            code += [0xE6, UInt8(reportPort)]                 // out imm8, al
+            code += [0x48, 0xBB] + littleEndian([target.gpa])  // mov rbx, imm64
+            code += [0x8A, 0x03]  // mov al, [rbx]
+            code += [0xE6, UInt8(reportPort)]  // out imm8, al
             if let marker = target.writeMarker {
-                code += [0xC6, 0x03, marker]                  // mov byte [rbx], imm8
+                code += [0xC6, 0x03, marker]  // mov byte [rbx], imm8
             }
         }
-        code.append(0xF4)                                     // hlt
+        code.append(0xF4)  // hlt
         return code
     }
 

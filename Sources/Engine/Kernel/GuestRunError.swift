@@ -19,7 +19,8 @@ public enum GuestRunError: Error, Sendable, Hashable, CustomStringConvertible {
         case .kernel(let error):
             return error.description
         case .unexpectedExit(let reason, let name, let rip, let detail):
-            return "guest stopped unexpectedly: exit \(name) (\(reason)) at RIP \(hex(rip))" + (detail.isEmpty ? "" : ": \(detail)")
+            return "guest stopped unexpectedly: exit \(name) (\(reason)) at RIP \(hex(rip))"
+                + (detail.isEmpty ? "" : ": \(detail)")
         case .memoryFault(let gpa, let size, let flags, let rip):
             let kind = flags & 8 != 0 ? "private" : "shared"
             return "guest memory fault (\(kind) access) at GPA \(hex(gpa)) size \(hex(size)), RIP \(hex(rip))"

@@ -29,15 +29,18 @@ public final class GuestRunner {
     private let vcpu: GuestVCPU
     private var image: GuestLongModeImage
 
-    public init(kernel: KVMKernel, vm: Int32, scratchGPA: UInt64 = GuestRunner.defaultScratchGPA,
-                scratchSize: UInt64 = GuestRunner.defaultScratchSize, scratchSlot: UInt32 = GuestRunner.defaultScratchSlot,
-                vcpuID: UInt = 0) throws(GuestRunError) {
+    public init(
+        kernel: KVMKernel, vm: Int32, scratchGPA: UInt64 = GuestRunner.defaultScratchGPA,
+        scratchSize: UInt64 = GuestRunner.defaultScratchSize, scratchSlot: UInt32 = GuestRunner.defaultScratchSlot,
+        vcpuID: UInt = 0
+    ) throws(GuestRunError) {
         guard scratchGPA % 0x1000 == 0, scratchSize % 0x1000 == 0 else {
             throw .invalidScratch(gpa: scratchGPA, size: scratchSize, reason: "GPA and size must be 4 KiB aligned")
         }
         guard scratchSize >= GuestLongModeImage.minimumScratchSize else {
-            throw .invalidScratch(gpa: scratchGPA, size: scratchSize,
-                                  reason: "needs at least 0x\(String(GuestLongModeImage.minimumScratchSize, radix: 16)) bytes")
+            throw .invalidScratch(
+                gpa: scratchGPA, size: scratchSize,
+                reason: "needs at least 0x\(String(GuestLongModeImage.minimumScratchSize, radix: 16)) bytes")
         }
         guard scratchGPA + scratchSize <= GuestLongModeImage.reachLimit else {
             throw .invalidScratch(gpa: scratchGPA, size: scratchSize, reason: "must lie below 512 GiB")
@@ -54,8 +57,11 @@ public final class GuestRunner {
             hostAddress = try kernel.mmap(fd: nil, length: scratchSize, offset: 0, shared: false, hugePageSize: nil)
         } catch { throw .kernel(error) }
         do {
-            try kernel.setUserMemoryRegion2(vm: vm, MemoryRegion2(slot: scratchSlot, flags: 0, guestPhysAddr: scratchGPA,
-                                                                  memorySize: scratchSize, userspaceAddr: hostAddress))
+            try kernel.setUserMemoryRegion2(
+                vm: vm,
+                MemoryRegion2(
+                    slot: scratchSlot, flags: 0, guestPhysAddr: scratchGPA,
+                    memorySize: scratchSize, userspaceAddr: hostAddress))
         } catch {
             try? kernel.munmap(address: hostAddress, length: scratchSize)
             throw .kernel(error)
@@ -67,18 +73,24 @@ public final class GuestRunner {
             base += image.mapRegions(containing: [scratchGPA]).patches
             try apply(base)
         } catch {
-            Self.release(kernel: kernel, vm: vm, slot: scratchSlot, gpa: scratchGPA, hostAddress: hostAddress, size: scratchSize)
+            Self.release(
+                kernel: kernel, vm: vm, slot: scratchSlot, gpa: scratchGPA, hostAddress: hostAddress, size: scratchSize)
             throw error
         }
     }
 
     deinit {
-        Self.release(kernel: kernel, vm: vm, slot: scratchSlot, gpa: scratchGPA, hostAddress: scratchHostAddress, size: scratchSize)
+        Self.release(
+            kernel: kernel, vm: vm, slot: scratchSlot, gpa: scratchGPA, hostAddress: scratchHostAddress,
+            size: scratchSize)
     }
 
     /// Deletes the scratch memslot (size 0), then unmaps its memory.
-    private static func release(kernel: KVMKernel, vm: Int32, slot: UInt32, gpa: UInt64, hostAddress: UInt64, size: UInt64) {
-        try? kernel.setUserMemoryRegion2(vm: vm, MemoryRegion2(slot: slot, flags: 0, guestPhysAddr: gpa, memorySize: 0, userspaceAddr: 0))
+    private static func release(
+        kernel: KVMKernel, vm: Int32, slot: UInt32, gpa: UInt64, hostAddress: UInt64, size: UInt64
+    ) {
+        try? kernel.setUserMemoryRegion2(
+            vm: vm, MemoryRegion2(slot: slot, flags: 0, guestPhysAddr: gpa, memorySize: 0, userspaceAddr: 0))
         try? kernel.munmap(address: hostAddress, length: size)
     }
 
@@ -94,13 +106,17 @@ public final class GuestRunner {
         }
         let code = GuestLongModeImage.code(for: targets)
         guard UInt64(code.count) <= GuestLongModeImage.codeCapacity else {
-            throw .tooManyTargets(requested: targets.count, reason: "the code does not fit the runner's code area; probe in batches")
+            throw .tooManyTargets(
+                requested: targets.count, reason: "the code does not fit the runner's code area; probe in batches")
         }
         let mapping = image.mapRegions(containing: targets.map(\.gpa))
         try apply(mapping.patches)
         if mapping.missingCapacity {
-            throw .tooManyTargets(requested: targets.count,
-                                  reason: "they span more 1 GiB regions than the scratch has page directories for (\(image.pageDirectoryCapacity))")
+            throw .tooManyTargets(
+                requested: targets.count,
+                reason:
+                    "they span more 1 GiB regions than the scratch has page directories for (\(image.pageDirectoryCapacity))"
+            )
         }
         try apply([GuestLongModeImage.Patch(offset: GuestLongModeImage.codeOffset, bytes: code)])
         try vcpu.enterLongMode(rip: image.codeGPA, cr3: image.pml4GPA, gdt: image.gdtGPA, stack: scratchGPA + 0x1000)
@@ -120,13 +136,17 @@ public final class GuestRunner {
             case .portOut(let port, let data) where port == GuestLongModeImage.reportPort && bytes.count < expected:
                 bytes += data
             case .portOut(let port, let data):
-                throw .unexpectedExit(reason: 2, name: GuestExitName.name(2), rip: vcpu.rip,
-                                      detail: "out to port 0x\(String(port, radix: 16)) (\(data.count) bytes) after \(bytes.count) of \(expected) reports")
+                throw .unexpectedExit(
+                    reason: 2, name: GuestExitName.name(2), rip: vcpu.rip,
+                    detail:
+                        "out to port 0x\(String(port, radix: 16)) (\(data.count) bytes) after \(bytes.count) of \(expected) reports"
+                )
             case .halt where bytes.count == expected:
                 return bytes
             case .halt:
-                throw .unexpectedExit(reason: 5, name: GuestExitName.name(5), rip: vcpu.rip,
-                                      detail: "halted after \(bytes.count) of \(expected) reports")
+                throw .unexpectedExit(
+                    reason: 5, name: GuestExitName.name(5), rip: vcpu.rip,
+                    detail: "halted after \(bytes.count) of \(expected) reports")
             case .memoryFault(let fault):
                 throw .memoryFault(gpa: fault.gpa, size: fault.size, flags: fault.flags, rip: vcpu.rip)
             case .other(let reason, let detail):
@@ -138,7 +158,9 @@ public final class GuestRunner {
 
     private func apply(_ patches: [GuestLongModeImage.Patch]) throws(GuestRunError) {
         for patch in patches {
-            do { try kernel.write(address: scratchHostAddress + patch.offset, bytes: patch.bytes) } catch { throw .kernel(error) }
+            do { try kernel.write(address: scratchHostAddress + patch.offset, bytes: patch.bytes) } catch {
+                throw .kernel(error)
+            }
         }
     }
 }
@@ -147,8 +169,10 @@ extension KVMKernel: GuestProber {
     public var guestProber: GuestProber? { self }
     public var probeScratchSize: UInt64 { GuestRunner.defaultScratchSize }
 
-    public func probeInGuest(vm: Int32, scratchGPA: UInt64, scratchSlot: UInt32,
-                             targets: [(gpa: UInt64, writeMarker: UInt8)]) throws(GuestRunError) -> [UInt8] {
+    public func probeInGuest(
+        vm: Int32, scratchGPA: UInt64, scratchSlot: UInt32,
+        targets: [(gpa: UInt64, writeMarker: UInt8)]
+    ) throws(GuestRunError) -> [UInt8] {
         let runner = try GuestRunner(kernel: self, vm: vm, scratchGPA: scratchGPA, scratchSlot: scratchSlot)
         return try runner.probe(targets)
     }

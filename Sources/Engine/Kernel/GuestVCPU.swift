@@ -14,13 +14,23 @@ final class GuestVCPU {
     init(kernel: KVMKernel, vm: Int32, id: UInt) throws(GuestRunError) {
         self.kernel = kernel
         let fd = ckvm_create_vcpu(vm, id)
-        guard fd >= 0 else { throw .kernel(KernelError(call: "KVM_CREATE_VCPU", arguments: "vm fd \(vm), id \(id)", errno: Errno(negatedReturn: fd))) }
+        guard fd >= 0 else {
+            throw .kernel(
+                KernelError(
+                    call: "KVM_CREATE_VCPU", arguments: "vm fd \(vm), id \(id)", errno: Errno(negatedReturn: fd)))
+        }
         do throws(KernelError) {
             let size = ckvm_get_vcpu_mmap_size(kernel.systemFd)
-            guard size > 0 else { throw KernelError(call: "KVM_GET_VCPU_MMAP_SIZE", arguments: kernel.devicePath, errno: Errno(negatedReturn: size)) }
+            guard size > 0 else {
+                throw KernelError(
+                    call: "KVM_GET_VCPU_MMAP_SIZE", arguments: kernel.devicePath, errno: Errno(negatedReturn: size))
+            }
             // The guest's CPUID must advertise long mode before EFER.LME is accepted.
             let cpuid = ckvm_set_supported_cpuid(kernel.systemFd, fd)
-            guard cpuid >= 0 else { throw KernelError(call: "KVM_SET_CPUID2", arguments: "vcpu fd \(fd)", errno: Errno(negatedReturn: cpuid)) }
+            guard cpuid >= 0 else {
+                throw KernelError(
+                    call: "KVM_SET_CPUID2", arguments: "vcpu fd \(fd)", errno: Errno(negatedReturn: cpuid))
+            }
             self.runSize = UInt64(size)
             let address = try kernel.mmap(fd: fd, length: UInt64(size), offset: 0, shared: true, hugePageSize: nil)
             self.runAddress = address
@@ -48,7 +58,7 @@ final class GuestVCPU {
         code.base = 0
         code.limit = 0xFFFF_FFFF
         code.selector = GuestLongModeImage.codeSelector
-        code.type = 0xB // execute/read, accessed
+        code.type = 0xB  // execute/read, accessed
         code.present = 1
         code.dpl = 0
         code.db = 0
@@ -57,7 +67,7 @@ final class GuestVCPU {
         code.g = 1
         var data = code
         data.selector = GuestLongModeImage.dataSelector
-        data.type = 0x3 // read/write, accessed
+        data.type = 0x3  // read/write, accessed
         data.db = 1
         data.l = 0
         sregs.cs = code
@@ -69,10 +79,12 @@ final class GuestVCPU {
         sregs.gdt.base = gdt
         sregs.gdt.limit = 3 * 8 - 1
         sregs.cr3 = cr3
-        sregs.cr4 = 1 << 5                      // PAE
-        sregs.cr0 = (1 << 31) | (1 << 0) | (1 << 4) | (1 << 5) // PG | PE | ET | NE
-        sregs.efer = (1 << 8) | (1 << 10)       // LME | LMA
-        try call(ckvm_set_sregs(fd, &sregs), "KVM_SET_SREGS", "cr0=0x\(String(sregs.cr0, radix: 16)), cr3=0x\(String(cr3, radix: 16)), efer=LME|LMA")
+        sregs.cr4 = 1 << 5  // PAE
+        sregs.cr0 = (1 << 31) | (1 << 0) | (1 << 4) | (1 << 5)  // PG | PE | ET | NE
+        sregs.efer = (1 << 8) | (1 << 10)  // LME | LMA
+        try call(
+            ckvm_set_sregs(fd, &sregs), "KVM_SET_SREGS",
+            "cr0=0x\(String(sregs.cr0, radix: 16)), cr3=0x\(String(cr3, radix: 16)), efer=LME|LMA")
 
         var regs = kvm_regs()
         regs.rip = rip
@@ -91,11 +103,13 @@ final class GuestVCPU {
 
     func runOnce() throws(GuestRunError) -> Exit {
         var result = ckvm_run(fd)
-        while result == -Errno.eintr.rawValue { result = ckvm_run(fd) } // EINTR: a signal arrived, run again
+        while result == -Errno.eintr.rawValue { result = ckvm_run(fd) }  // EINTR: a signal arrived, run again
         let reason = ckvm_run_exit_reason(run)
         if result < 0 {
             // A memory-fault exit is reported as -EFAULT/-EHWPOISON with exit_reason 39 (else the reason is stale).
-            if (result == -Errno.efault.rawValue || result == -Errno.ehwpoison.rawValue) && reason == UInt32(KVM_EXIT_MEMORY_FAULT) {
+            if (result == -Errno.efault.rawValue || result == -Errno.ehwpoison.rawValue)
+                && reason == UInt32(KVM_EXIT_MEMORY_FAULT)
+            {
                 return .memoryFault(ckvm_run_memory_fault(run))
             }
             throw .kernel(KernelError(call: "KVM_RUN", arguments: "vcpu fd \(fd)", errno: Errno(negatedReturn: result)))
@@ -119,13 +133,15 @@ final class GuestVCPU {
             return "port 0x\(String(ckvm_run_io_port(run), radix: 16)) in, size \(ckvm_run_io_size(run))"
         case UInt32(KVM_EXIT_MMIO):
             let kind = ckvm_run_mmio_is_write(run) != 0 ? "write" : "read"
-            return "MMIO \(kind) at GPA 0x\(String(ckvm_run_mmio_phys_addr(run), radix: 16)), \(ckvm_run_mmio_len(run)) bytes (no memslot there, or a gmem-only slot bound with userspace_addr 0 on a shadow-paging host)"
+            return
+                "MMIO \(kind) at GPA 0x\(String(ckvm_run_mmio_phys_addr(run), radix: 16)), \(ckvm_run_mmio_len(run)) bytes (no memslot there, or a gmem-only slot bound with userspace_addr 0 on a shadow-paging host)"
         case UInt32(KVM_EXIT_FAIL_ENTRY):
             return "hardware entry failure reason 0x\(String(ckvm_run_fail_entry_reason(run), radix: 16))"
         case UInt32(KVM_EXIT_INTERNAL_ERROR):
             return "internal error suberror \(ckvm_run_internal_suberror(run))"
         case UInt32(KVM_EXIT_SHUTDOWN):
-            return "triple fault (page tables or code unreachable? gmem-only slots on shadow-paging hosts need userspace_addr set)"
+            return
+                "triple fault (page tables or code unreachable? gmem-only slots on shadow-paging hosts need userspace_addr set)"
         default:
             return ""
         }
@@ -139,6 +155,9 @@ final class GuestVCPU {
 
     private func call(_ result: Int32, _ name: String, _ arguments: String = "") throws(GuestRunError) {
         guard result < 0 else { return }
-        throw .kernel(KernelError(call: name, arguments: "vcpu fd \(fd)" + (arguments.isEmpty ? "" : ", \(arguments)"), errno: Errno(negatedReturn: result)))
+        throw .kernel(
+            KernelError(
+                call: name, arguments: "vcpu fd \(fd)" + (arguments.isEmpty ? "" : ", \(arguments)"),
+                errno: Errno(negatedReturn: result)))
     }
 }

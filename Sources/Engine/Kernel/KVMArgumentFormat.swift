@@ -20,7 +20,11 @@ package enum KVMArgumentFormat {
     }
 
     package static func memslotFlags(_ value: UInt32) -> String {
-        flags(UInt64(value), names: [(1 << 0, "LOG_DIRTY_PAGES"), (1 << 1, "READONLY"), (UInt64(KVMConstants.memGuestMemfd), "GUEST_MEMFD")])
+        flags(
+            UInt64(value),
+            names: [
+                (1 << 0, "LOG_DIRTY_PAGES"), (1 << 1, "READONLY"), (UInt64(KVMConstants.memGuestMemfd), "GUEST_MEMFD"),
+            ])
     }
 
     package static func memoryAttributes(_ value: UInt64) -> String {
@@ -29,9 +33,12 @@ package enum KVMArgumentFormat {
 
     package static func fallocateMode(_ mode: Int32) -> String {
         // FALLOC_FL_KEEP_SIZE = 1, PUNCH_HOLE = 2, COLLAPSE_RANGE = 8, ZERO_RANGE = 0x10, INSERT_RANGE = 0x20.
-        flags(UInt64(UInt32(bitPattern: mode)), names: [
-            (0x01, "KEEP_SIZE"), (0x02, "PUNCH_HOLE"), (0x08, "COLLAPSE_RANGE"), (0x10, "ZERO_RANGE"), (0x20, "INSERT_RANGE"),
-        ])
+        flags(
+            UInt64(UInt32(bitPattern: mode)),
+            names: [
+                (0x01, "KEEP_SIZE"), (0x02, "PUNCH_HOLE"), (0x08, "COLLAPSE_RANGE"), (0x10, "ZERO_RANGE"),
+                (0x20, "INSERT_RANGE"),
+            ])
     }
 
     package static func madviseAdvice(_ advice: Int32) -> String {
@@ -63,7 +70,8 @@ package enum KVMArgumentFormat {
     package static func region(_ region: MemoryRegion2) -> String {
         var text = "slot=\(region.slot & 0xFFFF)"
         if region.slot >> 16 != 0 { text += " as=\(region.slot >> 16)" }
-        text += ", flags=\(memslotFlags(region.flags)), gpa=\(hex(region.guestPhysAddr)), size=\(hex(region.memorySize))"
+        text +=
+            ", flags=\(memslotFlags(region.flags)), gpa=\(hex(region.guestPhysAddr)), size=\(hex(region.memorySize))"
         text += ", uaddr=\(hex(region.userspaceAddr))"
         if region.flags & KVMConstants.memGuestMemfd != 0 {
             text += ", guest_memfd=\(region.guestMemfd), gmem_offset=\(hex(region.guestMemfdOffset))"

@@ -16,7 +16,10 @@ public final class KVMKernel: KernelInterface {
 
     public init(devicePath: String = KVMKernel.defaultDevicePath) throws(KernelError) {
         let fd = ckvm_open_kvm(devicePath)
-        guard fd >= 0 else { throw KernelError(call: "open", arguments: "\(devicePath), O_RDWR|O_CLOEXEC", errno: Errno(negatedReturn: fd)) }
+        guard fd >= 0 else {
+            throw KernelError(
+                call: "open", arguments: "\(devicePath), O_RDWR|O_CLOEXEC", errno: Errno(negatedReturn: fd))
+        }
         self.systemFd = fd
         self.devicePath = devicePath
         let size = ckvm_page_size()
@@ -29,7 +32,10 @@ public final class KVMKernel: KernelInterface {
     public static func canOpen(devicePath: String = KVMKernel.defaultDevicePath) -> (available: Bool, reason: String) {
         let fd = ckvm_open_kvm(devicePath)
         guard fd >= 0 else {
-            return (false, "cannot open \(devicePath): \(Errno(negatedReturn: fd).name) (\(Errno(negatedReturn: fd).message))")
+            return (
+                false,
+                "cannot open \(devicePath): \(Errno(negatedReturn: fd).name) (\(Errno(negatedReturn: fd).message))"
+            )
         }
         _ = ckvm_close(fd)
         return (true, "\(devicePath) is available")
@@ -37,10 +43,13 @@ public final class KVMKernel: KernelInterface {
 
     /// Turns a CKVM `-errno` result into a thrown `KernelError`, passing non-negative results through.
     @discardableResult
-    private func check<Value: SignedInteger>(_ result: Value, _ call: String, _ arguments: @autoclosure () -> String,
-                                             errorOffset: UInt64? = nil) throws(KernelError) -> Value {
+    private func check<Value: SignedInteger>(
+        _ result: Value, _ call: String, _ arguments: @autoclosure () -> String,
+        errorOffset: UInt64? = nil
+    ) throws(KernelError) -> Value {
         guard result < 0 else { return result }
-        throw KernelError(call: call, arguments: arguments(), errno: Errno(negatedReturn: result), errorOffset: errorOffset)
+        throw KernelError(
+            call: call, arguments: arguments(), errno: Errno(negatedReturn: result), errorOffset: errorOffset)
     }
 
     private typealias Format = KVMArgumentFormat
@@ -48,7 +57,10 @@ public final class KVMKernel: KernelInterface {
     public func checkExtension(_ capability: UInt32, vm: Int32?) throws(KernelError) -> Int64 {
         let fd = vm ?? systemFd
         let result = ckvm_check_extension(fd, UInt(capability))
-        return Int64(try check(result, "KVM_CHECK_EXTENSION", "\(vm.map { "vm fd \($0)" } ?? devicePath), \(Format.capability(capability))"))
+        return Int64(
+            try check(
+                result, "KVM_CHECK_EXTENSION",
+                "\(vm.map { "vm fd \($0)" } ?? devicePath), \(Format.capability(capability))"))
     }
 
     public func createVM(type: UInt64) throws(KernelError) -> Int32 {
@@ -56,8 +68,9 @@ public final class KVMKernel: KernelInterface {
     }
 
     public func createGuestMemfd(vm: Int32, size: UInt64, flags: UInt64) throws(KernelError) -> Int32 {
-        try check(ckvm_create_guest_memfd(vm, size, flags), "KVM_CREATE_GUEST_MEMFD",
-                  "vm fd \(vm), size=\(Format.hex(size)), flags=\(Format.guestMemfdFlags(flags))")
+        try check(
+            ckvm_create_guest_memfd(vm, size, flags), "KVM_CREATE_GUEST_MEMFD",
+            "vm fd \(vm), size=\(Format.hex(size)), flags=\(Format.guestMemfdFlags(flags))")
     }
 
     public func createMemfd(name: String, size: UInt64, hugePageSize: UInt64?) throws(KernelError) -> Int32 {
@@ -73,12 +86,14 @@ public final class KVMKernel: KernelInterface {
         return fd
     }
 
-    public func mmap(fd: Int32?, length: UInt64, offset: UInt64, shared: Bool, hugePageSize: UInt64?) throws(KernelError) -> UInt64 {
+    public func mmap(
+        fd: Int32?, length: UInt64, offset: UInt64, shared: Bool, hugePageSize: UInt64?
+    ) throws(KernelError) -> UInt64 {
         let protReadWrite: Int32 = 0x1 | 0x2
-        var flags: Int32 = shared ? 0x01 : 0x02 // MAP_SHARED : MAP_PRIVATE
+        var flags: Int32 = shared ? 0x01 : 0x02  // MAP_SHARED : MAP_PRIVATE
         var describedFlags = shared ? "MAP_SHARED" : "MAP_PRIVATE"
         if fd == nil {
-            flags |= 0x20 // MAP_ANONYMOUS
+            flags |= 0x20  // MAP_ANONYMOUS
             describedFlags += "|MAP_ANONYMOUS"
             if let hugePageSize, hugePageSize > 0 {
                 // MAP_HUGETLB with the size code log2(size) << MAP_HUGE_SHIFT (26).
@@ -87,7 +102,8 @@ public final class KVMKernel: KernelInterface {
             }
         }
         let result = ckvm_mmap(0, length, protReadWrite, flags, fd ?? -1, offset)
-        let arguments = "NULL, \(Format.hex(length)), PROT_READ|PROT_WRITE, \(describedFlags), fd \(fd ?? -1), \(Format.hex(offset))"
+        let arguments =
+            "NULL, \(Format.hex(length)), PROT_READ|PROT_WRITE, \(describedFlags), fd \(fd ?? -1), \(Format.hex(offset))"
         return UInt64(try check(result, "mmap", arguments))
     }
 
@@ -96,39 +112,50 @@ public final class KVMKernel: KernelInterface {
     }
 
     public func setUserMemoryRegion2(vm: Int32, _ region: MemoryRegion2) throws(KernelError) {
-        let result = ckvm_set_region2(vm, region.slot, region.flags, region.guestPhysAddr, region.memorySize,
-                                      region.userspaceAddr, region.guestMemfdOffset, region.guestMemfd)
+        let result = ckvm_set_region2(
+            vm, region.slot, region.flags, region.guestPhysAddr, region.memorySize,
+            region.userspaceAddr, region.guestMemfdOffset, region.guestMemfd)
         try check(result, "KVM_SET_USER_MEMORY_REGION2", "vm fd \(vm), \(Format.region(region))")
     }
 
-    public func setMemoryAttributes(vm: Int32, address: UInt64, size: UInt64, attributes: UInt64, flags: UInt64) throws(KernelError) {
-        try check(ckvm_set_memory_attributes(vm, address, size, attributes, flags), "KVM_SET_MEMORY_ATTRIBUTES",
-                  "vm fd \(vm), address=\(Format.hex(address)), size=\(Format.hex(size)), attributes=\(Format.memoryAttributes(attributes)), flags=\(Format.hex(flags))")
+    public func setMemoryAttributes(
+        vm: Int32, address: UInt64, size: UInt64, attributes: UInt64, flags: UInt64
+    ) throws(KernelError) {
+        try check(
+            ckvm_set_memory_attributes(vm, address, size, attributes, flags), "KVM_SET_MEMORY_ATTRIBUTES",
+            "vm fd \(vm), address=\(Format.hex(address)), size=\(Format.hex(size)), attributes=\(Format.memoryAttributes(attributes)), flags=\(Format.hex(flags))"
+        )
     }
 
     public func gmemConvert(gmem: Int32, offset: UInt64, size: UInt64, toPrivate: Bool) throws(KernelError) {
         var errorOffset: UInt64 = 0
         let result = ckvm_gmem_convert(gmem, offset, size, toPrivate ? 1 : 0, &errorOffset)
-        try check(result, toPrivate ? "KVM_GMEM_CONVERT_PRIVATE" : "KVM_GMEM_CONVERT_SHARED",
-                  "gmem fd \(gmem), offset=\(Format.hex(offset)), size=\(Format.hex(size))", errorOffset: errorOffset)
+        try check(
+            result, toPrivate ? "KVM_GMEM_CONVERT_PRIVATE" : "KVM_GMEM_CONVERT_SHARED",
+            "gmem fd \(gmem), offset=\(Format.hex(offset)), size=\(Format.hex(size))", errorOffset: errorOffset)
     }
 
-    public func setMemoryAttributes2(gmem: Int32, offset: UInt64, size: UInt64, attributes: UInt64, flags: UInt64) throws(KernelError) {
+    public func setMemoryAttributes2(
+        gmem: Int32, offset: UInt64, size: UInt64, attributes: UInt64, flags: UInt64
+    ) throws(KernelError) {
         var errorOffset: UInt64 = 0
         let result = ckvm_set_memory_attributes2(gmem, offset, size, attributes, flags, &errorOffset)
-        try check(result, "KVM_SET_MEMORY_ATTRIBUTES2",
-                  "gmem fd \(gmem), offset=\(Format.hex(offset)), size=\(Format.hex(size)), attributes=\(Format.memoryAttributes(attributes)), flags=\(Format.hex(flags))",
-                  errorOffset: errorOffset)
+        try check(
+            result, "KVM_SET_MEMORY_ATTRIBUTES2",
+            "gmem fd \(gmem), offset=\(Format.hex(offset)), size=\(Format.hex(size)), attributes=\(Format.memoryAttributes(attributes)), flags=\(Format.hex(flags))",
+            errorOffset: errorOffset)
     }
 
     public func fallocate(fd: Int32, mode: Int32, offset: UInt64, length: UInt64) throws(KernelError) {
-        try check(ckvm_fallocate(fd, mode, offset, length), "fallocate",
-                  "fd \(fd), \(Format.fallocateMode(mode)), offset=\(Format.hex(offset)), length=\(Format.hex(length))")
+        try check(
+            ckvm_fallocate(fd, mode, offset, length), "fallocate",
+            "fd \(fd), \(Format.fallocateMode(mode)), offset=\(Format.hex(offset)), length=\(Format.hex(length))")
     }
 
     public func madvise(address: UInt64, length: UInt64, advice: Int32) throws(KernelError) {
-        try check(ckvm_madvise(address, length, advice), "madvise",
-                  "\(Format.hex(address)), \(Format.hex(length)), \(Format.madviseAdvice(advice))")
+        try check(
+            ckvm_madvise(address, length, advice), "madvise",
+            "\(Format.hex(address)), \(Format.hex(length)), \(Format.madviseAdvice(advice))")
     }
 
     public func read(address: UInt64, count: Int) throws(KernelError) -> [UInt8] {
@@ -150,19 +177,25 @@ public final class KVMKernel: KernelInterface {
         case Int32(CKVM_PROBE_OK.rawValue):
             return
         case Int32(CKVM_PROBE_SIGBUS.rawValue):
-            throw KernelError(call: call, arguments: arguments + ", fault at \(Format.hex(ckvm_probe_last_fault_address()))", failure: .sigbus)
+            throw KernelError(
+                call: call, arguments: arguments + ", fault at \(Format.hex(ckvm_probe_last_fault_address()))",
+                failure: .sigbus)
         case Int32(CKVM_PROBE_SIGSEGV.rawValue):
-            throw KernelError(call: call, arguments: arguments + ", fault at \(Format.hex(ckvm_probe_last_fault_address()))", errno: .efault)
+            throw KernelError(
+                call: call, arguments: arguments + ", fault at \(Format.hex(ckvm_probe_last_fault_address()))",
+                errno: .efault)
         default:
             // -EOPNOTSUPP: the kernel has no MADV_POPULATE_READ/WRITE (before Linux 5.14).
             let advice = call == "read" ? "MADV_POPULATE_READ" : "MADV_POPULATE_WRITE"
-            throw KernelError(call: "madvise", arguments: "\(advice) before the \(call) of " + arguments + " (needs Linux 5.14+)",
-                              errno: Errno(negatedReturn: result))
+            throw KernelError(
+                call: "madvise", arguments: "\(advice) before the \(call) of " + arguments + " (needs Linux 5.14+)",
+                errno: Errno(negatedReturn: result))
         }
     }
 
     public func residentPages(address: UInt64, length: UInt64) throws(KernelError) -> UInt64 {
-        UInt64(try check(ckvm_mincore_count(address, length), "mincore", "\(Format.hex(address)), \(Format.hex(length))"))
+        UInt64(
+            try check(ckvm_mincore_count(address, length), "mincore", "\(Format.hex(address)), \(Format.hex(length))"))
     }
 
     /// `PAGEMAP_SCAN` (Linux 6.7+): the kernel skips unpopulated page tables, where `mincore` looks up every
@@ -173,8 +206,9 @@ public final class KVMKernel: KernelInterface {
         if [25, 22, 2].contains(-result) {
             return ResidentReading(bytes: 0, source: .unavailable)
         }
-        return ResidentReading(bytes: UInt64(try check(result, "ioctl(PAGEMAP_SCAN)", "\(Format.hex(address)), \(Format.hex(length))")),
-                               source: .pagemapScan)
+        return ResidentReading(
+            bytes: UInt64(try check(result, "ioctl(PAGEMAP_SCAN)", "\(Format.hex(address)), \(Format.hex(length))")),
+            source: .pagemapScan)
     }
 
     public func close(_ fd: Int32) throws(KernelError) {

@@ -23,17 +23,21 @@ public protocol KernelInterface: AnyObject {
     func createMemfd(name: String, size: UInt64, hugePageSize: UInt64?) throws(KernelError) -> Int32
     /// `mmap(NULL, length, PROT_READ|PROT_WRITE, shared ? MAP_SHARED : MAP_PRIVATE, fd, offset)`;
     /// `fd == nil` maps anonymous memory (`MAP_ANONYMOUS`, plus `MAP_HUGETLB` when `hugePageSize` is set).
-    func mmap(fd: Int32?, length: UInt64, offset: UInt64, shared: Bool, hugePageSize: UInt64?) throws(KernelError) -> UInt64
+    func mmap(
+        fd: Int32?, length: UInt64, offset: UInt64, shared: Bool, hugePageSize: UInt64?
+    ) throws(KernelError) -> UInt64
     func munmap(address: UInt64, length: UInt64) throws(KernelError)
     /// `KVM_SET_USER_MEMORY_REGION2` on a VM fd.
     func setUserMemoryRegion2(vm: Int32, _ region: MemoryRegion2) throws(KernelError)
     /// `KVM_SET_MEMORY_ATTRIBUTES` on a VM fd (per-VM attributes, Linux 6.8+).
-    func setMemoryAttributes(vm: Int32, address: UInt64, size: UInt64, attributes: UInt64, flags: UInt64) throws(KernelError)
+    func setMemoryAttributes(
+        vm: Int32, address: UInt64, size: UInt64, attributes: UInt64, flags: UInt64) throws(KernelError)
     /// `KVM_GMEM_CONVERT_SHARED` / `KVM_GMEM_CONVERT_PRIVATE` on a guest_memfd (2025 POC ABI).
     /// On failure the error carries `errorOffset` as the kernel reported it.
     func gmemConvert(gmem: Int32, offset: UInt64, size: UInt64, toPrivate: Bool) throws(KernelError)
     /// `KVM_SET_MEMORY_ATTRIBUTES2` on a guest_memfd (2026 series). On failure the error carries `errorOffset`.
-    func setMemoryAttributes2(gmem: Int32, offset: UInt64, size: UInt64, attributes: UInt64, flags: UInt64) throws(KernelError)
+    func setMemoryAttributes2(
+        gmem: Int32, offset: UInt64, size: UInt64, attributes: UInt64, flags: UInt64) throws(KernelError)
     /// `fallocate(fd, mode, offset, length)`; modes are the Linux `FALLOC_FL_*` bits.
     func fallocate(fd: Int32, mode: Int32, offset: UInt64, length: UInt64) throws(KernelError)
     /// `madvise(address, length, advice)`; advice values are Linux's (`MADV_DONTNEED` = 4, `MADV_POPULATE_WRITE` = 23, ...).
@@ -82,7 +86,8 @@ public enum ResidencySource: String, Sendable, Hashable, Codable {
 
     public var explanation: String {
         switch self {
-        case .pagemapScan: "PAGEMAP_SCAN: pages present in the host page tables; guest_memfd pages the host never touched do not count"
+        case .pagemapScan:
+            "PAGEMAP_SCAN: pages present in the host page tables; guest_memfd pages the host never touched do not count"
         case .mincore: "mincore: pages in the mapped file's page cache"
         case .unavailable: "not read: this kernel has no PAGEMAP_SCAN, and mincore would visit every page"
         }
@@ -107,8 +112,10 @@ public struct MemoryRegion2: Sendable, Hashable, Codable {
     public var guestMemfdOffset: UInt64
     public var guestMemfd: UInt32
 
-    public init(slot: UInt32, flags: UInt32, guestPhysAddr: UInt64, memorySize: UInt64,
-                userspaceAddr: UInt64, guestMemfdOffset: UInt64 = 0, guestMemfd: UInt32 = 0) {
+    public init(
+        slot: UInt32, flags: UInt32, guestPhysAddr: UInt64, memorySize: UInt64,
+        userspaceAddr: UInt64, guestMemfdOffset: UInt64 = 0, guestMemfd: UInt32 = 0
+    ) {
         self.slot = slot
         self.flags = flags
         self.guestPhysAddr = guestPhysAddr

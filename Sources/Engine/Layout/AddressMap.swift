@@ -26,8 +26,10 @@ public struct AddressMap: Sendable, Hashable {
             let mapping = mappings[index]
             let gpa = max(window.lowerBound, range.lowerBound)..<min(window.upperBound, range.upperBound)
             let offset = mapping.offset + (gpa.lowerBound - mapping.gpa)
-            slices.append(BlockSlice(block: mapping.block, offsets: offset..<(offset + gpa.byteCount),
-                                     gpaRange: gpa, mappingIndex: index))
+            slices.append(
+                BlockSlice(
+                    block: mapping.block, offsets: offset..<(offset + gpa.byteCount),
+                    gpaRange: gpa, mappingIndex: index))
         }
         return slices
     }
@@ -51,8 +53,10 @@ public struct AddressMap: Sendable, Hashable {
             let mapping = mappings[index]
             let piece = max(window.lowerBound, offsets.lowerBound)..<min(window.upperBound, offsets.upperBound)
             let gpa = mapping.gpa + (piece.lowerBound - mapping.offset)
-            slices.append(BlockSlice(block: block, offsets: piece, gpaRange: gpa..<(gpa + piece.byteCount),
-                                     mappingIndex: index))
+            slices.append(
+                BlockSlice(
+                    block: block, offsets: piece, gpaRange: gpa..<(gpa + piece.byteCount),
+                    mappingIndex: index))
         }
         return slices.sorted { ($0.gpaRange.lowerBound, $0.mappingIndex) < ($1.gpaRange.lowerBound, $1.mappingIndex) }
     }
@@ -81,13 +85,16 @@ extension AddressMap {
                         let overlap = offsets.lowerBound..<min(offsets.upperBound, covered)
                         layout.forEachRun(in: overlap) { existing in
                             if existing.value != run.value {
-                                record(&conflicts, block: block, offsets: existing.range,
-                                       values: [existing.value, run.value])
+                                record(
+                                    &conflicts, block: block, offsets: existing.range,
+                                    values: [existing.value, run.value])
                             }
                         }
                         // Keep the first window's values; fill only what it left unset.
                         for gap in layout.gaps(in: overlap) { layout.assign(run.value, to: gap) }
-                        if offsets.upperBound > covered { layout.assignOrAppend(run.value, to: covered..<offsets.upperBound) }
+                        if offsets.upperBound > covered {
+                            layout.assignOrAppend(run.value, to: covered..<offsets.upperBound)
+                        }
                     } else {
                         layout.assignOrAppend(run.value, to: offsets)
                     }
@@ -97,11 +104,12 @@ extension AddressMap {
             layouts[block] = layout
         }
         guard conflicts.isEmpty else {
-            throw LayoutConflictError(conflicts: conflicts.map { conflict in
-                var located = conflict
-                located.gpaRanges = gpaRanges(block: conflict.block, offsets: conflict.offsets).map(\.gpaRange)
-                return located
-            }.sorted { ($0.block, $0.offsets.lowerBound) < ($1.block, $1.offsets.lowerBound) })
+            throw LayoutConflictError(
+                conflicts: conflicts.map { conflict in
+                    var located = conflict
+                    located.gpaRanges = gpaRanges(block: conflict.block, offsets: conflict.offsets).map(\.gpaRange)
+                    return located
+                }.sorted { ($0.block, $0.offsets.lowerBound) < ($1.block, $1.offsets.lowerBound) })
         }
         return layouts
     }
@@ -121,13 +129,17 @@ extension AddressMap {
     }
 
     /// Appends a conflict, coalescing it with the previous one when they touch with the same values.
-    private func record(_ conflicts: inout [LayoutConflictError.Conflict], block: String,
-                        offsets: Range<UInt64>, values: [MemoryState]) {
+    private func record(
+        _ conflicts: inout [LayoutConflictError.Conflict], block: String,
+        offsets: Range<UInt64>, values: [MemoryState]
+    ) {
         if let last = conflicts.last, last.block == block, last.values == values,
-           last.offsets.upperBound == offsets.lowerBound {
+            last.offsets.upperBound == offsets.lowerBound
+        {
             conflicts[conflicts.count - 1].offsets = last.offsets.lowerBound..<offsets.upperBound
         } else {
-            conflicts.append(LayoutConflictError.Conflict(block: block, offsets: offsets, gpaRanges: [], values: values))
+            conflicts.append(
+                LayoutConflictError.Conflict(block: block, offsets: offsets, gpaRanges: [], values: values))
         }
     }
 }
@@ -143,8 +155,11 @@ public struct LayoutConflictError: Error, Sendable, Hashable, CustomStringConver
         public var values: [MemoryState]
 
         public var description: String {
-            let windows = gpaRanges.map { "0x\(String($0.lowerBound, radix: 16))..<0x\(String($0.upperBound, radix: 16))" }
-            return "block \(block) offsets 0x\(String(offsets.lowerBound, radix: 16))..<0x\(String(offsets.upperBound, radix: 16))"
+            let windows = gpaRanges.map {
+                "0x\(String($0.lowerBound, radix: 16))..<0x\(String($0.upperBound, radix: 16))"
+            }
+            return
+                "block \(block) offsets 0x\(String(offsets.lowerBound, radix: 16))..<0x\(String(offsets.upperBound, radix: 16))"
                 + " are \(values.map(\.rawValue).joined(separator: " and ")) at gpa \(windows.joined(separator: ", "))"
         }
     }

@@ -64,7 +64,8 @@ extension IntervalMap {
     mutating func assignOrAppend(_ value: Value, to range: Range<UInt64>) {
         if range.isEmpty { return }
         guard let lastChunk = chunks.indices.last, let lastRun = chunks[lastChunk].last,
-              lastRun.range.upperBound <= range.lowerBound else {
+            lastRun.range.upperBound <= range.lowerBound
+        else {
             if chunks.isEmpty { appendNewChunk(Run(range: range, value: value)) } else { assign(value, to: range) }
             return
         }

@@ -138,7 +138,9 @@ public struct IntervalMap<Value: Equatable & Sendable>: Sendable {
             while position.index < chunk.count {
                 let run = chunk[position.index]
                 if run.range.lowerBound >= range.upperBound { return }
-                let clipped = Swift.max(run.range.lowerBound, range.lowerBound)..<Swift.min(run.range.upperBound, range.upperBound)
+                let clipped =
+                    Swift.max(
+                        run.range.lowerBound, range.lowerBound)..<Swift.min(run.range.upperBound, range.upperBound)
                 try body(Run(range: clipped, value: run.value))
                 position.index += 1
             }
@@ -205,7 +207,9 @@ extension IntervalMap {
     @inlinable
     func interpolatedIndex(of address: UInt64, inChunk c: Int) -> Int {
         let count = chunks[c].count
-        guard c + 1 < chunkStarts.count, address > chunkStarts[c] else { return address > chunkStarts[c] ? count / 2 : 0 }
+        guard c + 1 < chunkStarts.count, address > chunkStarts[c] else {
+            return address > chunkStarts[c] ? count / 2 : 0
+        }
         let span = Double(chunkStarts[c + 1] - chunkStarts[c])
         let guess = Int(Double(address - chunkStarts[c]) / span * Double(count))
         return Swift.min(Swift.max(guess, 0), count - 1)
@@ -214,8 +218,10 @@ extension IntervalMap {
     /// The first index of `runs` where `isBefore` turns false (`runs.count` if never), for `isBefore`
     /// true on a prefix. Gallops outwards from `guess`, then binary-searches: O(log distance).
     @inlinable
-    static func firstIndex<Element>(in runs: UnsafeBufferPointer<Element>, near guess: Int,
-                                    isBefore: (Element) -> Bool) -> Int {
+    static func firstIndex<Element>(
+        in runs: UnsafeBufferPointer<Element>, near guess: Int,
+        isBefore: (Element) -> Bool
+    ) -> Int {
         let count = runs.count
         var low: Int, high: Int
         if guess < count && isBefore(runs[guess]) {

@@ -15,7 +15,9 @@ struct SortedWindows: Sendable, Hashable {
         starts = sorted.map(\.range.lowerBound)
         ends = sorted.map(\.range.upperBound)
         var running: UInt64 = 0
-        reach = ends.map { running = max(running, $0); return running }
+        reach = ends.map {
+            running = max(running, $0); return running
+        }
     }
 
     /// Calls `body` with each mapping index whose window intersects `range`, in ascending window start.

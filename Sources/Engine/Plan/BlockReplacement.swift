@@ -36,13 +36,17 @@ public struct BlockReplacement: Sendable, Hashable, Codable {
         let wantedMappings = desired.mappings.filter { $0.block == live.name }
         let slots = observed.memslots.filter { $0.mapping.block == live.name }
         let liveMappings = slots.map(\.mapping)
-        let keep = wanted.map { Planner.sameObjects(live: live, desired: $0, conversion: desired.conversion) } == true
+        let keep =
+            wanted.map { Planner.sameObjects(live: live, desired: $0, conversion: desired.conversion) } == true
             && Set(wantedMappings) == Set(liveMappings)
         guard !keep else { return nil }
         let slotList = slots.map(\.slot).sorted().map(String.init)
-        let lost = "\(formatSize(live.size)) of memory contents" + (slotList.isEmpty ? "" : ", memslot\(slotList.count == 1 ? "" : "s") \(slotList.joined(separator: ", "))")
+        let lost =
+            "\(formatSize(live.size)) of memory contents"
+            + (slotList.isEmpty ? "" : ", memslot\(slotList.count == 1 ? "" : "s") \(slotList.joined(separator: ", "))")
         guard let wanted else {
-            return BlockReplacement(block: live.name, reason: .removed, changes: ["not in the manifest"], destroysData: true, lost: lost)
+            return BlockReplacement(
+                block: live.name, reason: .removed, changes: ["not in the manifest"], destroysData: true, lost: lost)
         }
         var changes: [String] = []
         if live.size != wanted.size { changes.append("size \(formatSize(live.size)) -> \(formatSize(wanted.size))") }
@@ -52,12 +56,17 @@ public struct BlockReplacement: Sendable, Hashable, Codable {
             changes.append("guest_memfd flags \(hex(live.guestMemfdFlags)) -> \(hex(wanted.guestMemfdFlags))")
         }
         let wantedSet = Set(wantedMappings), liveSet = Set(liveMappings)
-        for mapping in liveMappings where !wantedSet.contains(mapping) { changes.append("mapping - " + describe(mapping)) }
-        for mapping in wantedMappings where !liveSet.contains(mapping) { changes.append("mapping + " + describe(mapping)) }
+        for mapping in liveMappings where !wantedSet.contains(mapping) {
+            changes.append("mapping - " + describe(mapping))
+        }
+        for mapping in wantedMappings where !liveSet.contains(mapping) {
+            changes.append("mapping + " + describe(mapping))
+        }
         if !Planner.isComplete(live) {
-            return BlockReplacement(block: live.name, reason: .incomplete,
-                                    changes: ["an earlier apply stopped before the block was complete"] + changes,
-                                    destroysData: false, lost: lost)
+            return BlockReplacement(
+                block: live.name, reason: .incomplete,
+                changes: ["an earlier apply stopped before the block was complete"] + changes,
+                destroysData: false, lost: lost)
         }
         return BlockReplacement(block: live.name, reason: .changed, changes: changes, destroysData: true, lost: lost)
     }

@@ -25,7 +25,8 @@ public enum MemslotSplit {
         var done: UInt64 = 0
         while done < mapping.size {
             let size = min(piece, mapping.size - done)
-            pieces.append(Mapping(block: mapping.block, offset: mapping.offset + done, size: size, gpa: mapping.gpa + done))
+            pieces.append(
+                Mapping(block: mapping.block, offset: mapping.offset + done, size: size, gpa: mapping.gpa + done))
             done += size
         }
         return pieces

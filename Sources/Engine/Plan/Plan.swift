@@ -15,8 +15,10 @@ public struct Plan: Sendable, Hashable, Codable {
     /// Live blocks the plan tears down (and rebuilds): shown first, and refused by apply unless allowed.
     public var replacements: [BlockReplacement] = []
 
-    public init(guest: String, operations: [PlanOperation] = [], resolutions: [String: String] = [:],
-                notes: [String] = [], transitions: [BlockTransition] = [], listeners: [String]? = nil) {
+    public init(
+        guest: String, operations: [PlanOperation] = [], resolutions: [String: String] = [:],
+        notes: [String] = [], transitions: [BlockTransition] = [], listeners: [String]? = nil
+    ) {
         self.guest = guest
         self.listeners = listeners
         self.operations = operations
@@ -41,7 +43,9 @@ public struct BlockTransition: Sendable, Hashable, Codable {
     /// The guest-physical windows where this range is visible.
     public var gpaRanges: [Range<UInt64>]
 
-    public init(block: String, offset: UInt64, size: UInt64, from: MemoryState?, to: MemoryState, gpaRanges: [Range<UInt64>]) {
+    public init(
+        block: String, offset: UInt64, size: UInt64, from: MemoryState?, to: MemoryState, gpaRanges: [Range<UInt64>]
+    ) {
         self.block = block
         self.offset = offset
         self.size = size

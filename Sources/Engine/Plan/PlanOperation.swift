@@ -36,7 +36,8 @@ public enum PlanOperation: Sendable, Hashable, Codable {
         switch self {
         case .createVM: return "KVM_CREATE_VM"
         case .createGuestMemfd: return "KVM_CREATE_GUEST_MEMFD"
-        case .createSharedBacking(_, let backing, _): return backing.source == .anonymous ? "(anonymous memory)" : "memfd_create+ftruncate"
+        case .createSharedBacking(_, let backing, _):
+            return backing.source == .anonymous ? "(anonymous memory)" : "memfd_create+ftruncate"
         case .mapHostMemory: return "mmap(MAP_SHARED)"
         case .bindMemslot, .deleteMemslot: return "KVM_SET_USER_MEMORY_REGION2"
         case .setVMAttributes: return "KVM_SET_MEMORY_ATTRIBUTES"
@@ -44,7 +45,8 @@ public enum PlanOperation: Sendable, Hashable, Codable {
             if abi == .gmemConvertPOC { return to == .private ? "KVM_GMEM_CONVERT_PRIVATE" : "KVM_GMEM_CONVERT_SHARED" }
             return "KVM_SET_MEMORY_ATTRIBUTES2"
         case .discard(_, _, _, _, let method): return method.rawValue
-        case .populate(_, let memory, _, _): return memory == .guestMemfd ? "fallocate(KEEP_SIZE)" : "madvise(MADV_POPULATE_WRITE)"
+        case .populate(_, let memory, _, _):
+            return memory == .guestMemfd ? "fallocate(KEEP_SIZE)" : "madvise(MADV_POPULATE_WRITE)"
         case .notify(_, let kind, _, _): return "notify \(kind.rawValue)"
         case .destroyBlock: return "munmap+close"
         case .destroyVM: return "close(vm)"
@@ -57,16 +59,20 @@ public enum PlanOperation: Sendable, Hashable, Codable {
         case .createVM(let type):
             return "type=\(type.kvmValue) (\(type.rawValue))"
         case .createGuestMemfd(let block, let size, let flags, let backend):
-            return "block=\(block) (\(backend.name)) size=\(hex(size)) flags=\(KVMConstants.describeGuestMemfdFlags(flags, in: flagSet))"
+            return
+                "block=\(block) (\(backend.name)) size=\(hex(size)) flags=\(KVMConstants.describeGuestMemfdFlags(flags, in: flagSet))"
         case .createSharedBacking(let block, let backing, let size):
             var text = "block=\(block) source=\(backing.source.rawValue) size=\(hex(size))"
-            if backing.source == .hugetlb, let pageSize = backing.pageSize { text += " MFD_HUGETLB page=\(formatSize(pageSize))" }
+            if backing.source == .hugetlb, let pageSize = backing.pageSize {
+                text += " MFD_HUGETLB page=\(formatSize(pageSize))"
+            }
             if backing.prealloc { text += " prealloc" }
             return text
         case .mapHostMemory(let block, let memory, let size):
             return "block=\(block) memory=\(memory.rawValue) length=\(hex(size)) -> host address assigned at apply"
         case .bindMemslot(let slot, let mapping, let memory):
-            return "slot=\(slot) gpa=\(hex(mapping.gpa)) size=\(hex(mapping.size)) flags=GUEST_MEMFD gmem=\(mapping.block) gmem_offset=\(hex(mapping.offset)) userspace_addr=<\(mapping.block) \(memory.rawValue) mapping>+\(hex(mapping.offset))"
+            return
+                "slot=\(slot) gpa=\(hex(mapping.gpa)) size=\(hex(mapping.size)) flags=GUEST_MEMFD gmem=\(mapping.block) gmem_offset=\(hex(mapping.offset)) userspace_addr=<\(mapping.block) \(memory.rawValue) mapping>+\(hex(mapping.offset))"
         case .deleteMemslot(let slot, let mapping):
             return "slot=\(slot) gpa=\(hex(mapping.gpa)) size=0"
         case .setVMAttributes(let gpa, let size, let to):

@@ -11,14 +11,14 @@ struct PageStore: Sendable, Hashable, Codable {
     /// Bytes `[offset, offset + count)` of the page at `index` (zeros when never written).
     func read(page index: UInt64, offset: Int, count: Int) -> [UInt8] {
         guard let data = pages[index] else { return [UInt8](repeating: 0, count: count) }
-        return [UInt8](data[data.startIndex + offset ..< data.startIndex + offset + count])
+        return [UInt8](data[data.startIndex + offset..<data.startIndex + offset + count])
     }
 
     func page(_ index: UInt64) -> Data? { pages[index] }
 
     mutating func write(page index: UInt64, pageSize: UInt64, offset: Int, bytes: ArraySlice<UInt8>) {
         var data = pages[index] ?? Data(count: Int(pageSize))
-        data.replaceSubrange(data.startIndex + offset ..< data.startIndex + offset + bytes.count, with: bytes)
+        data.replaceSubrange(data.startIndex + offset..<data.startIndex + offset + bytes.count, with: bytes)
         pages[index] = data
     }
 
@@ -34,7 +34,7 @@ struct PageStore: Sendable, Hashable, Codable {
     /// Zeroes bytes `[from, to)` of one page, if it holds contents.
     mutating func zero(page index: UInt64, from: Int, to: Int) {
         guard var data = pages[index], from < to else { return }
-        data.resetBytes(in: data.startIndex + from ..< data.startIndex + to)
+        data.resetBytes(in: data.startIndex + from..<data.startIndex + to)
         pages[index] = data
     }
 

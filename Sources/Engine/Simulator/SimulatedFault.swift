@@ -41,7 +41,9 @@ public struct SimulatedFault: Sendable, Hashable, Codable {
         self.errorOffset = errorOffset
     }
 
-    public init(call: SimulatedCall? = nil, occurrence: Int = 1, failure: KernelError.Failure, errorOffset: UInt64? = nil) {
+    public init(
+        call: SimulatedCall? = nil, occurrence: Int = 1, failure: KernelError.Failure, errorOffset: UInt64? = nil
+    ) {
         self.call = call
         self.occurrence = max(1, occurrence)
         self.failure = failure
@@ -92,7 +94,8 @@ public enum SimulatedHookError: Error, Sendable, Hashable, CustomStringConvertib
         case .unalignedOffset(let offset): return "offset 0x\(String(offset, radix: 16)) is not page-aligned"
         case .beyondEndOfFile(let offset, let size):
             return "offset 0x\(String(offset, radix: 16)) is beyond the guest_memfd size 0x\(String(size, radix: 16))"
-        case .pagePrivate(let offset): return "page at offset 0x\(String(offset, radix: 16)) is private and cannot be pinned"
+        case .pagePrivate(let offset):
+            return "page at offset 0x\(String(offset, radix: 16)) is private and cannot be pinned"
         case .notPinned(let offset): return "page at offset 0x\(String(offset, radix: 16)) is not pinned"
         }
     }

@@ -18,8 +18,10 @@ extension SimulatedKernel {
     public func memslots(vm fd: Int32) throws(SimulatedHookError) -> [MemoryRegion2] {
         let vm = try vmObject(fd)
         return vm.slots.values.sorted { $0.slot < $1.slot }.map {
-            MemoryRegion2(slot: $0.slot, flags: $0.flags, guestPhysAddr: $0.guestPhysAddr, memorySize: $0.memorySize,
-                          userspaceAddr: $0.userspaceAddr, guestMemfdOffset: $0.guestMemfdOffset, guestMemfd: $0.guestMemfdDescriptor)
+            MemoryRegion2(
+                slot: $0.slot, flags: $0.flags, guestPhysAddr: $0.guestPhysAddr, memorySize: $0.memorySize,
+                userspaceAddr: $0.userspaceAddr, guestMemfdOffset: $0.guestMemfdOffset,
+                guestMemfd: $0.guestMemfdDescriptor)
         }
     }
 
@@ -46,7 +48,8 @@ extension SimulatedKernel {
         let offsetInSlot = gpa - slot.guestPhysAddr
         guard slot.isGuestMemfd else { return .userspace(address: slot.userspaceAddr + offsetInSlot) }
         let gmem = slot.guestMemfdFile.flatMap { state.files[$0]?.gmem }
-        let gmemOnly = state.capabilities.inPlaceMode
+        let gmemOnly =
+            state.capabilities.inPlaceMode
             || (state.capabilities.guestMemfdFlagSet == .upstream && gmem?.mappable == true)
         let isPrivate = vm.attributes.value(at: gpa).map { $0 & KVMConstants.memoryAttributePrivate != 0 } ?? false
         if gmemOnly || isPrivate { return .guestMemfd(offset: slot.guestMemfdOffset + offsetInSlot) }
@@ -71,11 +74,14 @@ extension SimulatedKernel {
     /// Stays small for a huge guest as long as few pages are written and few ranges differ.
     public var footprint: SimulatedFootprint {
         let state = snapshot()
-        var footprint = SimulatedFootprint(vms: state.vms.count, files: state.files.count, mappings: state.mappings.count)
+        var footprint = SimulatedFootprint(
+            vms: state.vms.count, files: state.files.count, mappings: state.mappings.count)
         for vm in state.vms.values { footprint.intervalRuns += vm.attributes.runCount }
         for file in state.files.values {
             footprint.storedPages += file.contents.count
-            footprint.intervalRuns += file.allocated.runCount + (file.uptodate?.runCount ?? 0) + (file.gmem.map { $0.state.runCount + $0.bindings.runCount } ?? 0)
+            footprint.intervalRuns +=
+                file.allocated.runCount + (file.uptodate?.runCount ?? 0)
+                + (file.gmem.map { $0.state.runCount + $0.bindings.runCount } ?? 0)
         }
         for mapping in state.mappings {
             footprint.storedPages += mapping.privateContents.count

@@ -79,10 +79,13 @@ public final class SimulatedKernel: KernelInterface {
 
     /// Fires a due injected fault instead of the call, or runs it; logs the outcome either way. Errors
     /// raised by the rules get the call's name and arguments here.
-    private func perform<Result>(_ call: SimulatedCall, _ arguments: @autoclosure () -> String,
-                                 _ body: (inout SimulatedKernelState) throws(KernelError) -> Result) throws(KernelError) -> Result {
+    private func perform<Result>(
+        _ call: SimulatedCall, _ arguments: @autoclosure () -> String,
+        _ body: (inout SimulatedKernelState) throws(KernelError) -> Result
+    ) throws(KernelError) -> Result {
         if let fault = takeDueFault(for: call) {
-            let error = KernelError(call: call.rawValue, arguments: arguments(), failure: fault.failure, errorOffset: fault.errorOffset)
+            let error = KernelError(
+                call: call.rawValue, arguments: arguments(), failure: fault.failure, errorOffset: fault.errorOffset)
             logCall(SimulatedCallRecord(call: call, arguments: error.arguments, failure: error.failure, injected: true))
             throw error
         }
@@ -94,7 +97,8 @@ public final class SimulatedKernel: KernelInterface {
             var named = error
             named.call = call.rawValue
             named.arguments = arguments()
-            logCall(SimulatedCallRecord(call: call, arguments: named.arguments, failure: named.failure, injected: false))
+            logCall(
+                SimulatedCallRecord(call: call, arguments: named.arguments, failure: named.failure, injected: false))
             throw named
         }
     }
@@ -131,18 +135,26 @@ public final class SimulatedKernel: KernelInterface {
 
     public func createGuestMemfd(vm: Int32, size: UInt64, flags: UInt64) throws(KernelError) -> Int32 {
         try perform(.createGuestMemfd, "vm fd \(vm), size=\(Format.hex(size)), flags=\(Format.hex(flags))") {
-            (state: inout SimulatedKernelState) throws(KernelError) in try state.createGuestMemfd(vm: vm, size: size, flags: flags)
+            (state: inout SimulatedKernelState) throws(KernelError) in
+            try state.createGuestMemfd(vm: vm, size: size, flags: flags)
         }
     }
 
     public func createMemfd(name: String, size: UInt64, hugePageSize: UInt64?) throws(KernelError) -> Int32 {
-        try perform(.createMemfd, "\"\(name)\", size=\(Format.hex(size))\(hugePageSize.map { ", MFD_HUGETLB(\(Format.hex($0)))" } ?? "")") {
-            (state: inout SimulatedKernelState) throws(KernelError) in try state.createMemfd(name: name, size: size, hugePageSize: hugePageSize)
+        try perform(
+            .createMemfd,
+            "\"\(name)\", size=\(Format.hex(size))\(hugePageSize.map { ", MFD_HUGETLB(\(Format.hex($0)))" } ?? "")"
+        ) {
+            (state: inout SimulatedKernelState) throws(KernelError) in
+            try state.createMemfd(name: name, size: size, hugePageSize: hugePageSize)
         }
     }
 
-    public func mmap(fd: Int32?, length: UInt64, offset: UInt64, shared: Bool, hugePageSize: UInt64?) throws(KernelError) -> UInt64 {
-        let flags = (shared ? "MAP_SHARED" : "MAP_PRIVATE") + (fd == nil ? "|MAP_ANONYMOUS" : "")
+    public func mmap(
+        fd: Int32?, length: UInt64, offset: UInt64, shared: Bool, hugePageSize: UInt64?
+    ) throws(KernelError) -> UInt64 {
+        let flags =
+            (shared ? "MAP_SHARED" : "MAP_PRIVATE") + (fd == nil ? "|MAP_ANONYMOUS" : "")
             + (hugePageSize.map { "|MAP_HUGETLB(\(Format.hex($0)))" } ?? "")
         return try perform(.mmap, "NULL, \(Format.hex(length)), \(flags), fd \(fd ?? -1), \(Format.hex(offset))") {
             (state: inout SimulatedKernelState) throws(KernelError) in
@@ -151,19 +163,24 @@ public final class SimulatedKernel: KernelInterface {
     }
 
     public func munmap(address: UInt64, length: UInt64) throws(KernelError) {
-        try perform(.munmap, "\(Format.hex(address)), \(Format.hex(length))") { (state: inout SimulatedKernelState) throws(KernelError) in
+        try perform(.munmap, "\(Format.hex(address)), \(Format.hex(length))") {
+            (state: inout SimulatedKernelState) throws(KernelError) in
             try state.munmap(address: address, length: length)
         }
     }
 
     public func setUserMemoryRegion2(vm: Int32, _ region: MemoryRegion2) throws(KernelError) {
-        try perform(.setUserMemoryRegion2, "vm fd \(vm), \(Format.region(region))") { (state: inout SimulatedKernelState) throws(KernelError) in
+        try perform(.setUserMemoryRegion2, "vm fd \(vm), \(Format.region(region))") {
+            (state: inout SimulatedKernelState) throws(KernelError) in
             try state.setUserMemoryRegion2(vm: vm, region)
         }
     }
 
-    public func setMemoryAttributes(vm: Int32, address: UInt64, size: UInt64, attributes: UInt64, flags: UInt64) throws(KernelError) {
-        let arguments = "vm fd \(vm), address=\(Format.hex(address)), size=\(Format.hex(size)), attributes=\(Format.memoryAttributes(attributes)), flags=\(Format.hex(flags))"
+    public func setMemoryAttributes(
+        vm: Int32, address: UInt64, size: UInt64, attributes: UInt64, flags: UInt64
+    ) throws(KernelError) {
+        let arguments =
+            "vm fd \(vm), address=\(Format.hex(address)), size=\(Format.hex(size)), attributes=\(Format.memoryAttributes(attributes)), flags=\(Format.hex(flags))"
         try perform(.setMemoryAttributes, arguments) { (state: inout SimulatedKernelState) throws(KernelError) in
             try state.setMemoryAttributes(vm: vm, address: address, size: size, attributes: attributes, flags: flags)
         }
@@ -175,60 +192,81 @@ public final class SimulatedKernel: KernelInterface {
 
     /// The POC's `struct kvm_gmem_convert` with `error_offset` as the caller filled it: the POC refuses a
     /// nonzero value on input (EINVAL); the 7.4 ioctl does not read it.
-    public func gmemConvert(gmem: Int32, offset: UInt64, size: UInt64, toPrivate: Bool, errorOffset: UInt64) throws(KernelError) {
-        try perform(toPrivate ? .gmemConvertPrivate : .gmemConvertShared,
-                    "gmem fd \(gmem), offset=\(Format.hex(offset)), size=\(Format.hex(size))") {
+    public func gmemConvert(
+        gmem: Int32, offset: UInt64, size: UInt64, toPrivate: Bool, errorOffset: UInt64
+    ) throws(KernelError) {
+        try perform(
+            toPrivate ? .gmemConvertPrivate : .gmemConvertShared,
+            "gmem fd \(gmem), offset=\(Format.hex(offset)), size=\(Format.hex(size))"
+        ) {
             (state: inout SimulatedKernelState) throws(KernelError) in
-            try state.gmemConvert(gmem: gmem, offset: offset, size: size, toPrivate: toPrivate, errorOffset: errorOffset)
+            try state.gmemConvert(
+                gmem: gmem, offset: offset, size: size, toPrivate: toPrivate, errorOffset: errorOffset)
         }
     }
 
-    public func setMemoryAttributes2(gmem: Int32, offset: UInt64, size: UInt64, attributes: UInt64, flags: UInt64) throws(KernelError) {
-        try setMemoryAttributes2(gmem: gmem, offset: offset, size: size, attributes: attributes, flags: flags,
-                                 reserved: [UInt64](repeating: 0, count: SimulatedKernelState.attributes2ReservedWords))
+    public func setMemoryAttributes2(
+        gmem: Int32, offset: UInt64, size: UInt64, attributes: UInt64, flags: UInt64
+    ) throws(KernelError) {
+        try setMemoryAttributes2(
+            gmem: gmem, offset: offset, size: size, attributes: attributes, flags: flags,
+            reserved: [UInt64](repeating: 0, count: SimulatedKernelState.attributes2ReservedWords))
     }
 
     /// KVM_SET_MEMORY_ATTRIBUTES2 with the struct's `reserved[]` words as the caller filled them.
-    public func setMemoryAttributes2(gmem: Int32, offset: UInt64, size: UInt64, attributes: UInt64, flags: UInt64,
-                                     reserved: [UInt64]) throws(KernelError) {
-        let arguments = "gmem fd \(gmem), offset=\(Format.hex(offset)), size=\(Format.hex(size)), attributes=\(Format.memoryAttributes(attributes)), flags=\(Format.hex(flags))"
+    public func setMemoryAttributes2(
+        gmem: Int32, offset: UInt64, size: UInt64, attributes: UInt64, flags: UInt64,
+        reserved: [UInt64]
+    ) throws(KernelError) {
+        let arguments =
+            "gmem fd \(gmem), offset=\(Format.hex(offset)), size=\(Format.hex(size)), attributes=\(Format.memoryAttributes(attributes)), flags=\(Format.hex(flags))"
         try perform(.setMemoryAttributes2, arguments) { (state: inout SimulatedKernelState) throws(KernelError) in
-            try state.setMemoryAttributes2(gmem: gmem, offset: offset, size: size, attributes: attributes, flags: flags,
-                                           reserved: reserved)
+            try state.setMemoryAttributes2(
+                gmem: gmem, offset: offset, size: size, attributes: attributes, flags: flags,
+                reserved: reserved)
         }
     }
 
     public func fallocate(fd: Int32, mode: Int32, offset: UInt64, length: UInt64) throws(KernelError) {
-        try perform(.fallocate, "fd \(fd), \(Format.fallocateMode(mode)), offset=\(Format.hex(offset)), length=\(Format.hex(length))") {
-            (state: inout SimulatedKernelState) throws(KernelError) in try state.fallocate(fd: fd, mode: mode, offset: offset, length: length)
+        try perform(
+            .fallocate,
+            "fd \(fd), \(Format.fallocateMode(mode)), offset=\(Format.hex(offset)), length=\(Format.hex(length))"
+        ) {
+            (state: inout SimulatedKernelState) throws(KernelError) in
+            try state.fallocate(fd: fd, mode: mode, offset: offset, length: length)
         }
     }
 
     public func madvise(address: UInt64, length: UInt64, advice: Int32) throws(KernelError) {
         try perform(.madvise, "\(Format.hex(address)), \(Format.hex(length)), \(Format.madviseAdvice(advice))") {
-            (state: inout SimulatedKernelState) throws(KernelError) in try state.madvise(address: address, length: length, advice: advice)
+            (state: inout SimulatedKernelState) throws(KernelError) in
+            try state.madvise(address: address, length: length, advice: advice)
         }
     }
 
     public func read(address: UInt64, count: Int) throws(KernelError) -> [UInt8] {
-        try perform(.read, "\(Format.hex(address)), \(count) bytes") { (state: inout SimulatedKernelState) throws(KernelError) in
+        try perform(.read, "\(Format.hex(address)), \(count) bytes") {
+            (state: inout SimulatedKernelState) throws(KernelError) in
             try state.read(address: address, count: count)
         }
     }
 
     public func write(address: UInt64, bytes: [UInt8]) throws(KernelError) {
-        try perform(.write, "\(Format.hex(address)), \(bytes.count) bytes") { (state: inout SimulatedKernelState) throws(KernelError) in
+        try perform(.write, "\(Format.hex(address)), \(bytes.count) bytes") {
+            (state: inout SimulatedKernelState) throws(KernelError) in
             try state.write(address: address, bytes: bytes)
         }
     }
 
     public func residentPages(address: UInt64, length: UInt64) throws(KernelError) -> UInt64 {
-        try perform(.residentPages, "\(Format.hex(address)), \(Format.hex(length))") { (state: inout SimulatedKernelState) throws(KernelError) in
+        try perform(.residentPages, "\(Format.hex(address)), \(Format.hex(length))") {
+            (state: inout SimulatedKernelState) throws(KernelError) in
             try state.residentPages(address: address, length: length)
         }
     }
 
     public func close(_ fd: Int32) throws(KernelError) {
-        try perform(.close, "fd \(fd)") { (state: inout SimulatedKernelState) throws(KernelError) in try state.close(fd) }
+        try perform(.close, "fd \(fd)") { (state: inout SimulatedKernelState) throws(KernelError) in try state.close(fd)
+        }
     }
 }

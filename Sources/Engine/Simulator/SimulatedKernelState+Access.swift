@@ -10,7 +10,8 @@ extension SimulatedKernelState {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(max(0, count))
         let pageSize = pageSize
-        try access(address: address, count: count) { (mapping: inout SimMapping, file: inout SimFile, offset: UInt64, range: Range<Int>) in
+        try access(address: address, count: count) {
+            (mapping: inout SimMapping, file: inout SimFile, offset: UInt64, range: Range<Int>) in
             bytes += Self.readChunk(mapping, file, offset: offset, count: range.count, pageSize: pageSize)
         }
         return bytes
@@ -18,15 +19,18 @@ extension SimulatedKernelState {
 
     mutating func write(address: UInt64, bytes: [UInt8]) throws(KernelError) {
         let pageSize = pageSize
-        try access(address: address, count: bytes.count) { (mapping: inout SimMapping, file: inout SimFile, offset: UInt64, range: Range<Int>) in
+        try access(address: address, count: bytes.count) {
+            (mapping: inout SimMapping, file: inout SimFile, offset: UInt64, range: Range<Int>) in
             Self.writeChunk(&mapping, &file, offset: offset, bytes: bytes[range], pageSize: pageSize)
         }
     }
 
     /// Walks `[address, address + count)` page by page, faulting each page in, and hands each chunk (never
     /// crossing a page) to `body` with its file offset and its position in the caller's buffer.
-    private mutating func access(address: UInt64, count: Int,
-                                 _ body: (inout SimMapping, inout SimFile, UInt64, Range<Int>) -> Void) throws(KernelError) {
+    private mutating func access(
+        address: UInt64, count: Int,
+        _ body: (inout SimMapping, inout SimFile, UInt64, Range<Int>) -> Void
+    ) throws(KernelError) {
         guard count > 0 else { return }
         guard let end = SimMath.end(address, UInt64(count)) else { throw .simulated(SimErrno.efault) }
         var cursor = address
@@ -37,16 +41,18 @@ extension SimulatedKernelState {
             var mapping = mappings[index]
             let chunkEnd = min(end, (cursor / pageSize + 1) * pageSize, mapping.end)
             let offset = mapping.fileOffset(of: cursor)
-            if firstFault(in: file, offset ..< offset + 1) != nil { throw .simulatedSigbus }
-            touch(&file, offset ..< offset + 1)
-            body(&mapping, &file, offset, Int(cursor - address) ..< Int(chunkEnd - address))
+            if firstFault(in: file, offset..<offset + 1) != nil { throw .simulatedSigbus }
+            touch(&file, offset..<offset + 1)
+            body(&mapping, &file, offset, Int(cursor - address)..<Int(chunkEnd - address))
             mappings[index] = mapping
             files[file.id] = file
             cursor = chunkEnd
         }
     }
 
-    private static func readChunk(_ mapping: SimMapping, _ file: SimFile, offset: UInt64, count: Int, pageSize: UInt64) -> [UInt8] {
+    private static func readChunk(
+        _ mapping: SimMapping, _ file: SimFile, offset: UInt64, count: Int, pageSize: UInt64
+    ) -> [UInt8] {
         let page = offset / pageSize
         let inPage = Int(offset % pageSize)
         if mapping.copyOnWrite && mapping.privateCopied.value(at: offset) == true {
@@ -55,13 +61,15 @@ extension SimulatedKernelState {
         return file.contents.read(page: page, offset: inPage, count: count)
     }
 
-    private static func writeChunk(_ mapping: inout SimMapping, _ file: inout SimFile, offset: UInt64, bytes: ArraySlice<UInt8>,
-                                   pageSize: UInt64) {
+    private static func writeChunk(
+        _ mapping: inout SimMapping, _ file: inout SimFile, offset: UInt64, bytes: ArraySlice<UInt8>,
+        pageSize: UInt64
+    ) {
         let page = offset / pageSize
         let inPage = Int(offset % pageSize)
         if mapping.copyOnWrite {
             if mapping.privateCopied.value(at: offset) != true {
-                copyPrivately(&mapping, from: file, page * pageSize ..< (page + 1) * pageSize, pageSize: pageSize)
+                copyPrivately(&mapping, from: file, page * pageSize..<(page + 1) * pageSize, pageSize: pageSize)
             }
             mapping.privateContents.write(page: page, pageSize: pageSize, offset: inPage, bytes: bytes)
         } else {

@@ -8,11 +8,15 @@ extension SimulatedKernelState {
     static let madvCollapse: Int32 = 25
     /// Advice values Linux 6.18 accepts (others are EINVAL). HWPOISON/SOFT_OFFLINE are left out: the
     /// simulator does not model memory failure.
-    static let validAdvice: Set<Int32> = Set(0 ... 4).union([8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27])
+    static let validAdvice: Set<Int32> = Set(0...4).union([
+        8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27,
+    ])
 
     // MARK: - mmap / munmap
 
-    mutating func mmap(fd: Int32?, length: UInt64, offset: UInt64, shared: Bool, hugePageSize: UInt64?) throws(KernelError) -> UInt64 {
+    mutating func mmap(
+        fd: Int32?, length: UInt64, offset: UInt64, shared: Bool, hugePageSize: UInt64?
+    ) throws(KernelError) -> UInt64 {
         guard SimMath.isAligned(offset, pageSize) else { throw .simulated(SimErrno.einval) }
         var file: SimFile?
         if let fd {
@@ -30,7 +34,9 @@ extension SimulatedKernelState {
         guard let mappedLength = SimMath.roundUp(length, granule), mappedLength < SimMath.taskSizeMax else {
             throw .simulated(SimErrno.enomem)
         }
-        guard SimMath.end(offset / pageSize, mappedLength / pageSize) != nil else { throw .simulated(SimErrno.eoverflow) }
+        guard SimMath.end(offset / pageSize, mappedLength / pageSize) != nil else {
+            throw .simulated(SimErrno.eoverflow)
+        }
 
         var mapping: SimMapping
         if fd != nil {
@@ -41,14 +47,17 @@ extension SimulatedKernelState {
                 guard shared else { throw .simulated(SimErrno.einval) }
             }
             if let huge = file.hugePageSize, !SimMath.isAligned(offset, huge) { throw .simulated(SimErrno.einval) }
-            mapping = SimMapping(address: 0, length: mappedLength, file: file.id, fileOffset: offset, shared: shared,
-                                 copyOnWrite: !shared, hugePageSize: file.hugePageSize)
+            mapping = SimMapping(
+                address: 0, length: mappedLength, file: file.id, fileOffset: offset, shared: shared,
+                copyOnWrite: !shared, hugePageSize: file.hugePageSize)
         } else {
             let id = newObjectID()
-            files[id] = SimFile(id: id, kind: .anonymous, name: shared ? "/dev/zero (deleted)" : "[anon]", size: mappedLength,
-                                hugePageSize: hugePageSize, sharedAnonymous: shared)
-            mapping = SimMapping(address: 0, length: mappedLength, file: id, fileOffset: 0, shared: shared,
-                                 copyOnWrite: false, hugePageSize: hugePageSize)
+            files[id] = SimFile(
+                id: id, kind: .anonymous, name: shared ? "/dev/zero (deleted)" : "[anon]", size: mappedLength,
+                hugePageSize: hugePageSize, sharedAnonymous: shared)
+            mapping = SimMapping(
+                address: 0, length: mappedLength, file: id, fileOffset: 0, shared: shared,
+                copyOnWrite: false, hugePageSize: hugePageSize)
         }
         if mapping.hugePageSize != nil, var backing = files[mapping.file] {
             do throws(KernelError) {
@@ -83,12 +92,15 @@ extension SimulatedKernelState {
 
     mutating func munmap(address: UInt64, length: UInt64) throws(KernelError) {
         guard SimMath.isAligned(address, pageSize), length > 0, let rounded = SimMath.roundUp(length, pageSize),
-              let end = SimMath.end(address, rounded), end <= SimMath.taskSizeMax else { throw .simulated(SimErrno.einval) }
-        let range = address ..< end
+            let end = SimMath.end(address, rounded), end <= SimMath.taskSizeMax
+        else { throw .simulated(SimErrno.einval) }
+        let range = address..<end
         // A hugetlb mapping can only be split at a huge page boundary.
         for mapping in mappings where mapping.range.overlaps(range) {
             guard let huge = mapping.hugePageSize else { continue }
-            if (address > mapping.address && !SimMath.isAligned(address, huge)) || (end < mapping.end && !SimMath.isAligned(end, huge)) {
+            if (address > mapping.address && !SimMath.isAligned(address, huge))
+                || (end < mapping.end && !SimMath.isAligned(end, huge))
+            {
                 throw .simulated(SimErrno.einval)
             }
         }
@@ -98,8 +110,8 @@ extension SimulatedKernelState {
                 kept.append(mapping)
                 continue
             }
-            if mapping.address < address { kept.append(piece(of: mapping, mapping.address ..< address)) }
-            if end < mapping.end { kept.append(piece(of: mapping, end ..< mapping.end)) }
+            if mapping.address < address { kept.append(piece(of: mapping, mapping.address..<address)) }
+            if end < mapping.end { kept.append(piece(of: mapping, end..<mapping.end)) }
         }
         mappings = kept
         collectGarbage()
@@ -110,12 +122,14 @@ extension SimulatedKernelState {
         piece.address = range.lowerBound
         piece.length = range.byteCount
         piece.fileOffset = mapping.fileOffset(of: range.lowerBound)
-        if mapping.hugeReservedPages != nil, let huge = mapping.hugePageSize { piece.hugeReservedPages = piece.length / huge }
-        let fileRange = piece.fileOffset ..< piece.fileOffset + piece.length
-        piece.privateCopied.remove(0 ..< fileRange.lowerBound)
-        piece.privateCopied.remove(fileRange.upperBound ..< UInt64.max)
-        piece.privateContents.remove(0 ..< fileRange.lowerBound / pageSize)
-        piece.privateContents.remove(fileRange.upperBound / pageSize ..< UInt64.max)
+        if mapping.hugeReservedPages != nil, let huge = mapping.hugePageSize {
+            piece.hugeReservedPages = piece.length / huge
+        }
+        let fileRange = piece.fileOffset..<piece.fileOffset + piece.length
+        piece.privateCopied.remove(0..<fileRange.lowerBound)
+        piece.privateCopied.remove(fileRange.upperBound..<UInt64.max)
+        piece.privateContents.remove(0..<fileRange.lowerBound / pageSize)
+        piece.privateContents.remove(fileRange.upperBound / pageSize..<UInt64.max)
         return piece
     }
 
@@ -127,13 +141,13 @@ extension SimulatedKernelState {
         var cursor = range.lowerBound
         for (index, mapping) in mappings.enumerated() where mapping.end > cursor {
             if mapping.address >= range.upperBound { break }
-            if mapping.address > cursor { result.append((nil, cursor ..< mapping.address)) }
+            if mapping.address > cursor { result.append((nil, cursor..<mapping.address)) }
             let end = min(mapping.end, range.upperBound)
-            result.append((index, max(cursor, mapping.address) ..< end))
+            result.append((index, max(cursor, mapping.address)..<end))
             cursor = end
             if cursor >= range.upperBound { break }
         }
-        if cursor < range.upperBound { result.append((nil, cursor ..< range.upperBound)) }
+        if cursor < range.upperBound { result.append((nil, cursor..<range.upperBound)) }
         return result
     }
 
@@ -154,7 +168,7 @@ extension SimulatedKernelState {
         let accessibleEnd = SimMath.roundUp(file.size, file.granule(pageSize: pageSize)) ?? file.size
         var first: UInt64? = range.upperBound > accessibleEnd ? max(range.lowerBound, accessibleEnd) : nil
         if let gmem = file.gmem, range.lowerBound < file.size {
-            let inside = range.lowerBound ..< min(range.upperBound, file.size)
+            let inside = range.lowerBound..<min(range.upperBound, file.size)
             if let run = gmem.state.runs(in: inside).first(where: { $0.value == .private }) {
                 first = min(first ?? .max, run.range.lowerBound)
             }
@@ -165,12 +179,14 @@ extension SimulatedKernelState {
     // MARK: - madvise
 
     mutating func madvise(address: UInt64, length: UInt64, advice: Int32) throws(KernelError) {
-        guard Self.validAdvice.contains(advice), SimMath.isAligned(address, pageSize) else { throw .simulated(SimErrno.einval) }
+        guard Self.validAdvice.contains(advice), SimMath.isAligned(address, pageSize) else {
+            throw .simulated(SimErrno.einval)
+        }
         guard let rounded = SimMath.roundUp(length, pageSize), let end = SimMath.end(address, rounded) else {
             throw .simulated(SimErrno.einval)
         }
         if end == address { return }
-        let pieces = segments(address ..< end)
+        let pieces = segments(address..<end)
         if advice == Self.madvPopulateRead || advice == KVMConstants.madvPopulateWrite {
             for piece in pieces {
                 guard let index = piece.mapping else { throw .simulated(SimErrno.enomem) }
@@ -198,11 +214,11 @@ extension SimulatedKernelState {
         var addresses = range
         if let huge = mapping.hugePageSize {
             guard SimMath.isAligned(range.lowerBound, huge) else { throw .simulated(SimErrno.einval) }
-            addresses = range.lowerBound ..< min(mapping.end, SimMath.roundUp(range.upperBound, huge) ?? mapping.end)
+            addresses = range.lowerBound..<min(mapping.end, SimMath.roundUp(range.upperBound, huge) ?? mapping.end)
         }
         let fileStart = mapping.fileOffset(of: addresses.lowerBound)
-        let fileRange = fileStart ..< fileStart + addresses.byteCount
-        let pages = fileRange.lowerBound / pageSize ..< fileRange.upperBound / pageSize
+        let fileRange = fileStart..<fileStart + addresses.byteCount
+        let pages = fileRange.lowerBound / pageSize..<fileRange.upperBound / pageSize
         if mapping.copyOnWrite {
             mapping.privateCopied.remove(fileRange)
             mapping.privateContents.remove(pages)
@@ -223,7 +239,7 @@ extension SimulatedKernelState {
         if file.kind == .anonymous && !file.sharedAnonymous { throw .simulated(SimErrno.einval) }
         guard mapping.shared else { throw .simulated(SimErrno.eacces) }
         let start = mapping.fileOffset(of: range.lowerBound)
-        punchHole(&file, start ..< start + range.byteCount)
+        punchHole(&file, start..<start + range.byteCount)
         files[file.id] = file
     }
 
@@ -233,9 +249,9 @@ extension SimulatedKernelState {
         var mapping = mappings[index]
         guard var file = files[mapping.file] else { throw .simulated(SimErrno.efault) }
         let start = mapping.fileOffset(of: range.lowerBound)
-        let fileRange = start ..< start + range.byteCount
+        let fileRange = start..<start + range.byteCount
         let fault = firstFault(in: file, fileRange)
-        let good = fileRange.lowerBound ..< (fault ?? fileRange.upperBound)
+        let good = fileRange.lowerBound..<(fault ?? fileRange.upperBound)
         if !good.isEmpty {
             touch(&file, good)
             if write && mapping.copyOnWrite {
@@ -249,9 +265,11 @@ extension SimulatedKernelState {
 
     /// Makes private copies of `fileRange` for a `MAP_PRIVATE` file mapping (only stored pages are copied;
     /// the rest are private zero pages).
-    static func copyPrivately(_ mapping: inout SimMapping, from file: SimFile, _ fileRange: Range<UInt64>, pageSize: UInt64) {
+    static func copyPrivately(
+        _ mapping: inout SimMapping, from file: SimFile, _ fileRange: Range<UInt64>, pageSize: UInt64
+    ) {
         for gap in mapping.privateCopied.gaps(in: fileRange) {
-            let gapPages = gap.lowerBound / pageSize ..< (gap.upperBound + pageSize - 1) / pageSize
+            let gapPages = gap.lowerBound / pageSize..<(gap.upperBound + pageSize - 1) / pageSize
             for page in file.contents.storedIndices(in: gapPages) {
                 if let data = file.contents.page(page) { mapping.privateContents.setPage(page, data) }
             }
@@ -264,17 +282,20 @@ extension SimulatedKernelState {
     func residentPages(address: UInt64, length: UInt64) throws(KernelError) -> UInt64 {
         guard SimMath.isAligned(address, pageSize) else { throw .simulated(SimErrno.einval) }
         guard let rounded = SimMath.roundUp(length, pageSize), let end = SimMath.end(address, rounded),
-              end <= SimMath.taskSizeMax else { throw .simulated(SimErrno.enomem) }
+            end <= SimMath.taskSizeMax
+        else { throw .simulated(SimErrno.enomem) }
         var resident: UInt64 = 0
-        for piece in segments(address ..< end) {
+        for piece in segments(address..<end) {
             guard let index = piece.mapping else { throw .simulated(SimErrno.enomem) }
             let mapping = mappings[index]
             guard let file = files[mapping.file] else { continue }
             let start = mapping.fileOffset(of: piece.range.lowerBound)
-            let fileRange = start ..< start + piece.range.byteCount
+            let fileRange = start..<start + piece.range.byteCount
             var present = IntervalMap<Bool>()
             file.uptodate?.forEachRun(in: fileRange) { present.assign(true, to: $0.range) }
-            if mapping.copyOnWrite { mapping.privateCopied.forEachRun(in: fileRange) { present.assign(true, to: $0.range) } }
+            if mapping.copyOnWrite {
+                mapping.privateCopied.forEachRun(in: fileRange) { present.assign(true, to: $0.range) }
+            }
             resident += SimMath.coveredBytes(present, in: fileRange) / pageSize
         }
         return resident

@@ -12,30 +12,39 @@ extension SimulatedKernelState {
     /// The per-VM attributes ioctl is compiled in (`CONFIG_KVM_GENERIC_MEMORY_ATTRIBUTES`) when some VM type
     /// or the system scope reports attributes; otherwise the VM ioctl falls through to ENOTTY (the PVM host).
     var hasVMAttributes: Bool {
-        capabilities.systemExtension(KVMConstants.capMemoryAttributes) != 0 || capabilities.vmTypes.contains(where: \.hasVMAttributes)
+        capabilities.systemExtension(KVMConstants.capMemoryAttributes) != 0
+            || capabilities.vmTypes.contains(where: \.hasVMAttributes)
     }
 
     func hasConversionABI(_ abi: ConversionABI) -> Bool { capabilities.vmTypes.contains { $0.conversion == abi } }
 
-    mutating func setMemoryAttributes(vm fd: Int32, address: UInt64, size: UInt64, attributes: UInt64,
-                                      flags: UInt64) throws(KernelError) {
+    mutating func setMemoryAttributes(
+        vm fd: Int32, address: UInt64, size: UInt64, attributes: UInt64,
+        flags: UInt64
+    ) throws(KernelError) {
         var vm = try vmForIoctl(fd)
         guard hasVMAttributes else { throw .simulated(SimErrno.enotty) }
-        guard flags == 0, attributes & ~typeCapabilities(of: vm).memoryAttributes == 0 else { throw .simulated(SimErrno.einval) }
+        guard flags == 0, attributes & ~typeCapabilities(of: vm).memoryAttributes == 0 else {
+            throw .simulated(SimErrno.einval)
+        }
         guard size != 0, let end = SimMath.end(address, size) else { throw .simulated(SimErrno.einval) }
-        guard SimMath.isAligned(address, pageSize), SimMath.isAligned(size, pageSize) else { throw .simulated(SimErrno.einval) }
+        guard SimMath.isAligned(address, pageSize), SimMath.isAligned(size, pageSize) else {
+            throw .simulated(SimErrno.einval)
+        }
         if attributes == 0 {
-            vm.attributes.remove(address ..< end)
+            vm.attributes.remove(address..<end)
         } else {
-            vm.attributes.assign(attributes, to: address ..< end)
+            vm.attributes.assign(attributes, to: address..<end)
         }
         vms[vm.id] = vm
     }
 
     /// 2025 POC. Without the POC ABI the gmem fd has no ioctls (ENOTTY). A gmem created without
     /// SUPPORT_SHARED tracks no shareability, so it is refused with EINVAL ([U]: not in the stored material).
-    mutating func gmemConvert(gmem fd: Int32, offset: UInt64, size: UInt64, toPrivate: Bool,
-                              errorOffset: UInt64 = 0) throws(KernelError) {
+    mutating func gmemConvert(
+        gmem fd: Int32, offset: UInt64, size: UInt64, toPrivate: Bool,
+        errorOffset: UInt64 = 0
+    ) throws(KernelError) {
         let file = try guestMemfdForIoctl(fd)
         guard hasConversionABI(.gmemConvertPOC) else { throw .simulated(SimErrno.enotty) }
         guard errorOffset == 0 else { throw .simulated(SimErrno.einval) }
@@ -43,9 +52,13 @@ extension SimulatedKernelState {
             throw .simulated(SimErrno.einval)
         }
         if size == 0 { return }
-        guard let end = SimMath.end(offset, size), offset <= file.size, end <= file.size else { throw .simulated(SimErrno.einval) }
-        guard SimMath.isAligned(offset, pageSize), SimMath.isAligned(size, pageSize) else { throw .simulated(SimErrno.einval) }
-        try convert(file, offset ..< end, to: toPrivate ? .private : .shared)
+        guard let end = SimMath.end(offset, size), offset <= file.size, end <= file.size else {
+            throw .simulated(SimErrno.einval)
+        }
+        guard SimMath.isAligned(offset, pageSize), SimMath.isAligned(size, pageSize) else {
+            throw .simulated(SimErrno.einval)
+        }
+        try convert(file, offset..<end, to: toPrivate ? .private : .shared)
     }
 
     /// `struct kvm_memory_attributes2` has 11 reserved words after offset, size, attributes, flags and
@@ -56,25 +69,30 @@ extension SimulatedKernelState {
     /// EINVAL for flags, any reserved word, a VM without private memory, attributes other than 0/PRIVATE,
     /// size 0, wrap, misalignment, or a range beyond the file. Already in state: 0. A failed preallocation:
     /// ENOMEM with error_offset = offset. `error_offset` is not read on input (only the 2025 POC did).
-    mutating func setMemoryAttributes2(gmem fd: Int32, offset: UInt64, size: UInt64, attributes: UInt64,
-                                       flags: UInt64, reserved: [UInt64]) throws(KernelError) {
+    mutating func setMemoryAttributes2(
+        gmem fd: Int32, offset: UInt64, size: UInt64, attributes: UInt64,
+        flags: UInt64, reserved: [UInt64]
+    ) throws(KernelError) {
         let file = try guestMemfdForIoctl(fd)
         guard hasConversionABI(.gmemAttributes2) else { throw .simulated(SimErrno.enotty) }
         guard flags == 0, reserved.allSatisfy({ $0 == 0 }) else { throw .simulated(SimErrno.einval) }
-        guard let gmem = file.gmem, let vm = vms[gmem.vm], typeCapabilities(of: vm).conversion == .gmemAttributes2 else {
+        guard let gmem = file.gmem, let vm = vms[gmem.vm], typeCapabilities(of: vm).conversion == .gmemAttributes2
+        else {
             throw .simulated(SimErrno.einval)
         }
         guard attributes & ~KVMConstants.memoryAttributePrivate == 0 else { throw .simulated(SimErrno.einval) }
         guard size != 0, let end = SimMath.end(offset, size) else { throw .simulated(SimErrno.einval) }
-        guard SimMath.isAligned(offset, pageSize), SimMath.isAligned(size, pageSize) else { throw .simulated(SimErrno.einval) }
+        guard SimMath.isAligned(offset, pageSize), SimMath.isAligned(size, pageSize) else {
+            throw .simulated(SimErrno.einval)
+        }
         guard offset < file.size, end <= file.size else { throw .simulated(SimErrno.einval) }
         let target: MemoryState = attributes == 0 ? .shared : .private
-        if gmem.state.isUniform(offset ..< end, value: target) { return }
+        if gmem.state.isUniform(offset..<end, value: target) { return }
         if let failures = attributePreallocationFailures, failures > 0 {
             attributePreallocationFailures = failures > 1 ? failures - 1 : nil
             throw .simulated(SimErrno.enomem, errorOffset: offset)
         }
-        try convert(file, offset ..< end, to: target)
+        try convert(file, offset..<end, to: target)
     }
 
     /// The shared part of both in-place ABIs: early success when already in state, EAGAIN on a pinned page
@@ -90,7 +108,7 @@ extension SimulatedKernelState {
         var updated = file
         updated.gmem = gmem
         if let vm = vms[gmem.vm], vm.type != .default, vm.type != .swProtected {
-            updated.contents.remove(range.lowerBound / pageSize ..< range.upperBound / pageSize)
+            updated.contents.remove(range.lowerBound / pageSize..<range.upperBound / pageSize)
         }
         files[file.id] = updated
     }
@@ -112,7 +130,7 @@ extension SimulatedKernelState {
         file.gmem?.pinned.insert(offset)
         let granule = file.granule(pageSize: pageSize)
         let start = SimMath.roundDown(offset, granule)
-        touch(&file, start ..< start + granule)
+        touch(&file, start..<start + granule)
         files[file.id] = file
     }
 

@@ -10,7 +10,9 @@ extension SimulatedKernelState {
     mutating func fallocate(fd: Int32, mode: Int32, offset: UInt64, length: UInt64) throws(KernelError) {
         let descriptor = try descriptor(fd)
         // `offset < 0 || len <= 0` on signed values.
-        guard offset <= UInt64(Int64.max), length > 0, length <= UInt64(Int64.max) else { throw .simulated(SimErrno.einval) }
+        guard offset <= UInt64(Int64.max), length > 0, length <= UInt64(Int64.max) else {
+            throw .simulated(SimErrno.einval)
+        }
         try checkVFSMode(mode)
         // Only regular files (and block devices) can be allocated: /dev/kvm and VM fds are not.
         guard case .file(let id) = descriptor, var file = files[id] else { throw .simulated(SimErrno.enodev) }
@@ -23,22 +25,24 @@ extension SimulatedKernelState {
             guard mode & ~(KVMConstants.fallocKeepSize | KVMConstants.fallocPunchHole) == 0 else {
                 throw .simulated(SimErrno.eopnotsupp)
             }
-            guard SimMath.isAligned(offset, pageSize), SimMath.isAligned(length, pageSize) else { throw .simulated(SimErrno.einval) }
+            guard SimMath.isAligned(offset, pageSize), SimMath.isAligned(length, pageSize) else {
+                throw .simulated(SimErrno.einval)
+            }
             if punch {
-                punchHole(&file, offset ..< end)
+                punchHole(&file, offset..<end)
             } else {
                 guard end <= file.size else { throw .simulated(SimErrno.einval) }
-                allocate(&file, offset ..< end)
+                allocate(&file, offset..<end)
             }
         } else {
             guard mode & ~(KVMConstants.fallocKeepSize | KVMConstants.fallocPunchHole) == 0 else {
                 throw .simulated(SimErrno.eopnotsupp)
             }
             if punch {
-                punchHole(&file, offset ..< end)
+                punchHole(&file, offset..<end)
             } else {
-                try checkHugeAllocation(file, offset ..< end)
-                allocate(&file, offset ..< end)
+                try checkHugeAllocation(file, offset..<end)
+                allocate(&file, offset..<end)
                 if !keepSize && end > file.size { file.size = end }
             }
         }
@@ -48,12 +52,16 @@ extension SimulatedKernelState {
     /// `vfs_fallocate` mode rules: unknown bits, several modes at once, PUNCH_HOLE without KEEP_SIZE, and
     /// COLLAPSE/INSERT/WRITE_ZEROES with KEEP_SIZE are all EOPNOTSUPP.
     private func checkVFSMode(_ mode: Int32) throws(KernelError) {
-        guard mode & ~(Self.fallocModeMask | KVMConstants.fallocKeepSize) == 0 else { throw .simulated(SimErrno.eopnotsupp) }
+        guard mode & ~(Self.fallocModeMask | KVMConstants.fallocKeepSize) == 0 else {
+            throw .simulated(SimErrno.eopnotsupp)
+        }
         let operation = mode & Self.fallocModeMask
         guard operation == 0 || operation.nonzeroBitCount == 1 else { throw .simulated(SimErrno.eopnotsupp) }
         let keepSize = mode & KVMConstants.fallocKeepSize != 0
         if operation == KVMConstants.fallocPunchHole && !keepSize { throw .simulated(SimErrno.eopnotsupp) }
-        if Self.fallocCollapseInsertWriteZeroes.contains(operation) && keepSize { throw .simulated(SimErrno.eopnotsupp) }
+        if Self.fallocCollapseInsertWriteZeroes.contains(operation) && keepSize {
+            throw .simulated(SimErrno.eopnotsupp)
+        }
     }
 
     /// Allocates whole allocation units covering `range`.
@@ -61,7 +69,7 @@ extension SimulatedKernelState {
         let granule = file.granule(pageSize: pageSize)
         let start = SimMath.roundDown(range.lowerBound, granule)
         let end = SimMath.roundUp(range.upperBound, granule) ?? range.upperBound
-        file.allocated.assign(true, to: start ..< end)
+        file.allocated.assign(true, to: start..<end)
     }
 
     /// A fault (host access, population, GUP): allocates whole units covering `range` and makes them up to date.
@@ -71,7 +79,7 @@ extension SimulatedKernelState {
         let start = SimMath.roundDown(range.lowerBound, granule)
         let end = SimMath.roundUp(range.upperBound, granule) ?? range.upperBound
         var uptodate = file.uptodate ?? IntervalMap<Bool>()
-        uptodate.assign(true, to: start ..< end)
+        uptodate.assign(true, to: start..<end)
         file.uptodate = uptodate
     }
 
@@ -83,16 +91,16 @@ extension SimulatedKernelState {
         let fullStart = SimMath.roundUp(range.lowerBound, granule) ?? range.upperBound
         let fullEnd = SimMath.roundDown(range.upperBound, granule)
         if fullStart < fullEnd {
-            file.allocated.remove(fullStart ..< fullEnd)
-            file.uptodate?.remove(fullStart ..< fullEnd)
-            file.hugeReserved?.remove(fullStart ..< fullEnd)
-            file.contents.remove(fullStart / pageSize ..< fullEnd / pageSize)
+            file.allocated.remove(fullStart..<fullEnd)
+            file.uptodate?.remove(fullStart..<fullEnd)
+            file.hugeReserved?.remove(fullStart..<fullEnd)
+            file.contents.remove(fullStart / pageSize..<fullEnd / pageSize)
             if var gmem = file.gmem {
-                gmem.pinned = gmem.pinned.filter { !(fullStart ..< fullEnd).contains($0) }
+                gmem.pinned = gmem.pinned.filter { !(fullStart..<fullEnd).contains($0) }
                 file.gmem = gmem
             }
-            zeroBytes(&file, range.lowerBound ..< fullStart)
-            zeroBytes(&file, fullEnd ..< range.upperBound)
+            zeroBytes(&file, range.lowerBound..<fullStart)
+            zeroBytes(&file, fullEnd..<range.upperBound)
         } else {
             zeroBytes(&file, range)
         }
@@ -101,7 +109,7 @@ extension SimulatedKernelState {
     /// Zeroes `range` in the stored pages it touches (unstored pages already read as zeros).
     private func zeroBytes(_ file: inout SimFile, _ range: Range<UInt64>) {
         guard !range.isEmpty else { return }
-        let pages = range.lowerBound / pageSize ..< (range.upperBound - 1) / pageSize + 1
+        let pages = range.lowerBound / pageSize..<(range.upperBound - 1) / pageSize + 1
         for page in file.contents.storedIndices(in: pages) {
             let pageStart = page * pageSize
             let from = max(range.lowerBound, pageStart) - pageStart

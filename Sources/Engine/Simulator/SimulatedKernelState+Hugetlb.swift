@@ -20,8 +20,9 @@ extension SimulatedKernelState {
     /// Pages of `size` claimed by files (reserved or allocated) and by private mappings (reserved).
     private func hugePagesClaimed(_ size: UInt64) -> UInt64 {
         var total: UInt64 = 0
-        for file in files.values where file.hugePageSize == size && !(file.kind == .anonymous && !file.sharedAnonymous) {
-            total += Self.claimedBytes(of: file, in: 0 ..< UInt64.max) / size
+        for file in files.values where file.hugePageSize == size && !(file.kind == .anonymous && !file.sharedAnonymous)
+        {
+            total += Self.claimedBytes(of: file, in: 0..<UInt64.max) / size
         }
         for mapping in mappings where mapping.hugePageSize == size { total += mapping.hugeReservedPages ?? 0 }
         return total
@@ -39,9 +40,10 @@ extension SimulatedKernelState {
     /// hugetlbfs file to the mapping's end. `file` is the mapped object (for anonymous memory, its own).
     mutating func reserveHugePages(for mapping: inout SimMapping, file: inout SimFile) throws(KernelError) {
         guard let huge = mapping.hugePageSize else { return }
-        let range = mapping.fileOffset ..< mapping.fileOffset + mapping.length
+        let range = mapping.fileOffset..<mapping.fileOffset + mapping.length
         let privateReservation = !mapping.shared
-        let needed = privateReservation
+        let needed =
+            privateReservation
             ? mapping.length / huge : (range.byteCount - Self.claimedBytes(of: file, in: range)) / huge
         if let available = hugePagesAvailable(huge), needed > available { throw .simulated(SimErrno.enomem) }
         if privateReservation {
@@ -59,7 +61,7 @@ extension SimulatedKernelState {
         guard let huge = file.hugePageSize, let available = hugePagesAvailable(huge) else { return }
         let start = SimMath.roundDown(range.lowerBound, huge)
         let end = SimMath.roundUp(range.upperBound, huge) ?? range.upperBound
-        let needed = (end - start - Self.claimedBytes(of: file, in: start ..< end)) / huge
+        let needed = (end - start - Self.claimedBytes(of: file, in: start..<end)) / huge
         if needed > available { throw .simulated(SimErrno.enospc) }
     }
 }

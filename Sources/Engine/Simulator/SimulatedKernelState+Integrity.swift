@@ -1,6 +1,6 @@
 import Config
-import GmemCore
 import Foundation
+import GmemCore
 
 /// What a simulated descriptor refers to, for checking a saved guest's descriptors against the kernel.
 public enum SimulatedDescriptorKind: String, Sendable, Hashable {
@@ -35,10 +35,16 @@ extension SimulatedKernelState {
             return "kernel state format version \(formatVersion); this gmemctl reads \(Self.currentFormatVersion)"
         }
         let page = pageSize
-        guard page.nonzeroBitCount == 1, page >= 4096, page <= 1 << 30 else { return "page size \(page) is not a page size" }
-        guard descriptors[deviceDescriptor] == .kvmDevice else { return "the /dev/kvm descriptor \(deviceDescriptor) is not open" }
+        guard page.nonzeroBitCount == 1, page >= 4096, page <= 1 << 30 else {
+            return "page size \(page) is not a page size"
+        }
+        guard descriptors[deviceDescriptor] == .kvmDevice else {
+            return "the /dev/kvm descriptor \(deviceDescriptor) is not open"
+        }
         for (fd, descriptor) in descriptors {
-            guard fd >= 0, fd < nextDescriptor else { return "descriptor \(fd) is beyond the next free one (\(nextDescriptor))" }
+            guard fd >= 0, fd < nextDescriptor else {
+                return "descriptor \(fd) is beyond the next free one (\(nextDescriptor))"
+            }
             switch descriptor {
             case .kvmDevice: break
             case .vm(let id): if vms[id] == nil { return "descriptor \(fd) names VM \(id), which does not exist" }
@@ -47,12 +53,15 @@ extension SimulatedKernelState {
         }
         for (id, vm) in vms {
             guard vm.id == id, id < nextObjectID else { return "VM \(id) is filed under the wrong id" }
-            if let problem = Self.problem(of: vm.attributes, within: Self.decodedLimit, "attributes of VM \(id)") { return problem }
+            if let problem = Self.problem(of: vm.attributes, within: Self.decodedLimit, "attributes of VM \(id)") {
+                return problem
+            }
             for (key, slot) in vm.slots {
                 guard slot.slot == key else { return "memslot \(key) of VM \(id) is filed under the wrong number" }
                 guard Self.fits(slot.guestPhysAddr, slot.memorySize, Manifest.guestAddressLimit),
-                      Self.fits(slot.userspaceAddr, slot.memorySize, Self.decodedLimit),
-                      Self.fits(slot.guestMemfdOffset, slot.memorySize, Self.decodedLimit) else {
+                    Self.fits(slot.userspaceAddr, slot.memorySize, Self.decodedLimit),
+                    Self.fits(slot.guestMemfdOffset, slot.memorySize, Self.decodedLimit)
+                else {
                     return "memslot \(key) of VM \(id) runs past the address space"
                 }
                 if let file = slot.guestMemfdFile, files[file]?.gmem == nil {
@@ -64,28 +73,47 @@ extension SimulatedKernelState {
             let what = "file \(id)"
             guard file.id == id, id < nextObjectID else { return "\(what) is filed under the wrong id" }
             guard file.size <= Self.decodedLimit else { return "\(what) is \(file.size) bytes, more than 2^63" }
-            if let huge = file.hugePageSize, huge.nonzeroBitCount != 1 || huge < page { return "\(what) has huge page size \(huge)" }
-            for (map, name) in [(file.allocated, "allocated"), (file.uptodate, "up-to-date"), (file.hugeReserved, "hugetlb-reserved")] {
-                if let map, let problem = Self.problem(of: map, within: Self.decodedLimit, "\(name) ranges of \(what)") { return problem }
+            if let huge = file.hugePageSize, huge.nonzeroBitCount != 1 || huge < page {
+                return "\(what) has huge page size \(huge)"
+            }
+            for (map, name) in [
+                (file.allocated, "allocated"), (file.uptodate, "up-to-date"), (file.hugeReserved, "hugetlb-reserved"),
+            ] {
+                if let map, let problem = Self.problem(of: map, within: Self.decodedLimit, "\(name) ranges of \(what)")
+                {
+                    return problem
+                }
             }
             if let problem = Self.problem(of: file.contents, pageSize: page, "contents of \(what)") { return problem }
             if let gmem = file.gmem {
-                guard vms[gmem.vm] != nil else { return "guest_memfd \(what) belongs to VM \(gmem.vm), which does not exist" }
+                guard vms[gmem.vm] != nil else {
+                    return "guest_memfd \(what) belongs to VM \(gmem.vm), which does not exist"
+                }
                 if let problem = Self.problem(of: gmem.state, within: Self.decodedLimit, "state of \(what)")
-                    ?? Self.problem(of: gmem.bindings, within: Self.decodedLimit, "bindings of \(what)") { return problem }
+                    ?? Self.problem(of: gmem.bindings, within: Self.decodedLimit, "bindings of \(what)")
+                {
+                    return problem
+                }
             }
         }
         var previousEnd: UInt64 = 0
         for (index, mapping) in mappings.enumerated() {
             guard Self.fits(mapping.address, mapping.length, Self.decodedLimit), mapping.length > 0,
-                  Self.fits(mapping.fileOffset, mapping.length, Self.decodedLimit) else {
+                Self.fits(mapping.fileOffset, mapping.length, Self.decodedLimit)
+            else {
                 return "host mapping \(index) runs past the address space"
             }
             guard mapping.address >= previousEnd else { return "host mapping \(index) overlaps the one before it" }
             previousEnd = mapping.address + mapping.length
-            guard files[mapping.file] != nil else { return "host mapping \(index) maps file \(mapping.file), which does not exist" }
-            if let problem = Self.problem(of: mapping.privateCopied, within: Self.decodedLimit, "copies of host mapping \(index)")
-                ?? Self.problem(of: mapping.privateContents, pageSize: page, "contents of host mapping \(index)") { return problem }
+            guard files[mapping.file] != nil else {
+                return "host mapping \(index) maps file \(mapping.file), which does not exist"
+            }
+            if let problem = Self.problem(
+                of: mapping.privateCopied, within: Self.decodedLimit, "copies of host mapping \(index)")
+                ?? Self.problem(of: mapping.privateContents, pageSize: page, "contents of host mapping \(index)")
+            {
+                return problem
+            }
         }
         return nil
     }

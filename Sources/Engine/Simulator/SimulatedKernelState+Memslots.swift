@@ -24,17 +24,21 @@ extension SimulatedKernelState {
             throw .simulated(SimErrno.einval)
         }
         guard SimMath.isAligned(region.userspaceAddr, page), let userEnd = SimMath.end(region.userspaceAddr, size),
-              userEnd < SimMath.taskSizeMax else { throw .simulated(SimErrno.einval) }
+            userEnd < SimMath.taskSizeMax
+        else { throw .simulated(SimErrno.einval) }
         // 4. guest_memfd offset aligned and not wrapping.
         if wantsGuestMemfd {
-            guard SimMath.isAligned(region.guestMemfdOffset, page), SimMath.end(region.guestMemfdOffset, size) != nil else {
+            guard SimMath.isAligned(region.guestMemfdOffset, page), SimMath.end(region.guestMemfdOffset, size) != nil
+            else {
                 throw .simulated(SimErrno.einval)
             }
         }
         // 5. Address space and slot id.
         let addressSpace = region.slot >> 16
         let id = region.slot & 0xffff
-        guard addressSpace < Self.addressSpaces, Int(id) < capabilities.maxMemslots else { throw .simulated(SimErrno.einval) }
+        guard addressSpace < Self.addressSpaces, Int(id) < capabilities.maxMemslots else {
+            throw .simulated(SimErrno.einval)
+        }
         // 6. GPA wrap, too many pages.
         guard SimMath.end(region.guestPhysAddr, size) != nil, size / page <= Self.maxPagesPerSlot else {
             throw .simulated(SimErrno.einval)
@@ -56,12 +60,13 @@ extension SimulatedKernelState {
         }
 
         // 9. A new slot must not overlap another one.
-        let gpaRange = region.guestPhysAddr ..< region.guestPhysAddr + size
+        let gpaRange = region.guestPhysAddr..<region.guestPhysAddr + size
         guard !overlapsAnotherSlot(vm, gpaRange, except: region.slot) else { throw .simulated(SimErrno.eexist) }
-        var slot = SimMemslot(slot: region.slot, flags: region.flags, guestPhysAddr: region.guestPhysAddr, memorySize: size,
-                              userspaceAddr: region.userspaceAddr,
-                              guestMemfdOffset: wantsGuestMemfd ? region.guestMemfdOffset : 0,
-                              guestMemfdFile: nil, guestMemfdDescriptor: wantsGuestMemfd ? region.guestMemfd : 0)
+        var slot = SimMemslot(
+            slot: region.slot, flags: region.flags, guestPhysAddr: region.guestPhysAddr, memorySize: size,
+            userspaceAddr: region.userspaceAddr,
+            guestMemfdOffset: wantsGuestMemfd ? region.guestMemfdOffset : 0,
+            guestMemfdFile: nil, guestMemfdDescriptor: wantsGuestMemfd ? region.guestMemfd : 0)
         // 10. Bind the guest_memfd range (a non-zero fd without the flag is ignored: step 11).
         if wantsGuestMemfd {
             slot.guestMemfdFile = try bind(vm: vm, slot: slot, fd: region.guestMemfd)
@@ -92,11 +97,14 @@ extension SimulatedKernelState {
     /// assumed when the new flags drop GUEST_MEMFD, [U]); others may move (overlap -> EEXIST) or change
     /// flags, but not their size, userspace address or READONLY.
     private func modify(_ vm: inout SimVM, old: SimMemslot, _ region: MemoryRegion2) throws(KernelError) {
-        guard region.flags & KVMConstants.memGuestMemfd == 0, !old.isGuestMemfd else { throw .simulated(SimErrno.einval) }
+        guard region.flags & KVMConstants.memGuestMemfd == 0, !old.isGuestMemfd else {
+            throw .simulated(SimErrno.einval)
+        }
         guard region.userspaceAddr == old.userspaceAddr, region.memorySize == old.memorySize,
-              (region.flags ^ old.flags) & KVMConstants.memReadonly == 0 else { throw .simulated(SimErrno.einval) }
+            (region.flags ^ old.flags) & KVMConstants.memReadonly == 0
+        else { throw .simulated(SimErrno.einval) }
         if region.guestPhysAddr != old.guestPhysAddr {
-            let moved = region.guestPhysAddr ..< region.guestPhysAddr + region.memorySize
+            let moved = region.guestPhysAddr..<region.guestPhysAddr + region.memorySize
             guard !overlapsAnotherSlot(vm, moved, except: region.slot) else { throw .simulated(SimErrno.eexist) }
             vm.slots[region.slot]?.guestPhysAddr = region.guestPhysAddr
         }
@@ -117,7 +125,9 @@ extension SimulatedKernelState {
             throw .simulated(SimErrno.einval)
         }
         let range = slot.gmemRange
-        guard slot.guestMemfdOffset <= UInt64(Int64.max), range.upperBound <= file.size else { throw .simulated(SimErrno.einval) }
+        guard slot.guestMemfdOffset <= UInt64(Int64.max), range.upperBound <= file.size else {
+            throw .simulated(SimErrno.einval)
+        }
         if !gmem.bindings.runs(in: range).isEmpty {
             // Linux 7.4 moved the check to kvm_gmem_commit_memory_region, after kvm_arch_prepare_memory_region,
             // and made it EEXIST; before, kvm_gmem_bind said EINVAL.

@@ -60,7 +60,9 @@ extension SimulatedKernelState {
         let type = typeCapabilities(of: vm)
         let hugePageSize = try checkGuestMemfdFlags(flags, supported: type.guestMemfdFlags)
         // `size <= 0 || !PAGE_ALIGNED(size)` (size is a signed loff_t).
-        guard size > 0, size <= UInt64(Int64.max), SimMath.isAligned(size, pageSize) else { throw .simulated(SimErrno.einval) }
+        guard size > 0, size <= UInt64(Int64.max), SimMath.isAligned(size, pageSize) else {
+            throw .simulated(SimErrno.einval)
+        }
         if let hugePageSize, !SimMath.isAligned(size, hugePageSize) { throw .simulated(SimErrno.einval) }
 
         let initiallyShared: Bool
@@ -77,10 +79,12 @@ extension SimulatedKernelState {
             initiallyShared = mappable && flags & KVMConstants.pocGmemFlagInitPrivate == 0
         }
         let id = newObjectID()
-        let gmem = SimGuestMemfd(vm: vm.id, flags: flags,
-                                 state: .filled(0 ..< size, with: initiallyShared ? .shared : .private), mappable: mappable)
-        files[id] = SimFile(id: id, kind: .guestMemfd, name: "anon_inode:[kvm-gmem]", size: size,
-                            hugePageSize: hugePageSize, gmem: gmem)
+        let gmem = SimGuestMemfd(
+            vm: vm.id, flags: flags,
+            state: .filled(0..<size, with: initiallyShared ? .shared : .private), mappable: mappable)
+        files[id] = SimFile(
+            id: id, kind: .guestMemfd, name: "anon_inode:[kvm-gmem]", size: size,
+            hugePageSize: hugePageSize, gmem: gmem)
         return install(.file(id))
     }
 

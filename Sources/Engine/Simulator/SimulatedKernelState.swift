@@ -90,7 +90,8 @@ public struct SimulatedKernelState: Sendable, Hashable, Codable {
 
     func typeCapabilities(of vm: SimVM) -> VMTypeCapabilities {
         capabilities.vmType(vm.type)
-            ?? VMTypeCapabilities(vmType: vm.type, guestMemfdFlags: 0, guestMemfd: false, memoryAttributes: 0, conversion: .none)
+            ?? VMTypeCapabilities(
+                vmType: vm.type, guestMemfdFlags: 0, guestMemfd: false, memoryAttributes: 0, conversion: .none)
     }
 
     // MARK: - Lifetimes

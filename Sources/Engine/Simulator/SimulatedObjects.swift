@@ -24,8 +24,8 @@ struct SimMemslot: Sendable, Hashable, Codable {
     var guestMemfdDescriptor: UInt32
 
     var isGuestMemfd: Bool { flags & KVMConstants.memGuestMemfd != 0 }
-    var gpaRange: Range<UInt64> { guestPhysAddr ..< guestPhysAddr + memorySize }
-    var gmemRange: Range<UInt64> { guestMemfdOffset ..< guestMemfdOffset + memorySize }
+    var gpaRange: Range<UInt64> { guestPhysAddr..<guestPhysAddr + memorySize }
+    var gmemRange: Range<UInt64> { guestMemfdOffset..<guestMemfdOffset + memorySize }
 }
 
 struct SimVM: Sendable, Hashable, Codable {
@@ -100,7 +100,7 @@ struct SimMapping: Sendable, Hashable, Codable {
     var hugeReservedPages: UInt64?
 
     var end: UInt64 { address + length }
-    var range: Range<UInt64> { address ..< end }
+    var range: Range<UInt64> { address..<end }
 
     func fileOffset(of address: UInt64) -> UInt64 { fileOffset + (address - self.address) }
 }

@@ -23,7 +23,10 @@ public struct DesiredBlock: Sendable, Hashable, Codable {
     /// Why the backend is what it is (shown by `plan` for `auto`).
     public var resolution: String
 
-    public init(name: String, size: UInt64, backend: ResolvedBackend, guestMemfdFlags: UInt64, initialState: MemoryState, resolution: String) {
+    public init(
+        name: String, size: UInt64, backend: ResolvedBackend, guestMemfdFlags: UInt64, initialState: MemoryState,
+        resolution: String
+    ) {
         self.name = name
         self.size = size
         self.backend = backend
@@ -67,9 +70,13 @@ extension DesiredState {
         do {
             layouts = try DesiredState.blockLayouts(manifest: manifest, addressMap: addressMap)
         } catch {
-            throw DesiredStateError(diagnostics: [manifest.diagnostic(
-                at: "spec.layout", summary: "the layout gives one block offset two states",
-                detail: "\(error); a block mapped at two guest addresses has one state per offset, so both windows must agree")])
+            throw DesiredStateError(diagnostics: [
+                manifest.diagnostic(
+                    at: "spec.layout", summary: "the layout gives one block offset two states",
+                    detail:
+                        "\(error); a block mapped at two guest addresses has one state per offset, so both windows must agree"
+                )
+            ])
         }
         let requested = layouts.mapValues { Set($0.runs.lazy.map(\.value)) }
         let problems = CapabilityCheck.check(manifest, against: capabilities, requestedStates: requested)
@@ -80,7 +87,8 @@ extension DesiredState {
         self.name = manifest.metadata.name
         self.vmType = manifest.spec.vm.type
         self.blocks = manifest.spec.blocks.map {
-            BackendResolver.resolve($0, vm: vmCapabilities, inPlaceMode: capabilities.inPlaceMode, layout: layouts[$0.name])
+            BackendResolver.resolve(
+                $0, vm: vmCapabilities, inPlaceMode: capabilities.inPlaceMode, layout: layouts[$0.name])
         }
         self.mappings = MemslotSplit.split(manifest.spec.mappings, maxSize: capabilities.maxMemslotSize)
         self.manifestMappings = manifest.spec.mappings
@@ -117,7 +125,9 @@ extension DesiredState {
 public enum BackendResolver {
     /// `inPlaceMode` is `kvm.gmem_in_place_conversion=1`: it binds every guest_memfd memslot guest_memfd-only,
     /// on every VM type, so `auto` must never give a legacy block there.
-    public static func resolve(_ block: Block, vm: VMTypeCapabilities, inPlaceMode: Bool, layout: Layout?) -> DesiredBlock {
+    public static func resolve(
+        _ block: Block, vm: VMTypeCapabilities, inPlaceMode: Bool, layout: Layout?
+    ) -> DesiredBlock {
         let backend: ResolvedBackend
         let reason: String
         switch block.backend.type {
@@ -130,7 +140,8 @@ public enum BackendResolver {
         case .auto:
             if inPlaceMode || vm.conversion == .gmemAttributes2 {
                 backend = .inPlace
-                reason = "auto: in-place, since kvm.gmem_in_place_conversion=1 makes every guest_memfd memslot guest_memfd-only (a legacy shared backing would be invisible to the guest)"
+                reason =
+                    "auto: in-place, since kvm.gmem_in_place_conversion=1 makes every guest_memfd memslot guest_memfd-only (a legacy shared backing would be invisible to the guest)"
             } else if vm.conversion.convertsInPlace {
                 backend = .inPlace
                 reason = "auto: in-place, since the host converts in place (\(vm.conversion.rawValue))"
@@ -140,8 +151,9 @@ public enum BackendResolver {
             }
         }
         let (flags, initial) = creation(backend: backend, vm: vm, layout: layout)
-        return DesiredBlock(name: block.name, size: block.size, backend: backend, guestMemfdFlags: flags,
-                            initialState: initial, resolution: reason)
+        return DesiredBlock(
+            name: block.name, size: block.size, backend: backend, guestMemfdFlags: flags,
+            initialState: initial, resolution: reason)
     }
 
     /// guest_memfd flags and the state the block starts in, per ABI (docs/kernels.md).

@@ -22,7 +22,9 @@ public struct LiveBlock: Sendable, Hashable, Codable {
     /// Tracked state per block offset, over the offsets some memslot makes visible.
     public var layout: Layout
 
-    public init(name: String, size: UInt64, backend: ResolvedBackend, guestMemfdFlags: UInt64, layout: Layout = Layout()) {
+    public init(
+        name: String, size: UInt64, backend: ResolvedBackend, guestMemfdFlags: UInt64, layout: Layout = Layout()
+    ) {
         self.name = name
         self.size = size
         self.backend = backend

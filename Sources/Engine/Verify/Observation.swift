@@ -16,12 +16,14 @@ public enum Observer {
     /// Reads resident memory of each block's host mapping, one cheap kernel reading per block (never a walk
     /// over the mapping's pages). A block without a host mapping reports 0 and no source.
     public static func observe(_ state: LiveState, kernel: KernelInterface) -> GuestObservation {
-        GuestObservation(blocks: state.blocks.map { block in
-            guard let address = block.hostAddress,
-                  let reading = try? kernel.residentBytes(address: address, length: block.size) else {
-                return BlockObservation(name: block.name, residentBytes: 0, residentSource: nil)
-            }
-            return BlockObservation(name: block.name, residentBytes: reading.bytes, residentSource: reading.source)
-        })
+        GuestObservation(
+            blocks: state.blocks.map { block in
+                guard let address = block.hostAddress,
+                    let reading = try? kernel.residentBytes(address: address, length: block.size)
+                else {
+                    return BlockObservation(name: block.name, residentBytes: 0, residentSource: nil)
+                }
+                return BlockObservation(name: block.name, residentBytes: reading.bytes, residentSource: reading.source)
+            })
     }
 }

@@ -47,7 +47,8 @@ public enum Verifier {
                     let pages = Set([window.offsets.lowerBound, window.offsets.upperBound - kernel.pageSize]).sorted()
                     for offset in pages {
                         let gpa = window.gpaRange.lowerBound + (offset - window.offsets.lowerBound)
-                        let check = probeHost(block: block, address: base + offset, gpa: gpa, state: run.value, kernel: kernel)
+                        let check = probeHost(
+                            block: block, address: base + offset, gpa: gpa, state: run.value, kernel: kernel)
                         report.checks.append(check)
                         if run.value == .shared, check.passed { guestTargets.append((block.name, gpa, base + offset)) }
                     }
@@ -64,8 +65,10 @@ public enum Verifier {
 
     /// Writes and reads back a marker through the host mapping: shared pages (and every page of a legacy
     /// block's shared backing) must be accessible, private pages of an in-place guest_memfd must SIGBUS.
-    private static func probeHost(block: LiveBlock, address: UInt64, gpa: UInt64, state: MemoryState,
-                                  kernel: KernelInterface) -> VerificationCheck {
+    private static func probeHost(
+        block: LiveBlock, address: UInt64, gpa: UInt64, state: MemoryState,
+        kernel: KernelInterface
+    ) -> VerificationCheck {
         let expectAccessible = state == .shared || !block.backend.isInPlace
         let outcome: String
         do {
@@ -76,34 +79,44 @@ public enum Verifier {
             outcome = error.failure == .sigbus ? "SIGBUS" : "\(error)"
         }
         let expected = expectAccessible ? "accessible" : "SIGBUS"
-        return VerificationCheck(kind: .hostAccess, block: block.name, gpa: gpa, expected: expected, observed: outcome,
-                                 passed: outcome == expected)
+        return VerificationCheck(
+            kind: .hostAccess, block: block.name, gpa: gpa, expected: expected, observed: outcome,
+            passed: outcome == expected)
     }
 
-    private static func verifyInGuest(_ targets: [(block: String, gpa: UInt64, host: UInt64)], state: LiveState,
-                                      kernel: KernelInterface, prober: GuestProber, vm: Int32,
-                                      into report: inout VerificationReport) {
+    private static func verifyInGuest(
+        _ targets: [(block: String, gpa: UInt64, host: UInt64)], state: LiveState,
+        kernel: KernelInterface, prober: GuestProber, vm: Int32,
+        into report: inout VerificationReport
+    ) {
         guard !targets.isEmpty else { return }
         guard let scratch = freeScratchGPA(state, size: prober.probeScratchSize) else {
-            report.skipped.append("guest access: no free 64 KiB of guest-physical space below 512 GiB for the probe's code")
+            report.skipped.append(
+                "guest access: no free 64 KiB of guest-physical space below 512 GiB for the probe's code")
             return
         }
         let slot = UInt32(32763)
         do {
-            let bytes = try prober.probeInGuest(vm: vm, scratchGPA: scratch, scratchSlot: slot,
-                                                targets: targets.map { (gpa: $0.gpa, writeMarker: guestMarker) })
+            let bytes = try prober.probeInGuest(
+                vm: vm, scratchGPA: scratch, scratchSlot: slot,
+                targets: targets.map { (gpa: $0.gpa, writeMarker: guestMarker) })
             for (target, read) in zip(targets, bytes) {
                 let back = (try? kernel.read(address: target.host, count: 1)) ?? []
                 let passed = read == hostMarker && back == [guestMarker]
-                report.checks.append(VerificationCheck(
-                    kind: .guestAccess, block: target.block, gpa: target.gpa,
-                    expected: "guest reads 0x\(String(hostMarker, radix: 16)), host reads back 0x\(String(guestMarker, radix: 16))",
-                    observed: "guest read 0x\(String(read, radix: 16)), host read back \(back.map { "0x" + String($0, radix: 16) }.joined())",
-                    passed: passed))
+                report.checks.append(
+                    VerificationCheck(
+                        kind: .guestAccess, block: target.block, gpa: target.gpa,
+                        expected:
+                            "guest reads 0x\(String(hostMarker, radix: 16)), host reads back 0x\(String(guestMarker, radix: 16))",
+                        observed:
+                            "guest read 0x\(String(read, radix: 16)), host read back \(back.map { "0x" + String($0, radix: 16) }.joined())",
+                        passed: passed))
             }
         } catch {
-            report.checks.append(VerificationCheck(kind: .guestAccess, block: targets[0].block, gpa: targets[0].gpa,
-                                                   expected: "the probe guest runs", observed: "\(error)", passed: false))
+            report.checks.append(
+                VerificationCheck(
+                    kind: .guestAccess, block: targets[0].block, gpa: targets[0].gpa,
+                    expected: "the probe guest runs", observed: "\(error)", passed: false))
         }
     }
 
@@ -129,6 +142,8 @@ public protocol GuestProber: AnyObject {
     var probeScratchSize: UInt64 { get }
     /// Runs the probe guest: for each target it reads the byte at the GPA (returned in order), then writes
     /// `writeMarker` there. The probe's memory goes in memslot `scratchSlot` at `scratchGPA`.
-    func probeInGuest(vm: Int32, scratchGPA: UInt64, scratchSlot: UInt32,
-                      targets: [(gpa: UInt64, writeMarker: UInt8)]) throws(GuestRunError) -> [UInt8]
+    func probeInGuest(
+        vm: Int32, scratchGPA: UInt64, scratchSlot: UInt32,
+        targets: [(gpa: UInt64, writeMarker: UInt8)]
+    ) throws(GuestRunError) -> [UInt8]
 }
