@@ -105,11 +105,15 @@ extension Sequence<Diagnostic> {
 
 /// At most `limit` diagnostics (in the order given), then one that says how many more there are and stands
 /// for them in the counts: a hostile file can have a problem every few bytes, and nobody reads past the
-/// first thousand. `unbuiltErrors` are errors found but never built (the loader stops building them).
-public func capped(_ diagnostics: [Diagnostic], limit: Int = 1_000, unbuiltErrors: Int = 0) -> [Diagnostic] {
-    guard diagnostics.count > limit + 1 || unbuiltErrors > 0 else { return diagnostics }
+/// first thousand. `unbuiltErrors` and `unbuiltWarnings` were found but never built (the loader and the
+/// validator stop building them).
+public func capped(
+    _ diagnostics: [Diagnostic], limit: Int = 1_000, unbuiltErrors: Int = 0, unbuiltWarnings: Int = 0
+) -> [Diagnostic] {
+    guard diagnostics.count > limit + 1 || unbuiltErrors > 0 || unbuiltWarnings > 0 else { return diagnostics }
     let rest = diagnostics[min(limit, diagnostics.count)...]
-    let warnings = rest.count { $0.severity == .warning }, errors = rest.count - warnings + unbuiltErrors
+    let builtWarnings = rest.count { $0.severity == .warning }
+    let warnings = builtWarnings + unbuiltWarnings, errors = rest.count - builtWarnings + unbuiltErrors
     func plural(_ count: Int, _ word: String) -> String { "\(count) \(word)\(count == 1 ? "" : "s")" }
     let listed = diagnostics.count - rest.count
     var more = Diagnostic(

@@ -62,8 +62,8 @@ public enum ManifestLoader {
         return LoadResult(
             manifest: manifest,
             diagnostics: capped(
-                sortedBySource(reader.diagnostics + semantic),
-                unbuiltErrors: reader.unbuilt))
+                sortedBySource(reader.diagnostics + semantic.diagnostics),
+                unbuiltErrors: reader.unbuilt + semantic.unbuiltErrors, unbuiltWarnings: semantic.unbuiltWarnings))
     }
 
     /// The whole file, or a diagnostic saying why it cannot be read (missing, a directory, too large).

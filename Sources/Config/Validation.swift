@@ -4,7 +4,8 @@
 ///
 /// Every problem is reported, in source order.
 public func validate(_ manifest: Manifest, pageSize: UInt64 = 4096) -> [Diagnostic] {
-    ManifestValidator(manifest: manifest, pageSize: pageSize, skipping: []).run()
+    let found = ManifestValidator(manifest: manifest, pageSize: pageSize, skipping: []).run()
+    return capped(found.diagnostics, unbuiltErrors: found.unbuiltErrors, unbuiltWarnings: found.unbuiltWarnings)
 }
 
 extension Manifest {
@@ -17,24 +18,30 @@ extension Manifest {
 struct ManifestValidator {
     let manifest: Manifest
     let pageSize: UInt64
-    /// Field paths the loader could not read: items containing them are not checked again.
-    let skipping: Set<String>
+    /// Field paths the loader could not read: items containing them are not checked again. Kept as
+    /// substrings, so that looking up a path's ancestors allocates nothing.
+    let skipping: Set<Substring>
     /// Every proper ancestor of a path in `skipping` (`spec.mappings[3]`, `spec.mappings`, `spec`), so that
     /// "is something inside this path tainted" is one lookup, not a scan of every tainted path.
-    let skippingAncestors: Set<String>
+    let skippingAncestors: Set<Substring>
     var diagnostics: [Diagnostic] = []
+    /// Problems found past `buildLimit`: counted, never built (a position lookup and messages each), so a
+    /// hostile file with a problem every few bytes costs little more than a clean one.
+    var unbuiltErrors = 0
+    var unbuiltWarnings = 0
+    static let buildLimit = 1_000
 
     init(manifest: Manifest, pageSize: UInt64, skipping: Set<String>) {
         self.manifest = manifest
         self.pageSize = pageSize
-        self.skipping = skipping
-        var ancestors: Set<String> = []
+        self.skipping = Set(skipping.lazy.map { Substring($0) })
+        var ancestors: Set<Substring> = []
         for path in skipping {
             var current = Substring(path)
             while let cut = Self.parentCut(current) {
                 current = current[..<cut]
                 // Siblings share ancestors: stop at the first one already recorded.
-                guard ancestors.insert(String(current)).inserted else { break }
+                guard ancestors.insert(current).inserted else { break }
             }
         }
         self.skippingAncestors = ancestors
@@ -47,13 +54,14 @@ struct ManifestValidator {
 
     var spec: Spec { manifest.spec }
 
-    consuming func run() -> [Diagnostic] {
+    /// Every problem, the first `buildLimit` found as diagnostics in source order, the rest counted.
+    consuming func run() -> (diagnostics: [Diagnostic], unbuiltErrors: Int, unbuiltWarnings: Int) {
         checkNames()
         checkBlocks()
         checkMappings()
         checkLayout()
         checkListeners()
-        return sortedBySource(diagnostics)
+        return (sortedBySource(diagnostics), unbuiltErrors, unbuiltWarnings)
     }
 
     /// Guest, block and listener names follow `NameRule`.
@@ -75,22 +83,31 @@ struct ManifestValidator {
     // MARK: reporting
 
     mutating func error(_ path: String, _ summary: String, _ detail: String = "") {
-        diagnostics.append(manifest.diagnostic(.error, at: path, summary: summary, detail: detail))
+        report(.error, path, summary, detail)
     }
 
     mutating func warning(_ path: String, _ summary: String, _ detail: String = "") {
-        diagnostics.append(manifest.diagnostic(.warning, at: path, summary: summary, detail: detail))
+        report(.warning, path, summary, detail)
+    }
+
+    /// Builds the diagnostic (its source position looked up) while fewer than `buildLimit` are built; counts
+    /// it otherwise.
+    mutating func report(_ severity: Severity, _ path: String, _ summary: String, _ detail: String) {
+        guard diagnostics.count < Self.buildLimit else {
+            if severity == .error { unbuiltErrors += 1 } else { unbuiltWarnings += 1 }
+            return
+        }
+        diagnostics.append(manifest.diagnostic(severity, at: path, summary: summary, detail: detail))
     }
 
     /// Whether `path` or anything inside or above it failed to load.
     func isTainted(_ path: @autoclosure () -> String) -> Bool {
         guard !skipping.isEmpty else { return false }
-        let path = path()
-        if skipping.contains(path) || skippingAncestors.contains(path) { return true }
-        var current = Substring(path)
+        var current = Substring(path())
+        if skipping.contains(current) || skippingAncestors.contains(current) { return true }
         while let cut = Self.parentCut(current) {
             current = current[..<cut]
-            if skipping.contains(String(current)) { return true }
+            if skipping.contains(current) { return true }
         }
         return false
     }
@@ -107,13 +124,12 @@ struct ManifestValidator {
         unitName: String, severity: Severity = .error
     ) {
         guard unit > 0, value % unit != 0 else { return }
-        let path = path()
         let below = value - value % unit
         let (above, overflow) = below.addingReportingOverflow(unit)
-        let options = overflow ? formatHex(below) : "\(formatHex(below)) or \(formatHex(above))"
-        let summary = "\(what) \(formatHex(value)) is not aligned to \(unitName)"
-        let detail = "use a multiple of \(formatSize(unit)) (\(formatHex(unit))), e.g. \(options)"
-        diagnostics.append(manifest.diagnostic(severity, at: path, summary: summary, detail: detail))
+        report(
+            severity, path(), "\(what) \(formatHex(value)) is not aligned to \(unitName)",
+            "use a multiple of \(formatSize(unit)) (\(formatHex(unit))), e.g. "
+                + (overflow ? formatHex(below) : "\(formatHex(below)) or \(formatHex(above))"))
     }
 
     var pageSizeName: String { "the \(formatSize(pageSize)) page size" }

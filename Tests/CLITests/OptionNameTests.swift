@@ -6,7 +6,10 @@ import Testing
 @Suite struct OptionNameTests {
     /// Options of other programs that the docs quote in their own commands (systemctl, journalctl, swift,
     /// gmemctl-bench): not gmemctl's, so not checked against its help.
-    static let otherPrograms: Set<String> = ["--user", "--now", "--quick", "--filter", "--build-tests", "--product"]
+    /// Options of other programs the docs show: systemctl, swift, and gmemctl-bench.
+    static let otherPrograms: Set<String> = [
+        "--user", "--now", "--quick", "--filter", "--build-tests", "--product", "--seconds", "--clients",
+    ]
 
     /// Each command path (`[]` for the root, `["agent", "run"]`) and its help text.
     static func helpTexts() throws -> [(command: [String], text: String)] {
@@ -98,7 +101,7 @@ import Testing
         let note = try #require(
             human.stdout.split(separator: "\n").first { $0.hasPrefix("... and ") },
             "\(human.stdout.suffix(300))")
-        #expect(note == "... and 50 more (`--output json` lists every diagnostic)")
+        #expect(note == "... and 50 more (`--output json` lists the first 1000 of each file)")
         let json = try Gmemctl.run(["validate", file, "--output", "json"])
         #expect(json.exitCode == 1)
         guard case .array(let diagnostics)? = try JSONValue.parse(json.stdout)["diagnostics"] else {
