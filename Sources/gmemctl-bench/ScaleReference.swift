@@ -9,105 +9,80 @@ import Glibc
 ///
 /// `scale_reference SIZE_BYTES REPETITIONS` prints one line per repetition: the wall time in ns.
 enum ScaleReference {
-    static let source = #"""
-        #define _GNU_SOURCE
-        #include <errno.h>
-        #include <fcntl.h>
-        #include <stdint.h>
-        #include <stdio.h>
-        #include <stdlib.h>
-        #include <string.h>
-        #include <sys/ioctl.h>
-        #include <sys/mman.h>
-        #include <time.h>
-        #include <unistd.h>
+    static let source =
+        CReferencePrelude.kvm + #"""
+            struct page_region { uint64_t start, end, categories; };
+            struct pm_scan_arg {
+                uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+                uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+            };
+            #define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
+            #define PAGE_IS_PRESENT (1ull << 3)
 
-        #define KVMIO 0xAE
-        #define KVM_CREATE_VM _IO(KVMIO, 0x01)
-        struct kvm_userspace_memory_region2 {
-            uint32_t slot, flags;
-            uint64_t guest_phys_addr, memory_size, userspace_addr, guest_memfd_offset;
-            uint32_t guest_memfd, pad1;
-            uint64_t pad2[14];
-        };
-        struct kvm_create_guest_memfd { uint64_t size, flags, reserved[6]; };
-        #define KVM_SET_USER_MEMORY_REGION2 _IOW(KVMIO, 0x49, struct kvm_userspace_memory_region2)
-        #define KVM_CREATE_GUEST_MEMFD _IOWR(KVMIO, 0xd4, struct kvm_create_guest_memfd)
-        #define KVM_MEM_GUEST_MEMFD (1u << 2)
-        #define GUEST_MEMFD_FLAG_MMAP (1ull << 0)
-        #define GUEST_MEMFD_FLAG_INIT_SHARED (1ull << 1)
-        struct page_region { uint64_t start, end, categories; };
-        struct pm_scan_arg {
-            uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
-            uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
-        };
-        #define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
-        #define PAGE_IS_PRESENT (1ull << 3)
-
-        static uint64_t now_ns(void) {
-            struct timespec t;
-            clock_gettime(CLOCK_MONOTONIC, &t);
-            return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
-        }
-
-        static void die(const char *what) {
-            fprintf(stderr, "scale_reference: %s: %s\n", what, strerror(errno));
-            exit(1);
-        }
-
-        static uint64_t present_bytes(uint64_t start, uint64_t end) {
-            struct page_region regions[256];
-            uint64_t present = 0;
-            int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-            if (fd < 0) die("open /proc/self/pagemap");
-            while (start < end) {
-                struct pm_scan_arg arg = { .size = sizeof(arg), .start = start, .end = end,
-                                           .vec = (uint64_t)(uintptr_t)regions, .vec_len = 256,
-                                           .category_mask = PAGE_IS_PRESENT, .return_mask = PAGE_IS_PRESENT };
-                int found = ioctl(fd, PAGEMAP_SCAN, &arg);
-                if (found < 0) die("PAGEMAP_SCAN");
-                for (int i = 0; i < found; i++) present += regions[i].end - regions[i].start;
-                if (arg.walk_end <= start) break;
-                start = arg.walk_end;
+            static uint64_t now_ns(void) {
+                struct timespec t;
+                clock_gettime(CLOCK_MONOTONIC, &t);
+                return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
             }
-            close(fd);
-            return present;
-        }
 
-        int main(int argc, char **argv) {
-            if (argc != 3) { fprintf(stderr, "usage: scale_reference SIZE_BYTES REPETITIONS\n"); return 64; }
-            uint64_t size = strtoull(argv[1], NULL, 0);
-            int repetitions = atoi(argv[2]);
-            int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-            if (kvm < 0) die("open /dev/kvm");
-            for (int rep = 0; rep < repetitions; rep++) {
-                uint64_t t0 = now_ns();
-                int vm = ioctl(kvm, KVM_CREATE_VM, 0);
-                if (vm < 0) die("KVM_CREATE_VM");
-                struct kvm_create_guest_memfd create = { .size = size, .flags = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED };
-                int gmem = ioctl(vm, KVM_CREATE_GUEST_MEMFD, &create);
-                if (gmem < 0) die("KVM_CREATE_GUEST_MEMFD");
-                void *host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, gmem, 0);
-                if (host == MAP_FAILED) die("mmap");
-                struct kvm_userspace_memory_region2 region = {
-                    .slot = 0, .flags = KVM_MEM_GUEST_MEMFD, .guest_phys_addr = 0x100000000ull, .memory_size = size,
-                    .userspace_addr = (uint64_t)(uintptr_t)host, .guest_memfd_offset = 0, .guest_memfd = (uint32_t)gmem,
-                };
-                if (ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &region) < 0) die("KVM_SET_USER_MEMORY_REGION2");
-                if (present_bytes((uint64_t)(uintptr_t)host, (uint64_t)(uintptr_t)host + size) != 0) die("resident pages in an empty guest");
-                region.memory_size = 0;
-                region.userspace_addr = 0;
-                if (ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &region) < 0) die("delete memslot");
-                if (munmap(host, size) < 0) die("munmap");
-                if (close(gmem) < 0) die("close gmem");
-                if (close(vm) < 0) die("close vm");
-                printf("%llu\n", (unsigned long long)(now_ns() - t0));
-                fflush(stdout);
+            static void die(const char *what) {
+                fprintf(stderr, "scale_reference: %s: %s\n", what, strerror(errno));
+                exit(1);
             }
-            close(kvm);
-            return 0;
-        }
-        """#
+
+            static uint64_t present_bytes(uint64_t start, uint64_t end) {
+                struct page_region regions[256];
+                uint64_t present = 0;
+                int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+                if (fd < 0) die("open /proc/self/pagemap");
+                while (start < end) {
+                    struct pm_scan_arg arg = { .size = sizeof(arg), .start = start, .end = end,
+                                               .vec = (uint64_t)(uintptr_t)regions, .vec_len = 256,
+                                               .category_mask = PAGE_IS_PRESENT, .return_mask = PAGE_IS_PRESENT };
+                    int found = ioctl(fd, PAGEMAP_SCAN, &arg);
+                    if (found < 0) die("PAGEMAP_SCAN");
+                    for (int i = 0; i < found; i++) present += regions[i].end - regions[i].start;
+                    if (arg.walk_end <= start) break;
+                    start = arg.walk_end;
+                }
+                close(fd);
+                return present;
+            }
+
+            int main(int argc, char **argv) {
+                if (argc != 3) { fprintf(stderr, "usage: scale_reference SIZE_BYTES REPETITIONS\n"); return 64; }
+                uint64_t size = strtoull(argv[1], NULL, 0);
+                int repetitions = atoi(argv[2]);
+                int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+                if (kvm < 0) die("open /dev/kvm");
+                for (int rep = 0; rep < repetitions; rep++) {
+                    uint64_t t0 = now_ns();
+                    int vm = ioctl(kvm, KVM_CREATE_VM, 0);
+                    if (vm < 0) die("KVM_CREATE_VM");
+                    struct kvm_create_guest_memfd create = { .size = size, .flags = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED };
+                    int gmem = ioctl(vm, KVM_CREATE_GUEST_MEMFD, &create);
+                    if (gmem < 0) die("KVM_CREATE_GUEST_MEMFD");
+                    void *host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, gmem, 0);
+                    if (host == MAP_FAILED) die("mmap");
+                    struct kvm_userspace_memory_region2 region = {
+                        .slot = 0, .flags = KVM_MEM_GUEST_MEMFD, .guest_phys_addr = 0x100000000ull, .memory_size = size,
+                        .userspace_addr = (uint64_t)(uintptr_t)host, .guest_memfd_offset = 0, .guest_memfd = (uint32_t)gmem,
+                    };
+                    if (ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &region) < 0) die("KVM_SET_USER_MEMORY_REGION2");
+                    if (present_bytes((uint64_t)(uintptr_t)host, (uint64_t)(uintptr_t)host + size) != 0) die("resident pages in an empty guest");
+                    region.memory_size = 0;
+                    region.userspace_addr = 0;
+                    if (ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &region) < 0) die("delete memslot");
+                    if (munmap(host, size) < 0) die("munmap");
+                    if (close(gmem) < 0) die("close gmem");
+                    if (close(vm) < 0) die("close vm");
+                    printf("%llu\n", (unsigned long long)(now_ns() - t0));
+                    fflush(stdout);
+                }
+                close(kvm);
+                return 0;
+            }
+            """#
 
     /// Writes the source to a temporary directory and compiles it with `cc -O2`; returns the binary's path.
     static func build() throws -> String {
