@@ -69,11 +69,6 @@ final class ListenerRegistry: @unchecked Sendable {
         return released.count
     }
 
-    /// The listeners connected now, as `guest/listener`, for the shutdown log.
-    var pendingDescription: [String] {
-        lock.withLock { pending.filter { !$0.value.isEmpty }.map { "\($0.key.guest)/\($0.key.listener)" }.sorted() }
-    }
-
     /// A listener's answer, read from its connection.
     func answer(_ answer: ListenerAnswer, from connection: AgentConnection) {
         let waiter: Pending? = lock.withLock {
