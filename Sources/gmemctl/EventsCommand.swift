@@ -12,7 +12,7 @@ struct EventsCommand: ParsableCommand {
         commandName: "events",
         abstract: "Print a guest's listener events (map/unmap), in order; --follow keeps printing them as they happen.",
         discussion: """
-            Listeners get `unmap` before a range turns private and `map` after it turns shared. Without an agent the events recorded on the host are printed; following needs an agent.
+            Listeners get `unmap` before a range turns private and `map` after it turns shared. Without an agent the events the host recorded are printed (its state keeps a guest's 64 most recent); an agent keeps more (`gmemctl agent --event-history`, 1024 by default) and says when older ones were dropped. Following needs an agent.
 
             Examples:
               gmemctl events my-guest
