@@ -13,18 +13,8 @@ enum PrefaultReference {
     static let source =
         CReferencePrelude.kvm + #"""
 
-            static uint64_t now_ns(void) {
-                struct timespec t;
-                clock_gettime(CLOCK_MONOTONIC, &t);
-                return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
-            }
-
-            static void die(const char *what) {
-                fprintf(stderr, "prefault_reference: %s: %s\n", what, strerror(errno));
-                exit(1);
-            }
-
             int main(int argc, char **argv) {
+                program = "prefault_reference";
                 if (argc != 3) { fprintf(stderr, "usage: prefault_reference SIZE_BYTES REPETITIONS\n"); return 64; }
                 uint64_t size = strtoull(argv[1], NULL, 0);
                 int repetitions = atoi(argv[2]);
@@ -32,28 +22,11 @@ enum PrefaultReference {
                 if (kvm < 0) die("open /dev/kvm");
                 for (int rep = 0; rep < repetitions; rep++) {
                     uint64_t t0 = now_ns();
-                    int vm = ioctl(kvm, KVM_CREATE_VM, 0);
-                    if (vm < 0) die("KVM_CREATE_VM");
-                    struct kvm_create_guest_memfd create = { .size = size, .flags = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED };
-                    int gmem = ioctl(vm, KVM_CREATE_GUEST_MEMFD, &create);
-                    if (gmem < 0) die("KVM_CREATE_GUEST_MEMFD");
-                    void *host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, gmem, 0);
-                    if (host == MAP_FAILED) die("mmap");
-                    struct kvm_userspace_memory_region2 region = {
-                        .slot = 0, .flags = KVM_MEM_GUEST_MEMFD, .guest_phys_addr = 0x100000000ull, .memory_size = size,
-                        .userspace_addr = (uint64_t)(uintptr_t)host, .guest_memfd_offset = 0, .guest_memfd = (uint32_t)gmem,
-                    };
-                    if (ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &region) < 0) die("KVM_SET_USER_MEMORY_REGION2");
+                    struct guest g = build_guest(kvm, size);
                     uint64_t t1 = now_ns();
-                    if (fallocate(gmem, FALLOC_FL_KEEP_SIZE, 0, (off_t)size) < 0) die("fallocate");
+                    if (fallocate(g.gmem, FALLOC_FL_KEEP_SIZE, 0, (off_t)size) < 0) die("fallocate");
                     uint64_t t2 = now_ns();
-                    /* Teardown as gmemctl destroy does it: delete the memslot, unmap, close gmem, close the VM. */
-                    region.memory_size = 0;
-                    region.userspace_addr = 0;
-                    if (ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &region) < 0) die("delete memslot");
-                    if (munmap(host, size) < 0) die("munmap");
-                    if (close(gmem) < 0) die("close gmem");
-                    if (close(vm) < 0) die("close vm");
+                    destroy_guest(&g, size);
                     uint64_t t3 = now_ns();
                     printf("%llu %llu %llu %llu\n", (unsigned long long)(t3 - t0), (unsigned long long)(t1 - t0),
                            (unsigned long long)(t2 - t1), (unsigned long long)(t3 - t2));

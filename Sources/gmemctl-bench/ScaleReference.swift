@@ -19,17 +19,6 @@ enum ScaleReference {
             #define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
             #define PAGE_IS_PRESENT (1ull << 3)
 
-            static uint64_t now_ns(void) {
-                struct timespec t;
-                clock_gettime(CLOCK_MONOTONIC, &t);
-                return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
-            }
-
-            static void die(const char *what) {
-                fprintf(stderr, "scale_reference: %s: %s\n", what, strerror(errno));
-                exit(1);
-            }
-
             static uint64_t present_bytes(uint64_t start, uint64_t end) {
                 struct page_region regions[256];
                 uint64_t present = 0;
@@ -50,6 +39,7 @@ enum ScaleReference {
             }
 
             int main(int argc, char **argv) {
+                program = "scale_reference";
                 if (argc != 3) { fprintf(stderr, "usage: scale_reference SIZE_BYTES REPETITIONS\n"); return 64; }
                 uint64_t size = strtoull(argv[1], NULL, 0);
                 int repetitions = atoi(argv[2]);
@@ -57,25 +47,9 @@ enum ScaleReference {
                 if (kvm < 0) die("open /dev/kvm");
                 for (int rep = 0; rep < repetitions; rep++) {
                     uint64_t t0 = now_ns();
-                    int vm = ioctl(kvm, KVM_CREATE_VM, 0);
-                    if (vm < 0) die("KVM_CREATE_VM");
-                    struct kvm_create_guest_memfd create = { .size = size, .flags = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED };
-                    int gmem = ioctl(vm, KVM_CREATE_GUEST_MEMFD, &create);
-                    if (gmem < 0) die("KVM_CREATE_GUEST_MEMFD");
-                    void *host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, gmem, 0);
-                    if (host == MAP_FAILED) die("mmap");
-                    struct kvm_userspace_memory_region2 region = {
-                        .slot = 0, .flags = KVM_MEM_GUEST_MEMFD, .guest_phys_addr = 0x100000000ull, .memory_size = size,
-                        .userspace_addr = (uint64_t)(uintptr_t)host, .guest_memfd_offset = 0, .guest_memfd = (uint32_t)gmem,
-                    };
-                    if (ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &region) < 0) die("KVM_SET_USER_MEMORY_REGION2");
-                    if (present_bytes((uint64_t)(uintptr_t)host, (uint64_t)(uintptr_t)host + size) != 0) die("resident pages in an empty guest");
-                    region.memory_size = 0;
-                    region.userspace_addr = 0;
-                    if (ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &region) < 0) die("delete memslot");
-                    if (munmap(host, size) < 0) die("munmap");
-                    if (close(gmem) < 0) die("close gmem");
-                    if (close(vm) < 0) die("close vm");
+                    struct guest g = build_guest(kvm, size);
+                    if (present_bytes((uint64_t)(uintptr_t)g.host, (uint64_t)(uintptr_t)g.host + size) != 0) die("resident pages in an empty guest");
+                    destroy_guest(&g, size);
                     printf("%llu\n", (unsigned long long)(now_ns() - t0));
                     fflush(stdout);
                 }
