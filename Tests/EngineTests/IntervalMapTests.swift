@@ -356,3 +356,126 @@ func expectWellFormed<V>(_ map: IntervalMap<V>, sourceLocation: SourceLocation =
         for i in 0..<size { #expect(map.value(at: UInt64(i)) == cells[i]) }
     }
 }
+
+@Suite struct IntervalMapBulkBuildTests {
+    typealias Reference = IntervalMapPropertyTests.Reference
+
+    static func oneByOne(_ assignments: [(range: Range<UInt64>, value: Int)], capacity: Int = 16) -> IntMap {
+        var map = IntMap(chunkCapacity: capacity)
+        for assignment in assignments { map.assign(assignment.value, to: assignment.range) }
+        return map
+    }
+
+    static func built(_ assignments: [(range: Range<UInt64>, value: Int)], capacity: Int = 16) -> IntMap {
+        var builder = IntMap.Builder(capacity: assignments.count, chunkCapacity: capacity)
+        for assignment in assignments { builder.assign(assignment.value, to: assignment.range) }
+        return builder.build()
+    }
+
+    /// Random assignments, in any order and overlapping, at the bottom, the middle and the top of the
+    /// address space (the sort takes out the minimum start and the starts' common alignment).
+    @Test(arguments: IntervalMapPropertyTests.bases, [4, 128])
+    func bulkBuildEqualsAssigningOneByOne(base: UInt64, capacity: Int) {
+        var rng = LayoutSplitMix64(seed: 0xB01C ^ base ^ UInt64(capacity))
+        for _ in 0..<300 {
+            var reference = Reference(
+                base: base, cells: Array(repeating: nil, count: IntervalMapPropertyTests.universe))
+            var assignments: [(range: Range<UInt64>, value: Int)] = []
+            // Some rounds use aligned starts, so that the common alignment is shifted out.
+            let alignment = [1, 4, 16].randomElement(using: &rng) ?? 1
+            for _ in 0..<Int.random(in: 0..<80, using: &rng) {
+                var range = IntervalMapPropertyTests.randomRange(&rng)
+                range = (range.lowerBound / alignment * alignment)..<range.upperBound
+                let value = Int.random(in: 0..<3, using: &rng)
+                assignments.append((reference.range(range), value))
+                reference.assign(value, range)
+            }
+            let built = Self.built(assignments, capacity: capacity)
+            expectWellFormed(built)
+            #expect(built == Self.oneByOne(assignments, capacity: capacity))
+            #expect(built.runCount == reference.runCount)
+            #expect(IntMap(assigning: assignments) == built)
+        }
+    }
+
+    @Test func ascendingDisjointInputIsAppendedAndMerged() {
+        let map = IntMap(assigning: [(0..<10, 1), (10..<20, 1), (30..<40, 2), (40..<41, 1)])
+        #expect(
+            map.runs == [
+                .init(range: 0..<20, value: 1), .init(range: 30..<40, value: 2), .init(range: 40..<41, value: 1),
+            ])
+    }
+
+    @Test func laterAssignmentsWinAndEmptyRangesVanish() {
+        // A wide early range, a later range inside it, an equal start with a later value, and empty ranges.
+        let map = IntMap(assigning: [(0..<100, 1), (50..<50, 9), (10..<20, 2), (10..<15, 3), (90..<90, 9)])
+        #expect(
+            map.runs == [
+                .init(range: 0..<10, value: 1), .init(range: 10..<15, value: 3), .init(range: 15..<20, value: 2),
+                .init(range: 20..<100, value: 1),
+            ])
+        #expect(IntMap(assigning: []).isEmpty)
+        #expect(IntMap(assigning: [(5..<5, 1), (3..<3, 2)]).isEmpty)
+    }
+
+    /// 50,000 overlapping ranges over a terabyte of 4 KiB pages: buckets of the flag sort, then two radix
+    /// passes inside each.
+    @Test func manyRandomRangesMatchAssigningOneByOne() {
+        var rng = LayoutSplitMix64(seed: 7)
+        let page: UInt64 = 4096
+        var assignments: [(range: Range<UInt64>, value: Int)] = []
+        for _ in 0..<50_000 {
+            let start = UInt64.random(in: 0..<(1 << 28), using: &rng) * page
+            let length = UInt64.random(in: 1...1024, using: &rng) * page
+            assignments.append((start..<(start + length), Int.random(in: 0..<2, using: &rng)))
+        }
+        let built = Self.built(assignments)
+        expectWellFormed(built)
+        #expect(built.runCount > 40_000)
+        #expect(built == Self.oneByOne(assignments))
+    }
+
+    /// Shapes that take the sort's other paths: one start for all, starts over the whole 64-bit space (many
+    /// passes), nearly all in one bucket beside a far outlier, and a few records per bucket.
+    @Test func unusualStartDistributionsMatchAssigningOneByOne() {
+        var rng = LayoutSplitMix64(seed: 12)
+        func random(
+            _ count: Int, _ start: () -> UInt64, maxLength: UInt64 = 1000
+        ) -> [(range: Range<UInt64>, value: Int)] {
+            (0..<count).map { _ in
+                let low = start()
+                let length = UInt64.random(in: 1...maxLength, using: &rng)
+                return (low..<(low &+ length < low ? .max : low + length), Int.random(in: 0..<3, using: &rng))
+            }
+        }
+        let shapes: [[(range: Range<UInt64>, value: Int)]] = [
+            random(3000, { 77 }),
+            random(5000, { UInt64.random(in: 0...(UInt64.max - 1000), using: &rng) }),
+            random(5000, { UInt64.random(in: 0..<4096, using: &rng) }) + [((1 << 60)..<((1 << 60) + 10), 1)]
+                + random(100, { UInt64.random(in: 0..<4096, using: &rng) }),
+            random(40, { UInt64.random(in: 0..<(1 << 40), using: &rng) }, maxLength: 1 << 38),
+            [(0..<(1 << 63), 3), ((1 << 62)..<((1 << 62) + 5), 4), (10..<UInt64.max, 5), (0..<1, 6)],
+        ]
+        for assignments in shapes {
+            let built = Self.built(assignments)
+            expectWellFormed(built)
+            #expect(built == Self.oneByOne(assignments))
+        }
+    }
+
+    /// Past the number of assignments a record can number, the builder assigns one by one: same map.
+    @Test func assignmentsBeyondTheOrderLimitStillWinInTurn() {
+        var rng = LayoutSplitMix64(seed: 13)
+        var assignments: [(range: Range<UInt64>, value: Int)] = []
+        for _ in 0..<500 {
+            let start = UInt64.random(in: 0..<10_000, using: &rng)
+            assignments.append(
+                (start..<(start + UInt64.random(in: 1...300, using: &rng)), Int.random(in: 0..<3, using: &rng)))
+        }
+        var builder = IntMap.Builder(capacity: 0, chunkCapacity: 8, orderLimit: 100)
+        for assignment in assignments { builder.assign(assignment.value, to: assignment.range) }
+        let built = builder.build()
+        expectWellFormed(built)
+        #expect(built == Self.oneByOne(assignments))
+    }
+}

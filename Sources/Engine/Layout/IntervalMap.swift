@@ -55,12 +55,11 @@ public struct IntervalMap<Value: Equatable & Sendable>: Sendable {
         self.chunkCapacity = Swift.max(4, chunkCapacity)
     }
 
-    /// A map built from `runs` assigned in order (later runs overwrite earlier ones where they overlap).
-    /// Sorted, non-overlapping input is appended in linear time.
+    /// A map built from `runs` assigned in order (later runs overwrite earlier ones where they overlap):
+    /// `init(assigning:)`.
     @inlinable
     public init(runs: [(Range<UInt64>, Value)]) {
-        self.init()
-        for (range, value) in runs { assignOrAppend(value, to: range) }
+        self.init(assigning: runs.map { (range: $0.0, value: $0.1) })
     }
 
     /// A map with every address of `range` set to `value`.
