@@ -19,6 +19,22 @@ extension IntervalMap {
     /// (from, to) are one transition. A merge walk over both run lists: linear in their run counts.
     @inlinable
     public static func transitions(from old: IntervalMap, to new: IntervalMap) -> [Transition] {
+        // From or to nothing (a fresh guest, a removed one): every run is one transition, since maximal runs
+        // that touch have different values.
+        if old.isEmpty || new.isEmpty {
+            let runs = old.isEmpty ? new : old
+            var result: [Transition] = []
+            result.reserveCapacity(runs.count)
+            for chunk in runs.chunks {
+                for run in chunk {
+                    result.append(
+                        old.isEmpty
+                            ? Transition(range: run.range, from: nil, to: run.value)
+                            : Transition(range: run.range, from: run.value, to: nil))
+                }
+            }
+            return result
+        }
         var result: [Transition] = []
         var oldRuns = old.runSequence.makeIterator(), newRuns = new.runSequence.makeIterator()
         var oldRun = oldRuns.next(), newRun = newRuns.next()
