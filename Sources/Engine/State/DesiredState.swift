@@ -101,18 +101,18 @@ extension DesiredState {
     /// The manifest's GPA layout (default over all mapped memory, then shared and private ranges) in each
     /// block's offset space, limited to the offsets some mapping makes visible.
     static func blockLayouts(manifest: Manifest, addressMap: AddressMap) throws -> [String: Layout] {
-        var gpaLayout = Layout()
-        for mapping in manifest.spec.mappings where mapping.size > 0 {
-            gpaLayout.assign(manifest.spec.layout.defaultState, to: mapping.gpaRange)
+        // Built at once (one sort, one sweep) rather than range by range: a manifest may hold 100,000 ranges.
+        let layout = manifest.spec.layout
+        var builder = Layout.Builder(
+            capacity: manifest.spec.mappings.count + layout.shared.count + layout.private.count)
+        for mapping in manifest.spec.mappings {
+            builder.assign(layout.defaultState, to: mapping.gpaRange)
         }
         // Parts of ranges outside mapped memory (a validation error anyway) vanish in the conversion below,
         // which reads the GPA layout only through the mappings.
-        for range in manifest.spec.layout.shared where range.size > 0 {
-            gpaLayout.assign(.shared, to: range.range)
-        }
-        for range in manifest.spec.layout.private where range.size > 0 {
-            gpaLayout.assign(.private, to: range.range)
-        }
+        for range in layout.shared { builder.assign(.shared, to: range.range) }
+        for range in layout.private { builder.assign(.private, to: range.range) }
+        let gpaLayout = builder.build()
         var layouts = try addressMap.blockLayouts(fromGPALayout: gpaLayout)
         for block in manifest.spec.blocks where layouts[block.name] == nil {
             layouts[block.name] = Layout()
