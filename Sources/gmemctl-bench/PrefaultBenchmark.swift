@@ -37,8 +37,15 @@ private func runPrefaultBenchmark(_ options: BenchOptions) throws {
     guard repetitions > 0 else { throw BenchError(description: "--reps must be at least 1") }
     guard KVMKernel.canOpen().available else { throw BenchError(description: KVMKernel.canOpen().reason) }
 
-    let reference = try PrefaultReference.build()
     let (host, hostTime) = try measure { () throws -> KVMHost in try KVMHost() }
+    // Skipped, with the reason, where the kernel cannot build the guest: no figure is better than a failure.
+    guard host.capabilities.vmType(.default)?.guestMemfd == true else {
+        print(
+            "prefault benchmark: skipped, this kernel has no guest_memfd for default VMs (\(host.capabilities.summary)), so no in-place guest can be built here"
+        )
+        return
+    }
+    let reference = try PrefaultReference.build()
     print(
         "prefault benchmark: in-place shared guest (default VM, guest_memfd MMAP|INIT_SHARED, one memslot at 4 GiB, fallocate(KEEP_SIZE) of the whole block), apply + destroy"
     )
