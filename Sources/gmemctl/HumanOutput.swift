@@ -146,17 +146,19 @@ enum HumanOutput {
 
     /// `hex(value)` without a temporary String.
     static func appendHex(_ value: UInt64, to out: inout String) {
-        out.append("0x")
-        if value == 0 {
-            out.append("0")
-            return
-        }
+        // The digits are written into a stack buffer and appended once: appending scalar by scalar costs a
+        // string-growth check per digit, which showed in plans of 100,000 ranges.
         let digits: StaticString = "0123456789abcdef"
-        var shift = (63 - value.leadingZeroBitCount) / 4 * 4
-        while shift >= 0 {
-            let digit = Int((value >> UInt64(shift)) & 0xF)
-            out.unicodeScalars.append(Unicode.Scalar(digits.utf8Start[digit]))
-            shift -= 4
+        let count = value == 0 ? 1 : (67 - value.leadingZeroBitCount) / 4
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 18) { buffer in
+            buffer[0] = UInt8(ascii: "0")
+            buffer[1] = UInt8(ascii: "x")
+            var rest = value
+            for index in stride(from: count + 1, through: 2, by: -1) {
+                buffer[index] = digits.utf8Start[Int(rest & 0xF)]
+                rest >>= 4
+            }
+            out.append(String(decoding: UnsafeBufferPointer(rebasing: buffer[0..<(count + 2)]), as: UTF8.self))
         }
     }
 
