@@ -6,9 +6,8 @@ import Testing
 @Suite struct OptionNameTests {
     /// Options of other programs that the docs quote in their own commands (systemctl, journalctl, swift,
     /// gmemctl-bench): not gmemctl's, so not checked against its help.
-    /// Options of other programs the docs show: systemctl, swift, and gmemctl-bench.
     static let otherPrograms: Set<String> = [
-        "--user", "--now", "--quick", "--filter", "--build-tests", "--product", "--seconds", "--clients",
+        "--user", "--now", "--quick", "--filter", "--build-tests", "--product", "--seconds", "--clients", "--rounds",
     ]
 
     /// Each command path (`[]` for the root, `["agent", "run"]`) and its help text.
