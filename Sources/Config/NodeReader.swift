@@ -173,11 +173,13 @@ struct NodeReader {
             return nil
         }
         if let value = E(rawValue: scalar.value) { return value }
-        let valid = E.allCases.map(\.rawValue)
-        let hint = Suggestion.nearest(to: scalar.value, in: valid).map { "did you mean `\($0)`? " } ?? ""
-        error(
-            "unsupported \(what) `\(scalar.value)`", detail: "\(hint)valid values: \(valid.joined(separator: ", "))",
-            path: path(), node: node)
+        // The suggestion is worked out only for a diagnostic that is built (the detail is an autoclosure).
+        func detail() -> String {
+            let valid = E.allCases.map(\.rawValue)
+            let hint = Suggestion.nearest(to: scalar.value, in: valid).map { "did you mean `\($0)`? " } ?? ""
+            return "\(hint)valid values: \(valid.joined(separator: ", "))"
+        }
+        error("unsupported \(what) `\(scalar.value)`", detail: detail(), path: path(), node: node)
         return nil
     }
 }

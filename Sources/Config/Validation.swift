@@ -47,9 +47,11 @@ struct ManifestValidator {
         self.skippingAncestors = ancestors
     }
 
-    /// Where the last path component starts (`.` or `[`), if the path has a parent.
+    /// Where the last path component starts (`.` or `[`), if the path has a parent. Searched as bytes: both
+    /// are ASCII, and walking Characters backwards (grapheme breaking) cost an eighth of validating a file of
+    /// 69,000 broken blocks.
     static func parentCut(_ path: Substring) -> Substring.Index? {
-        path.lastIndex { $0 == "." || $0 == "[" }
+        path.utf8.lastIndex { $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "[") }
     }
 
     var spec: Spec { manifest.spec }
