@@ -37,6 +37,27 @@ import FoundationXML
         }
     }
 
+    /// A case for a VM type the host lacks names the VM type even where guest_memfd is missing too (this
+    /// machine's kernel: default VMs only, no guest_memfd); a guest_memfd case for a present VM type names
+    /// guest_memfd.
+    @Test func aSkipNamesTheMissingVMTypeBeforeTheMissingGuestMemfd() throws {
+        var host = Profiles.linux618PVM
+        host.systemExtensions[KVMConstants.capGuestMemfd] = 0
+        host.vmTypes = host.vmTypes.filter { $0.vmType == .default }.map {
+            var type = $0
+            type.guestMemfd = false
+            return type
+        }
+        let createsGmem = ConformanceCatalog.all.filter { testCase in
+            testCase.steps.contains { if case .expect(.createGmem, _) = $0 { return true } else { return false } }
+        }
+        let swProtected = try #require(
+            createsGmem.first { $0.requirements.contains(.vmType(.swProtected)) }, "a sw-protected gmem case")
+        #expect(swProtected.skipReason(on: host) == "VM type sw-protected absent")
+        let onDefault = try #require(createsGmem.first { $0.requirements.isEmpty }, "a gmem case on any VM")
+        #expect(onDefault.skipReason(on: host) == "guest_memfd absent (KVM_CAP_GUEST_MEMFD is 0)")
+    }
+
     /// The simulator of every profile passes every case that applies to it: the simulator agrees with the
     /// selftest's expectations, the uapi rules and the in-place series rules.
     @Test(arguments: Profiles.names)

@@ -37,10 +37,11 @@ extension KVMIntegration {
                 hostMatchesProfile: matches)
             let table = ConformanceSuite.table(id: testCase.id, steps: result.steps)
             if case .skip(let reason) = result.status {
-                // A case skips only for what the host lacks, and names it: guest_memfd, a huge page, the
-                // profile's capability values.
+                // A case skips only for what the host lacks, and names it: a VM type, guest_memfd, a huge
+                // page, the profile's capability values.
                 #expect(
-                    reason.hasPrefix("guest_memfd absent") || reason.contains("pool")
+                    (reason.hasPrefix("VM type ") && reason.hasSuffix(" absent"))
+                        || reason.hasPrefix("guest_memfd absent") || reason.contains("pool")
                         || reason.contains("capability values"),
                     "\(testCase.id) skipped: \(reason)")
                 return
