@@ -216,6 +216,24 @@ struct CapabilityCheckLimitTests {
         #expect(CapabilityCheck.check(try engManifest(aligned), against: Profiles.linux618).isEmpty)
     }
 
+    /// KVM checks each huge-page level on its own: 1 GiB pages at a GPA aligned to 2 MiB but not 1 GiB are
+    /// mapped with 2 MiB pages, not 4 KiB ones.
+    @Test func aGibibytePageMappingAlignedTo2MiBKeeps2MiBPages() throws {
+        let gib = "{ type: legacy, shared: { source: hugetlb, pageSize: 1GiB } }"
+        func detail(gpa: UInt64) throws -> String? {
+            let yaml = manifestYAML(
+                blocks: [engBlock(size: "2GiB", backend: gib)], mappings: [engMapping(size: 1 << 30, gpa: gpa)])
+            let warnings = CapabilityCheck.check(try engManifest(yaml), against: Profiles.linux618).filter {
+                $0.severity == .warning
+            }
+            #expect(warnings.count <= 1)
+            return warnings.first?.detail
+        }
+        #expect(try detail(gpa: 2 * engMiB)?.hasPrefix("KVM can then map it with 2 MiB pages only: 512 times") == true)
+        #expect(try detail(gpa: engMiB)?.hasPrefix("KVM can then map it with 4 KiB pages only: 262144 times") == true)
+        #expect(try detail(gpa: 4 << 30) == nil)
+    }
+
     @Test("on a default VM an unaligned private range reports its misalignment too")
     func defaultVMUnalignedPrivate() {
         let yaml = manifestYAML(

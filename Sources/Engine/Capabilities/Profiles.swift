@@ -203,7 +203,7 @@ public enum Profiles {
         return Capabilities(
             name: "gmem-convert-poc",
             summary:
-                "2025 guest_memfd conversion POC (RFC v2 + QEMU POC): KVM_GMEM_CONVERT_* on the guest_memfd, caps 240-242 (collide with upstream ARM caps; opt-in only)",
+                "2025 guest_memfd conversion POC (RFC v2 + QEMU POC): KVM_GMEM_CONVERT_* on the guest_memfd, caps 240-242 (collide with upstream ARM and RISC-V caps; opt-in only)",
             guestMemfdFlagSet: .poc2025, vmTypes: types,
             systemExtensions: extensions(
                 [
