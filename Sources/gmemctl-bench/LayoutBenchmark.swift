@@ -87,32 +87,22 @@ private struct LayoutRound {
     }
 }
 
-/// The fastest of `rounds` (by CPU time, which other load on the machine disturbs least).
-private func best<T>(_ rounds: Int, _ total: (T) -> Double, _ run: () throws -> T) rethrows -> T? {
-    var best: T?
-    for _ in 0..<max(1, rounds) {
-        let round = try run()
-        if let current = best, total(current) <= total(round) { continue }
-        best = round
-    }
-    return best
-}
-
 private func compareWithAnchor(_ anchor: BitmapAnchor?, ranges: Int, tib: Int, capacity: Int, rounds: Int) throws {
     let pages = UInt64(tib) * tebibyte / pageSize
     // The anchor first: a spawned child's maxrss starts from this process's peak (exec keeps the larger
     // of the two), so it is measured while this process is still small.
     resetPeakResident()
     let baseline = peakResidentMiB()
-    let figures = try anchor.flatMap { anchor in
-        try best(rounds, \.processCPUSeconds) { try anchor.run(ranges: ranges, tib: tib) }
+    // Each side the best of `rounds` by CPU time, which other load on the machine disturbs least.
+    let figures = try anchor.map { anchor in
+        try best(rounds, by: \.processCPUSeconds) { try anchor.run(ranges: ranges, tib: tib) }
     }
-    guard
-        let oneByOne = best(
-            rounds, \.total.cpu, { LayoutRound { randomLayout(ranges: ranges, pages: pages, capacity: capacity) } }),
-        let atOnce = best(
-            rounds, \.total.cpu, { LayoutRound { bulkRandomLayout(ranges: ranges, pages: pages, capacity: capacity) } })
-    else { return }
+    let oneByOne = best(rounds, by: \.total.cpu) {
+        LayoutRound { randomLayout(ranges: ranges, pages: pages, capacity: capacity) }
+    }
+    let atOnce = best(rounds, by: \.total.cpu) {
+        LayoutRound { bulkRandomLayout(ranges: ranges, pages: pages, capacity: capacity) }
+    }
     // The anchor diffs against an all-zero bitmap: its runs are the maximal runs of bit 1 (shared).
     let sharedRuns = atOnce.layout.runSequence.reduce(0) { $0 + ($1.value == .shared ? 1 : 0) }
     func mebibytes(_ value: Double?) -> String { value.map { formatted($0, 1) } ?? "?" }

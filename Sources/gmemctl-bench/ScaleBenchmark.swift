@@ -32,7 +32,7 @@ private func runScaleBenchmark(_ options: BenchOptions) throws {
         "simulator (\(Profiles.linux618PVM.name)): apply + get + destroy of an empty in-place shared guest",
         unit: "GiB", sizes: simSizes, budget: budget
     ) { size in
-        try best(repetitions) { try simulatorApply(size: size * gib) }
+        try best(repetitions, by: \.seconds) { try simulatorApply(size: size * gib) }
     }
 
     guard try options.integer("kvm", default: 1) != 0, KVMKernel.canOpen().available else {
@@ -47,13 +47,13 @@ private func runScaleBenchmark(_ options: BenchOptions) throws {
         "kvm kernel: host-resident reading (PAGEMAP_SCAN, what get and apply report) of an empty memfd mapping",
         unit: "GiB", sizes: readingSizes, budget: budget
     ) { size in
-        try best(repetitions) { try residentReading(kernel, size: size * gib, old: false) }
+        try best(repetitions, by: \.seconds) { try residentReading(kernel, size: size * gib, old: false) }
     }
     try row(
         "kvm kernel: the same reading by mincore (before: every page looked up)", unit: "GiB",
         sizes: quick ? [1, 16] : [1, 16, 64, 256], budget: budget
     ) { size in
-        try best(1) { try residentReading(kernel, size: size * gib, old: true) }
+        try best(1, by: \.seconds) { try residentReading(kernel, size: size * gib, old: true) }
     }
 
     let host = try KVMHost()
@@ -66,7 +66,7 @@ private func runScaleBenchmark(_ options: BenchOptions) throws {
             "kvm: apply --ephemeral (apply, get, destroy) of an empty in-place shared guest",
             unit: "GiB", sizes: kvmSizes, budget: budget
         ) { size in
-            try best(repetitions) { try kvmApply(host: host, size: size * gib) }
+            try best(repetitions, by: \.seconds) { try kvmApply(host: host, size: size * gib) }
         }
         let reference = try ScaleReference.build()
         try row(
@@ -90,7 +90,7 @@ private func manifestRows(quick: Bool, budget: Double, repetitions: Int, loader:
             budget: budget
         ) { count in
             let yaml = mappingsManifest(count: Int(count))
-            return try best(repetitions) { try loadTime(yaml) }
+            return try best(repetitions, by: \.seconds) { try loadTime(yaml) }
         }
     }
     // The engine rows take the manifest as the loader returns it, built directly, so that they measure the
@@ -98,7 +98,7 @@ private func manifestRows(quick: Bool, budget: Double, repetitions: Int, loader:
     try row("mappings: desired state + plan from nothing", unit: "mappings", sizes: mappingCounts, budget: budget) {
         count in
         let manifest = mappingsModel(count: Int(count))
-        return try best(repetitions) { try planTime(manifest) }
+        return try best(repetitions, by: \.seconds) { try planTime(manifest) }
     }
 
     let rangeCounts: [UInt64] = quick ? [1000, 10000] : [1000, 10000, 30000, 100_000]
@@ -108,7 +108,7 @@ private func manifestRows(quick: Bool, budget: Double, repetitions: Int, loader:
             sizes: rangeCounts, budget: budget
         ) { count in
             let yaml = rangesManifest(count: Int(count))
-            return try best(repetitions) { try loadTime(yaml) }
+            return try best(repetitions, by: \.seconds) { try loadTime(yaml) }
         }
     }
     try row(
@@ -116,14 +116,14 @@ private func manifestRows(quick: Bool, budget: Double, repetitions: Int, loader:
         budget: budget
     ) { count in
         let manifest = rangesModel(count: Int(count))
-        return try best(repetitions) { try planTime(manifest) }
+        return try best(repetitions, by: \.seconds) { try planTime(manifest) }
     }
     try row(
         "shared layout ranges: diff against a host where every range is the other way", unit: "ranges",
         sizes: rangeCounts, budget: budget
     ) { count in
         let manifest = rangesModel(count: Int(count))
-        return try best(repetitions) { try diffTime(manifest) }
+        return try best(repetitions, by: \.seconds) { try diffTime(manifest) }
     }
 }
 
@@ -133,15 +133,6 @@ private func manifestRows(quick: Bool, budget: Double, repetitions: Int, loader:
 private struct Sample {
     var seconds: Double
     var peakMiB: Double?
-}
-
-private func best(_ repetitions: Int, _ body: () throws -> Sample) rethrows -> Sample {
-    var result: Sample?
-    for _ in 0..<max(1, repetitions) {
-        let sample = try body()
-        if result.map({ sample.seconds < $0.seconds }) ?? true { result = sample }
-    }
-    return result ?? Sample(seconds: 0, peakMiB: nil)
 }
 
 private func sampled(_ body: () throws -> Void) rethrows -> Sample {
