@@ -182,6 +182,9 @@ import Glibc
         var status = stat()
         #expect(stat("\(world.directory)/fresh/nested", &status) == 0)
         #expect(status.st_mode & 0o777 == 0o700, "mode \(String(status.st_mode & 0o777, radix: 8))")
+        // The socket itself is 0600 whatever the umask: bind creates it under a umask of 0177.
+        #expect(stat(socket, &status) == 0)
+        #expect(status.st_mode & 0o777 == 0o600, "mode \(String(status.st_mode & 0o777, radix: 8))")
         _ = try world.stopAgent(socket: socket)
     }
 }

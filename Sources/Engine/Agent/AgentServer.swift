@@ -78,7 +78,9 @@ public final class AgentServer: @unchecked Sendable {
         case .notASocket:
             throw AgentSetupError("\(socketPath) exists and is not a socket; remove it or choose another --socket")
         }
-        // The socket is created by bind(2) with the process umask: make it 0600 from its first moment.
+        // The socket is created by bind(2) with the process umask: make it 0600 from its first moment. No
+        // chmod afterwards: the socket already serves by then, and a late chmod would race with an operator
+        // who widens the mode on purpose (and did, in a test, on a loaded machine).
         let previousMask = umask(0o177)
         defer { umask(previousMask) }
         do {
@@ -86,7 +88,6 @@ public final class AgentServer: @unchecked Sendable {
         } catch {
             throw AgentSetupError("cannot listen on \(socketPath): \(error)")
         }
-        chmod(socketPath, 0o600)
     }
 
     /// Blocks until the server channel closes (after `close()`).
