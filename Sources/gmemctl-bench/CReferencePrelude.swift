@@ -44,6 +44,18 @@ enum CReferencePrelude {
                 exit(1);
             }
 
+            /* Both references are run as `NAME SIZE_BYTES REPETITIONS`: names the program for die(), reads the
+             * arguments (exit 64 on bad usage) and returns /dev/kvm opened. */
+            static int start(int argc, char **argv, const char *name, uint64_t *size, int *repetitions) {
+                program = name;
+                if (argc != 3) { fprintf(stderr, "usage: %s SIZE_BYTES REPETITIONS\n", name); exit(64); }
+                *size = strtoull(argv[1], NULL, 0);
+                *repetitions = atoi(argv[2]);
+                int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+                if (kvm < 0) die("open /dev/kvm");
+                return kvm;
+            }
+
             /* An empty in-place shared guest as gmemctl apply builds it: a VM, an MMAP|INIT_SHARED guest_memfd, its
              * host mapping, and memslot 0 at 4 GiB over it. */
             struct guest {

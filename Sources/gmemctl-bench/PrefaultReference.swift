@@ -14,12 +14,9 @@ enum PrefaultReference {
         CReferencePrelude.kvm + #"""
 
             int main(int argc, char **argv) {
-                program = "prefault_reference";
-                if (argc != 3) { fprintf(stderr, "usage: prefault_reference SIZE_BYTES REPETITIONS\n"); return 64; }
-                uint64_t size = strtoull(argv[1], NULL, 0);
-                int repetitions = atoi(argv[2]);
-                int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-                if (kvm < 0) die("open /dev/kvm");
+                uint64_t size;
+                int repetitions;
+                int kvm = start(argc, argv, "prefault_reference", &size, &repetitions);
                 for (int rep = 0; rep < repetitions; rep++) {
                     uint64_t t0 = now_ns();
                     struct guest g = build_guest(kvm, size);

@@ -39,12 +39,9 @@ enum ScaleReference {
             }
 
             int main(int argc, char **argv) {
-                program = "scale_reference";
-                if (argc != 3) { fprintf(stderr, "usage: scale_reference SIZE_BYTES REPETITIONS\n"); return 64; }
-                uint64_t size = strtoull(argv[1], NULL, 0);
-                int repetitions = atoi(argv[2]);
-                int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-                if (kvm < 0) die("open /dev/kvm");
+                uint64_t size;
+                int repetitions;
+                int kvm = start(argc, argv, "scale_reference", &size, &repetitions);
                 for (int rep = 0; rep < repetitions; rep++) {
                     uint64_t t0 = now_ns();
                     struct guest g = build_guest(kvm, size);
