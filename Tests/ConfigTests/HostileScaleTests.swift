@@ -27,6 +27,18 @@ import Testing
 
         """
 
+    /// The header, one 1 GiB in-place block mapped at 0, and an open `layout.shared` list.
+    static let oneGiBSharedLayoutHeader =
+        header + """
+              blocks:
+                - { name: ram, size: 1GiB, backend: { type: in-place } }
+              mappings:
+                - { block: ram, offset: 0, size: 1GiB, gpa: 0 }
+              layout:
+                shared:
+
+            """
+
     @Test func fortyThousandItemFlowSequenceLoadsInLinearTime() {
         // One 80 KB line: `[0, 0, ...]` as the value of an unknown key.
         let text = "a: [" + Array(repeating: "0", count: 40_000).joined(separator: ",") + "]\n"
@@ -101,15 +113,7 @@ import Testing
 
     @Test func hundredThousandLayoutRangesLoad() {
         var text =
-            Self.header + """
-                  blocks:
-                    - { name: ram, size: 1GiB, backend: { type: in-place } }
-                  mappings:
-                    - { block: ram, offset: 0, size: 1GiB, gpa: 0 }
-                  layout:
-                    shared:
-
-                """
+            Self.oneGiBSharedLayoutHeader
         for index in 0..<100_000 { text += "      - { gpa: \(index * 8192), size: 4KiB }\n" }
         let result = loadWithin(text)
         #expect(result.isValid, "\(result.diagnostics.prefix(3))")
@@ -118,15 +122,7 @@ import Testing
 
     @Test func tenThousandSharedAgainstTenThousandPrivateIsASweep() {
         var text =
-            Self.header + """
-                  blocks:
-                    - { name: ram, size: 1GiB, backend: { type: in-place } }
-                  mappings:
-                    - { block: ram, offset: 0, size: 1GiB, gpa: 0 }
-                  layout:
-                    shared:
-
-                """
+            Self.oneGiBSharedLayoutHeader
         for index in 0..<10_000 {
             text += "      - \"\(hex(UInt64(index) * 16384))-\(hex(UInt64(index) * 16384 + 4095))\"\n"
         }
